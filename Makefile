@@ -1,0 +1,46 @@
+.DEFAULT_GOAL := all
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+sources := services shared devstack tests bench
+
+.PHONY: install up test lint format typecheck mypy testcov bench demo all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+up: install
+	$(BIN)/python -m devstack.up
+
+test: install
+	$(BIN)/pytest
+
+testcov: install
+	$(BIN)/pytest --cov=services --cov=shared --cov-report=term-missing
+
+lint: install
+	$(BIN)/ruff check $(sources)
+	$(BIN)/ruff format --check $(sources)
+
+format: install
+	$(BIN)/ruff check --fix $(sources)
+	$(BIN)/ruff format $(sources)
+
+typecheck mypy: install
+	$(BIN)/mypy services shared devstack
+
+bench: install
+	$(BIN)/python -m bench
+
+all: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

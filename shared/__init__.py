@@ -1,0 +1,1 @@
+"""Infrastructure and contracts shared by the cobrowse-desk services (no business logic)."""

@@ -1,0 +1,242 @@
+"""The NATS contract between the services: subjects, streams and payload schemas (version 1).
+
+Persisted events (JetStream stream ``COBROWSE``, subjects ``cobrowse.>``)::
+
+    cobrowse.session.<session_id>.<type>   SessionEvent  published by session-registry on every state change
+    cobrowse.queue.<queue>.<type>          QueueEvent    published by notification (queued, offered, claimed, ...)
+    cobrowse.agent.<agent_id>.<type>       AgentEvent    published by notification (status, connected, ...)
+
+Every persisted message carries its ``event_id`` as ``Nats-Msg-Id`` so a retried publish is stored once.
+
+Request/reply (``nats.micro`` services; errors travel as ``Nats-Service-Error-Code`` = HTTP status and
+``Nats-Service-Error`` = error code, body = ``{"error": {"code", "message"}}``)::
+
+    registry.sessions.create     CreateSession   -> CreatedSession
+    registry.sessions.get        SessionRef      -> SessionView
+    registry.sessions.end        EndSession      -> SessionView
+    registry.pins.resolve        ResolvePin      -> SessionView     (a live session that can take one more agent)
+    token.agent.issue            IssueAgentToken -> AgentToken      (role-2 token for an account, for a live PIN)
+
+Core NATS, not persisted::
+
+    notify.agent.<agent_id>      bytes           a frame for an agent's socket, whichever replica holds it
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AgentEvent",
+    "AgentToken",
+    "CreateSession",
+    "CreatedSession",
+    "EndSession",
+    "IssueAgentToken",
+    "QueueEvent",
+    "ResolvePin",
+    "SessionEvent",
+    "SessionRef",
+    "SessionState",
+    "SessionView",
+    "Source",
+    "agent_inbox",
+    "agent_subject",
+    "ensure_streams",
+    "new_event_id",
+    "queue_subject",
+    "session_subject",
+]
+
+# ---------------------------------------------------------------------------------------------- subjects
+
+STREAM = "COBROWSE"
+STREAM_SUBJECTS = ["cobrowse.>"]
+SESSION_EVENTS = "cobrowse.session.>"
+QUEUE_EVENTS = "cobrowse.queue.>"
+AGENT_EVENTS = "cobrowse.agent.>"
+
+REGISTRY_SERVICE = "session-registry"
+REGISTRY_CREATE = "registry.sessions.create"
+REGISTRY_GET = "registry.sessions.get"
+REGISTRY_END = "registry.sessions.end"
+REGISTRY_RESOLVE_PIN = "registry.pins.resolve"
+
+TOKEN_SERVICE = "token"
+TOKEN_AGENT_ISSUE = "token.agent.issue"
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+def _token(value: str) -> str:
+    # A subject token may not contain separators or wildcards; ids and queue names are validated upstream,
+    # this is the last line of defence against subject injection.
+    if not value or any(c in value for c in ".*> \t\r\n"):
+        raise ValueError(f"invalid subject token: {value!r}")
+    return value
+
+
+def session_subject(session_id: str, event_type: str) -> str:
+    return f"cobrowse.session.{_token(session_id)}.{_token(event_type)}"
+
+
+def queue_subject(queue: str, event_type: str) -> str:
+    return f"cobrowse.queue.{_token(queue)}.{_token(event_type)}"
+
+
+def agent_subject(agent_id: str, event_type: str) -> str:
+    return f"cobrowse.agent.{_token(agent_id)}.{_token(event_type)}"
+
+
+def agent_inbox(agent_id: str) -> str:
+    return f"notify.agent.{_token(agent_id)}"
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def ensure_streams(js: JetStreamContext, *, max_age_s: float = 7 * 24 * 3600) -> None:
+    """Create or update the ``COBROWSE`` stream; safe to call from every replica at start."""
+    config = StreamConfig(
+        name=STREAM,
+        subjects=STREAM_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=max_age_s,
+        duplicate_window=120.0,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class SessionState(StrEnum):
+    CREATED = "created"  # record exists, the SDK has not reported a PIN yet
+    WAITING = "waiting"  # PIN known, waiting for an agent
+    ACTIVE = "active"  # at least one agent joined
+    RECONNECTING = "reconnecting"  # the customer page is gone or reconnecting; the reconnect window runs
+    ENDED = "ended"  # final
+
+
+class Source(StrEnum):
+    BEACON = "beacon"
+    WEBHOOK = "webhook"
+    API = "api"
+    TIMER = "timer"
+
+
+class SessionView(Message):
+    session_id: str
+    state: SessionState
+    pin: str | None = None
+    queue: str = "support"
+    priority: int = 0
+    customer_name: str = ""
+    agents: int = 0
+    created_at: float
+    updated_at: float
+    ended_reason: str | None = None
+
+
+class SessionEvent(Message):
+    """One accepted state change of one session (``cobrowse.session.<id>.<type>``)."""
+
+    v: Literal[1] = 1
+    event_id: str
+    type: str  # created, pin_assigned, agent_joined, agent_left, reconnecting, resumed, ended, error, ...
+    source: Source
+    at: float = Field(default_factory=time.time)
+    prev_state: SessionState | None = None
+    session: SessionView
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueueEvent(Message):
+    """A help request's life in a queue (``cobrowse.queue.<queue>.<type>``)."""
+
+    v: Literal[1] = 1
+    event_id: str
+    type: str  # queued, offered, offer_timeout, claimed, left, escalated, no_agents
+    queue: str
+    session_id: str
+    at: float = Field(default_factory=time.time)
+    agent_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentEvent(Message):
+    """An agent's presence (``cobrowse.agent.<agent_id>.<type>``)."""
+
+    v: Literal[1] = 1
+    event_id: str
+    type: str  # connected, disconnected, status
+    agent_id: str
+    at: float = Field(default_factory=time.time)
+    status: str | None = None
+    queues: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreateSession(Message):
+    queue: str = "support"
+    priority: int = 0
+    customer_id: str
+    customer_name: str = ""
+    client_ip: str = ""
+    custom_pin: str | None = None  # BYOP only
+
+
+class CreatedSession(Message):
+    session: SessionView
+    beacon_token: str  # credential scoped to this session, for POST /beacons
+
+
+class SessionRef(Message):
+    session_id: str
+
+
+class EndSession(Message):
+    session_id: str
+    reason: str = "ended_by_supervisor"
+    by: str = ""  # account id
+
+
+class ResolvePin(Message):
+    pin: str
+    agent_id: str
+    client_ip: str = ""
+
+
+class IssueAgentToken(Message):
+    account_id: str
+    pin: str
+    client_ip: str = ""
+
+
+class AgentToken(Message):
+    token: str
+    desk_url: str
+    pin: str
+    session_id: str
+    expires_at: int

@@ -1,0 +1,74 @@
+"""NATS connection as an aiohttp ``cleanup_ctx``: connect with logged callbacks, ensure streams, drain at exit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import nats
+import structlog
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoServersError
+
+from .keys import JETSTREAM, NATS
+from .messaging import ensure_streams
+from .settings import redact_url
+
+__all__ = ["connect_nats", "nats_context"]
+
+log = structlog.get_logger()
+
+
+async def connect_nats(url: str, name: str, *, retries: int = 5, delay_s: float = 0.5) -> NatsClient:
+    """Connect to NATS, retrying the first connection; later disconnects reconnect forever."""
+
+    async def error_cb(exc: Exception) -> None:
+        log.warning("nats_error", client=name, error=repr(exc))
+
+    async def disconnected_cb() -> None:
+        log.warning("nats_disconnected", client=name)
+
+    async def reconnected_cb() -> None:
+        log.info("nats_reconnected", client=name)
+
+    async def closed_cb() -> None:
+        log.info("nats_closed", client=name)
+
+    servers = [s.strip() for s in url.split(",") if s.strip()]
+    for remaining in range(retries, -1, -1):
+        try:
+            nc = await nats.connect(
+                servers=servers,
+                name=name,
+                error_cb=error_cb,
+                disconnected_cb=disconnected_cb,
+                reconnected_cb=reconnected_cb,
+                closed_cb=closed_cb,
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+            )
+            break
+        except (NoServersError, OSError, TimeoutError) as exc:
+            if remaining == 0:
+                raise
+            log.warning("nats_connect_retry", url=redact_url(url), error=repr(exc), retries_remaining=remaining)
+            await asyncio.sleep(delay_s)
+    log.info("nats_connected", url=redact_url(url), client=name)
+    return nc
+
+
+def nats_context(url: str, name: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        nc = await connect_nats(url, name)
+        js = nc.jetstream()
+        await ensure_streams(js)
+        app[NATS] = nc
+        app[JETSTREAM] = js
+        yield
+        # Drain lets in-flight handlers finish (they may still use Redis, which closes after us).
+        if not nc.is_closed:
+            await nc.drain()
+
+    return ctx

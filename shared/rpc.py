@@ -1,0 +1,98 @@
+"""Request/reply over NATS with ``nats.micro``: typed endpoints on the server side, typed calls on the client side.
+
+Errors cross the wire as micro service errors: ``Nats-Service-Error-Code`` holds the HTTP status,
+``Nats-Service-Error`` the stable error code and the body the usual ``{"error": {...}}`` JSON, so a
+``CobrowseError`` raised in one service comes out of ``call`` in another as a ``RemoteError`` with the same
+status and code. Unexpected exceptions are logged with a traceback and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.micro.request import Request
+from pydantic import BaseModel, ValidationError
+from structlog.contextvars import bound_contextvars
+
+from .errors import CobrowseError, RemoteError, Unavailable, ValidationFailed
+from .messaging import Message
+
+__all__ = ["call", "endpoint"]
+
+log = structlog.get_logger()
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+ERROR_HEADER = "Nats-Service-Error"
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{property, reason}]``, one entry per bad field."""
+    return [
+        {"property": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]} for err in exc.errors()
+    ]
+
+
+def endpoint(
+    request_model: type[Req], handler: Callable[[Req], Awaitable[Message]]
+) -> Callable[[Request], Awaitable[None]]:
+    """Wrap a typed handler as a ``nats.micro`` handler."""
+
+    async def handle(req: Request) -> None:
+        request_id = (req.headers or {}).get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        with bound_contextvars(subject=req.subject, request_id=request_id):
+            try:
+                payload = request_model.model_validate_json(req.data)
+                reply = await handler(payload)
+            except ValidationError as exc:
+                await _respond_error(req, ValidationFailed(validation_errors(exc)))
+            except CobrowseError as exc:
+                log.info("rpc_rejected", code=exc.code, status=exc.status)
+                await _respond_error(req, exc)
+            except Exception:
+                log.exception("rpc_failed")
+                await _respond_error(req, CobrowseError())
+            else:
+                await req.respond(reply.encode())
+
+    return handle
+
+
+async def _respond_error(req: Request, exc: CobrowseError) -> None:
+    await req.respond_error(str(exc.status), exc.code, data=json.dumps(exc.to_dict()).encode())
+
+
+async def call(
+    nc: NatsClient,
+    subject: str,
+    request: Message,
+    reply_model: type[Rep],
+    *,
+    timeout: float = 2.0,
+    request_id: str | None = None,
+) -> Rep:
+    """Send ``request`` and return the typed reply; remote errors are raised as ``RemoteError``."""
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    try:
+        msg = await nc.request(subject, request.encode(), timeout=timeout, headers=headers)
+    except (NoRespondersError, NatsTimeoutError) as exc:
+        raise Unavailable(f"no answer on {subject}") from exc
+    if msg.headers and ERROR_CODE_HEADER in msg.headers:
+        status = int(msg.headers[ERROR_CODE_HEADER])
+        code = msg.headers.get(ERROR_HEADER, "internal")
+        try:
+            message = json.loads(msg.data)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = code
+        raise RemoteError(status, code, message)
+    return reply_model.model_validate_json(msg.data)

@@ -1,0 +1,61 @@
+"""Settings base shared by every service.
+
+Every service has one ``Settings`` class that subclasses :class:`ServiceSettings`. Values come from the
+environment (and an optional ``.env`` file); they are parsed once in ``__main__`` and passed to ``create_app``.
+Shared values (``REDIS_URL``, ``NATS_URL``, ``LOG_*``, ``CORS_ORIGINS``) have no prefix; service values use the
+service's ``env_prefix`` (``TOKEN_``, ``REGISTRY_``, ``NOTIFY_``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ServiceSettings", "redact_url"]
+
+DEFAULT_CORS_ORIGINS = (
+    "http://localhost:8080",
+    "http://127.0.0.1:8080",
+    "http://localhost:8081",
+    "http://127.0.0.1:8081",
+    "http://localhost:8082",
+    "http://127.0.0.1:8082",
+)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, frozen=True)
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    """Redis connection URL; may carry a password, which is redacted in logs."""
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    """NATS server URL(s), comma separated."""
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
+    log_json: bool | None = Field(None, validation_alias="LOG_JSON")
+    """JSON log lines; default: JSON unless stderr is a terminal."""
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_CORS_ORIGINS, validation_alias="CORS_ORIGINS")
+    """Comma-separated browser origins allowed to call the HTTP APIs (``*`` allows any)."""
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    instance_id: str = ""
+    """Name of this replica in logs and NATS client names; default: hostname and pid."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+        return value
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
