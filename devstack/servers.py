@@ -92,8 +92,14 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         # A new session keeps Ctrl-C in the launcher's terminal from reaching the servers before it stops them.
-        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=os.environ.copy())
+        return subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
 
 
 def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = False) -> ServerProcess:
@@ -102,12 +108,18 @@ def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = Fals
     log_path = data_dir / "redis.log"
     args = [
         find_binary("redis-server"),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--appendonly", "yes" if persist else "no",
-        "--daemonize", "no",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--daemonize",
+        "no",
     ]
     server = ServerProcess("redis", port, _spawn(args, log_path), f"redis://127.0.0.1:{port}/0", log_path)
     server.wait_ready()

@@ -16,7 +16,7 @@ import hashlib
 import secrets
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
@@ -115,13 +115,13 @@ class AccountStore:
         return account, api_key
 
     async def get(self, account_id: str) -> Account:
-        fields = await self._redis.hgetall(self._key(account_id))
+        fields = cast(dict[str, str], await self._redis.hgetall(self._key(account_id)))
         if not fields:
             raise NotFound(f"no account {account_id}", code="account_not_found")
         return _from_hash(fields)
 
     async def list(self) -> list[Account]:
-        ids = sorted(await self._redis.smembers(f"{self._prefix}ids"))
+        ids = sorted(cast(set[str], await self._redis.smembers(f"{self._prefix}ids")))
         async with self._redis.pipeline(transaction=False) as pipe:
             for account_id in ids:
                 pipe.hgetall(self._key(account_id))
@@ -141,10 +141,10 @@ class AccountStore:
         # WATCH guards against a concurrent rotation leaving two live keys for one account.
         async with self._redis.pipeline(transaction=True) as pipe:
             await pipe.watch(account_key)
-            old = await pipe.hget(account_key, "key_digest")
+            old = cast(str | None, await pipe.hget(account_key, "key_digest"))
             if old is None:
                 raise NotFound(f"no account {account_id}", code="account_not_found")
-            pipe.multi()
+            pipe.multi()  # type: ignore[no-untyped-call]
             pipe.delete(self._index(old))
             pipe.set(self._index(digest), account_id)
             pipe.hset(account_key, "key_digest", digest)

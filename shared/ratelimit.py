@@ -41,7 +41,10 @@ class RateLimit:
         return int(count)
 
     async def check(self, key: str) -> None:
-        await self.hit(key, 0)
+        """Raise ``RateLimited`` if the key has no hit left in this window."""
+        count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[self.window_ms, 0])
+        if count >= self.limit:
+            raise RateLimited(retry_after=-(-int(ttl_ms) // 1000))
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)

@@ -38,9 +38,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     """Pydantic errors as ``[{property, reason}]``, one entry per bad field."""
-    return [
-        {"property": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]} for err in exc.errors()
-    ]
+    return [{"property": ".".join(str(p) for p in err["loc"]) or "body", "reason": err["msg"]} for err in exc.errors()]
 
 
 def endpoint(
@@ -78,13 +76,13 @@ async def call(
     request: Message,
     reply_model: type[Rep],
     *,
-    timeout: float = 2.0,
+    timeout_s: float = 2.0,
     request_id: str | None = None,
 ) -> Rep:
     """Send ``request`` and return the typed reply; remote errors are raised as ``RemoteError``."""
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     try:
-        msg = await nc.request(subject, request.encode(), timeout=timeout, headers=headers)
+        msg = await nc.request(subject, request.encode(), timeout=timeout_s, headers=headers)
     except (NoRespondersError, NatsTimeoutError) as exc:
         raise Unavailable(f"no answer on {subject}") from exc
     if msg.headers and ERROR_CODE_HEADER in msg.headers:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import WSCloseCode, web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -56,7 +56,7 @@ def _http_exception_response(exc: web.HTTPException) -> web.StreamResponse:
     return web.json_response(body, status=exc.status, headers=headers)
 
 
-def _edge_middleware(service: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _edge_middleware(service: str) -> Middleware:
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         clear_contextvars()
@@ -88,7 +88,7 @@ def _edge_middleware(service: str) -> Callable[[web.Request, Handler], Awaitable
     return edge
 
 
-def _cors_middleware(origins: Iterable[str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _cors_middleware(origins: Iterable[str]) -> Middleware:
     allowed = frozenset(origins)
     allow_any = "*" in allowed
 
@@ -155,7 +155,8 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for ws in set(app[WEBSOCKETS]):
+    open_sockets = app[WEBSOCKETS]
+    for ws in list(open_sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.accounts import AccountStore, Role
+from shared.errors import Forbidden, Unauthorized
+
+
+async def test_api_key_is_stored_only_as_digest(redis: Redis) -> None:
+    store = AccountStore(redis)
+    account, api_key = await store.create("Ann", Role.AGENT)
+    readers = {"hash": redis.hgetall, "string": redis.get, "set": redis.smembers}
+    stored = [await readers[await redis.type(key)](key) for key in await redis.keys()]
+    assert len(stored) == 3
+    assert api_key not in repr(stored)
+    assert (await store.authenticate(api_key)).id == account.id
+
+
+async def test_disabled_account_is_forbidden_and_unknown_key_unauthorized(redis: Redis) -> None:
+    store = AccountStore(redis)
+    account, api_key = await store.create("Bob", Role.SUPERVISOR)
+    await store.set_disabled(account.id, True)
+    with pytest.raises(Forbidden):
+        await store.authenticate(api_key)
+    with pytest.raises(Unauthorized):
+        await store.authenticate("cbk_unknown")
+    with pytest.raises(Unauthorized):
+        await store.authenticate(None)
+
+
+async def test_rotation_retires_the_old_key(redis: Redis) -> None:
+    store = AccountStore(redis)
+    account, old_key = await store.create("Cid", Role.ADMIN)
+    new_key = await store.rotate(account.id)
+    with pytest.raises(Unauthorized):
+        await store.authenticate(old_key)
+    assert (await store.authenticate(new_key)).role is Role.ADMIN
+    assert [a.id for a in await store.list()] == [account.id]
+
+
+def test_role_requirement_admin_passes_everything() -> None:
+    from shared.accounts import Account
+
+    agent = Account(id="a", name="A", role=Role.AGENT)
+    with pytest.raises(Forbidden):
+        agent.require(Role.SUPERVISOR)
+    assert Account(id="b", name="B", role=Role.ADMIN).require(Role.SUPERVISOR)
