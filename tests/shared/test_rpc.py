@@ -39,4 +39,4 @@ async def test_typed_call_reply_and_error_translation(nc: nats.aio.client.Client
 
 async def test_no_responder_is_unavailable(nc: nats.aio.client.Client) -> None:
     with pytest.raises(Unavailable):
-        await call(nc, "nobody.home", SessionRef(session_id="x"), SessionView, timeout=0.5)
+        await call(nc, "nobody.home", SessionRef(session_id="x"), SessionView, timeout_s=0.5)
