@@ -38,6 +38,12 @@ class ServiceSettings(BaseSettings):
     """JSON log lines; default: JSON unless stderr is a terminal."""
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_CORS_ORIGINS, validation_alias="CORS_ORIGINS")
     """Comma-separated browser origins allowed to call the HTTP APIs (``*`` allows any)."""
+    public_token_url: str = Field("http://127.0.0.1:8080", validation_alias="PUBLIC_TOKEN_URL")
+    """Where browsers reach the token service (pages and ``/api/config`` use it)."""
+    public_registry_url: str = Field("http://127.0.0.1:8081", validation_alias="PUBLIC_REGISTRY_URL")
+    """Where browsers reach the session registry (beacons)."""
+    public_notify_url: str = Field("http://127.0.0.1:8082", validation_alias="PUBLIC_NOTIFY_URL")
+    """Where browsers reach the notification service (queue position, agent console, dashboard)."""
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     instance_id: str = ""
