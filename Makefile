@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 sources := services shared devstack tests bench
 
-.PHONY: install up test lint format typecheck mypy testcov bench demo all clean
+.PHONY: install up test lint format typecheck mypy testcov bench demo browser-deps all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ install: $(VENV)/.installed
 up: install
 	$(BIN)/python -m devstack.up
 
-test: install
+# Browser tests drive Debian's chromium through Playwright (Playwright never downloads a browser of its own).
+browser-deps:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: install browser-deps
 	$(BIN)/pytest
 
-testcov: install
+testcov: install browser-deps
 	$(BIN)/pytest --cov=services --cov=shared --cov-report=term-missing
 
 lint: install
