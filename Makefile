@@ -41,6 +41,7 @@ typecheck mypy: install
 	$(BIN)/mypy services shared devstack
 
 bench: install
+	@command -v wrk >/dev/null || apt-get install -y wrk || echo "bench needs wrk: apt-get install -y wrk"
 	$(BIN)/python -m bench
 
 all: lint typecheck test

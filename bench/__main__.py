@@ -1,0 +1,61 @@
+"""``python -m bench [suite ...] [--duration S]``: run the suites against fresh Redis and NATS, print one table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from devstack.servers import start_nats, start_redis
+
+from .harness import BenchEnv, Result, discover, format_table
+
+
+async def _run(names: list[str], duration_s: float, work_dir: Path) -> tuple[list[tuple[str, Result]], list[str]]:
+    suites = discover()
+    unknown = [n for n in names if n not in suites]
+    if unknown:
+        raise SystemExit(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(sorted(suites))}")
+    redis_server = start_redis(work_dir / "redis")
+    nats_server = start_nats(work_dir / "nats")
+    rows: list[tuple[str, Result]] = []
+    failed: list[str] = []
+    try:
+        for name in names or sorted(suites):
+            redis = Redis.from_url(redis_server.url)
+            await redis.flushdb()
+            await redis.aclose()
+            env = BenchEnv(redis_server.url, nats_server.url, work_dir, duration_s)
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            try:
+                with env.processes:
+                    rows += [(name, result) for result in await suites[name](env)]
+            except Exception:
+                traceback.print_exc()
+                failed.append(name)
+    finally:
+        nats_server.stop()
+        redis_server.stop()
+    return rows, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement (default 5)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cobrowse-bench-") as tmp:
+        rows, failed = asyncio.run(_run(args.suites, args.duration, Path(tmp)))
+    print(format_table(rows))
+    if failed:
+        print(f"suites that failed to run: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

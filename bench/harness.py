@@ -1,0 +1,176 @@
+"""The suite interface (``Result``, ``BenchEnv``), suite discovery and the results table."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from devstack.servers import free_port
+
+from .load import LoadResult, run_wrk
+
+__all__ = ["BenchEnv", "Result", "Suite", "at_least", "at_most", "discover", "format_table"]
+
+Suite = Callable[["BenchEnv"], Awaitable[list["Result"]]]
+
+# Development credentials for services under benchmark; they never reach Zoom.
+BENCH_SDK_KEY = "bench-sdk-key"
+BENCH_SDK_SECRET = "bench-sdk-secret-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the table; ``ok`` is ``None`` for informational figures without a target."""
+
+    metric: str
+    value: float
+    unit: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+
+def at_least(metric: str, value: float, minimum: float, *, unit: str = "") -> Result:
+    return Result(metric, value, unit, f">= {minimum:g}", value >= minimum)
+
+
+def at_most(metric: str, value: float, maximum: float, *, unit: str = "") -> Result:
+    return Result(metric, value, unit, f"< {maximum:g}", value < maximum)
+
+
+@dataclass
+class BenchEnv:
+    redis_url: str
+    nats_url: str
+    work_dir: Path
+    duration_s: float
+    processes: ExitStack = field(default_factory=ExitStack)
+
+    def service_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for a service subprocess: this run's Redis/NATS, dev credentials, warnings-only JSON logs."""
+        env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "NATS_URL": self.nats_url,
+            "LOG_LEVEL": "WARNING",
+            "LOG_JSON": "true",
+            "TOKEN_ZOOM_SDK_KEY": BENCH_SDK_KEY,
+            "TOKEN_ZOOM_SDK_SECRET": BENCH_SDK_SECRET,
+            "TOKEN_ZOOM_SIMULATED": "true",
+            "PYTHONOPTIMIZE": "",
+        }
+        env.update(extra or {})
+        return env
+
+    async def start_process(
+        self, name: str, args: list[str], env: dict[str, str], *, port: int, ready_path: str = "/readyz"
+    ) -> str:
+        """Start ``args`` (logging to ``work_dir/<name>.log``), wait until ``ready_path`` answers 200, return its URL.
+
+        The process is stopped when the suite ends.
+        """
+        log_path = self.work_dir / f"{name}.log"
+        process = _spawn(args, env, log_path)
+        self.processes.callback(_stop, process)
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                if process.poll() is not None:
+                    tail = log_path.read_text(errors="replace")[-1500:]
+                    raise RuntimeError(f"{name} exited with {process.returncode}: {tail}")
+                try:
+                    async with http.get(url + ready_path) as response:
+                        if response.status == 200:
+                            return url
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)  # polling a child process's port; there is no event to await
+        raise TimeoutError(f"{name} not ready at {url}{ready_path}")
+
+    async def start_service(self, package: str, extra_env: dict[str, str] | None = None) -> str:
+        """Start ``python -m <package>`` (one of our services) on a free port; returns its base URL."""
+        port = free_port()
+        prefix = {"token_service": "TOKEN_", "session_registry": "REGISTRY_", "notification_service": "NOTIFY_"}
+        env = self.service_env({f"{prefix.get(package, '')}PORT": str(port), **(extra_env or {})})
+        return await self.start_process(package, [sys.executable, "-m", package], env, port=port)
+
+    async def wrk(
+        self,
+        url: str,
+        *,
+        body: bytes = b"",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        connections: int = 16,
+        duration_s: float | None = None,
+    ) -> LoadResult:
+        """Closed-loop HTTP load with ``wrk`` (see ``bench/load.py``)."""
+        return await run_wrk(
+            url,
+            work_dir=self.work_dir,
+            body=body,
+            method=method,
+            headers=headers or {},
+            connections=connections,
+            duration_s=duration_s or self.duration_s,
+        )
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def discover() -> dict[str, Suite]:
+    """Every ``bench/bench_<name>.py`` module's ``run``, by ``<name>``."""
+    package = importlib.import_module("bench")
+    suites: dict[str, Suite] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("bench_"):
+            module = importlib.import_module(f"bench.{info.name}")
+            suites[info.name.removeprefix("bench_")] = module.run
+    return suites
+
+
+def _format_value(value: float) -> str:
+    if value == int(value) and abs(value) >= 100:
+        return f"{int(value):,}"
+    return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def format_table(rows: list[tuple[str, Result]]) -> str:
+    header = ("suite", "metric", "value", "target", "ok")
+    lines = [
+        (
+            suite,
+            r.metric,
+            f"{_format_value(r.value)} {r.unit}".strip(),
+            f"{r.target} {r.unit}".strip() if r.target else "",
+            {True: "yes", False: "NO", None: ""}[r.ok],
+        )
+        for suite, r in rows
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("-+-".join("-" * w for w in widths))
+    out += [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(out)
