@@ -162,8 +162,9 @@ async def _close_websockets(app: web.Application) -> None:
 
 def setup_edge(app: web.Application, *, service: str, cors_origins: Iterable[str]) -> None:
     """Install the edge middlewares, ``/healthz``, ``/readyz``, ``/metrics`` and socket tracking on ``app``."""
-    app.middlewares.append(_edge_middleware(service))
+    # CORS is outermost so that the error responses the edge builds from exceptions carry its headers too.
     app.middlewares.append(_cors_middleware(cors_origins))
+    app.middlewares.append(_edge_middleware(service))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

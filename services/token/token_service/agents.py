@@ -1,0 +1,89 @@
+"""Agent (role 2) tokens for a live PIN, shared by ``POST /api/agent/connect`` and the ``token.agent.issue`` RPC.
+
+Who may hold an agent token: enabled accounts with role agent, supervisor or admin (supervisors and admins
+join sessions to help or audit). PIN guessing is bounded per account and per client IP: the limits are checked
+before a lookup and counted only when the registry does not know the PIN, so agents who type live PINs are
+never slowed down.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import structlog
+from nats.aio.client import Client as NatsClient
+
+from shared.accounts import Account, AccountStore, Role
+from shared.errors import Forbidden, RemoteError
+from shared.messaging import REGISTRY_RESOLVE_PIN, AgentToken, IssueAgentToken, ResolvePin, SessionView
+from shared.rpc import call
+
+from .limits import Limits
+from .metrics import TOKENS_ISSUED, TOKENS_REFUSED
+from .settings import Settings
+from .signer import RoleType, TokenSigner, desk_url
+
+__all__ = ["AGENT_ROLES", "AgentTokens"]
+
+log = structlog.get_logger()
+
+AGENT_ROLES = (Role.AGENT, Role.SUPERVISOR)
+"""Roles that may take agent tokens; ``Account.require`` lets admins through as well."""
+
+
+class AgentTokens:
+    def __init__(
+        self, settings: Settings, signer: TokenSigner, limits: Limits, accounts: AccountStore, nc: NatsClient
+    ) -> None:
+        self._settings = settings
+        self._signer = signer
+        self._limits = limits
+        self._accounts = accounts
+        self._nc = nc
+
+    def sign(self, account: Account) -> tuple[str, int]:
+        """A role-2 token for ``account``: ``user_id`` is the account id, ``user_name`` its name."""
+        name = account.name[: self._settings.user_name_max_length]
+        token, exp = self._signer.sign(RoleType.AGENT, account.id, name, self._settings.default_expiry_s)
+        TOKENS_ISSUED.labels("agent").inc()
+        return token, exp
+
+    async def for_pin(self, account: Account, pin: str, client_ip: str) -> AgentToken:
+        """Resolve ``pin`` to a live session through the registry and sign a token for ``account``."""
+        account.require(*AGENT_ROLES)
+        pin = pin.upper()  # BYOP PINs are case-insensitive; Zoom upper-cases them
+        limits = self._limits
+        await limits.pin_failures_agent.check(account.id)
+        if client_ip:
+            await limits.pin_failures_ip.check(client_ip)
+        await limits.agent_tokens.hit(account.id)
+        request = ResolvePin(pin=pin, agent_id=account.id, client_ip=client_ip)
+        try:
+            session = await call(
+                self._nc, REGISTRY_RESOLVE_PIN, request, SessionView, timeout_s=self._settings.registry_timeout_s
+            )
+        except RemoteError as exc:
+            if exc.status == 404:
+                TOKENS_REFUSED.labels("unknown_pin").inc()
+                await limits.pin_failures_agent.hit(account.id)
+                if client_ip:
+                    await limits.pin_failures_ip.hit(client_ip)
+            raise
+        token, exp = self.sign(account)
+        log.info("agent_token_issued", account_id=account.id, session_id=session.session_id)
+        return AgentToken(
+            token=token, desk_url=self._desk_url(pin, token), pin=pin, session_id=session.session_id, expires_at=exp
+        )
+
+    async def issue(self, request: IssueAgentToken) -> AgentToken:
+        """The ``token.agent.issue`` handler: the caller (notification) names the account, not its key."""
+        account = await self._accounts.get(request.account_id)
+        if account.disabled:
+            raise Forbidden("account is disabled", code="account_disabled")
+        return await self.for_pin(account, request.pin, request.client_ip)
+
+    def _desk_url(self, pin: str, token: str) -> str:
+        if self._settings.zoom_simulated:
+            query = urlencode({"pin": pin, "access_token": token})
+            return f"{self._settings.public_token_url.rstrip('/')}/demo/desk?{query}"
+        return desk_url(self._settings.zoom_host, token)

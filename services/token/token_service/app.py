@@ -1,0 +1,49 @@
+"""``create_app``: assembles the token service; no I/O happens before the app starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shared.accounts import AccountStore
+from shared.keys import NATS, REDIS
+from shared.nats_conn import nats_context
+from shared.redis_conn import redis_context
+from shared.web import setup_edge
+
+from .agents import AgentTokens
+from .http import setup_routes
+from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
+from .limits import Limits
+from .rpc import rpc_context
+from .schemas import token_request_model
+from .settings import Settings
+from .signer import TokenSigner
+
+__all__ = ["create_app"]
+
+
+async def _collaborators(app: web.Application) -> AsyncIterator[None]:
+    settings, redis = app[SETTINGS], app[REDIS]
+    app[ACCOUNTS] = AccountStore(redis)
+    app[LIMITS] = Limits.create(redis, settings)
+    app[AGENT_TOKENS] = AgentTokens(settings, app[SIGNER], app[LIMITS], app[ACCOUNTS], app[NATS])
+    yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[SIGNER] = TokenSigner(settings.zoom_sdk_key.get_secret_value(), settings.zoom_sdk_secret.get_secret_value())
+    app[TOKEN_REQUEST] = token_request_model(settings)
+    client_name = f"token:{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
+    app.cleanup_ctx.append(redis_context(settings.redis_url))
+    app.cleanup_ctx.append(nats_context(settings.nats_url, client_name))
+    app.cleanup_ctx.append(_collaborators)
+    app.cleanup_ctx.append(rpc_context)
+    setup_edge(app, service="token", cors_origins=settings.cors_origins)
+    setup_routes(app)
+    return app

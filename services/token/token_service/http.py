@@ -1,0 +1,159 @@
+"""HTTP routes of the token service (the contract is ``docs/api.md`` and ``openapi.json``)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from structlog.contextvars import get_contextvars
+
+from shared.errors import ValidationFailed
+from shared.keys import NATS
+from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
+from shared.rpc import call
+from shared.web import client_ip, read_json
+
+from .agents import AGENT_ROLES
+from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
+from .metrics import TOKENS_ISSUED
+from .schemas import AgentConnect, CustomerStart
+from .settings import Settings
+from .signer import RoleType
+
+__all__ = ["setup_routes"]
+
+log = structlog.get_logger()
+
+PACKAGE_DIR = Path(__file__).parent
+STATIC_DIR = PACKAGE_DIR / "static"
+OPENAPI_PATH = PACKAGE_DIR / "openapi.json"
+
+
+def _byop_refused(prop: str) -> ValidationFailed:
+    return ValidationFailed.one(prop, "Bring Your Own PIN is disabled on this server (TOKEN_ALLOW_BYOP)")
+
+
+def _ip(request: web.Request, settings: Settings) -> str:
+    return client_ip(request, trust_forwarded=settings.trust_forwarded_for)
+
+
+def _new_user_id() -> str:
+    return secrets.token_hex(6)
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """Zoom's auth sample API: ``{role, expirationSeconds?, userId?, userName?, enableByop?}`` -> ``{token}``."""
+    app = request.app
+    settings = app[SETTINGS]
+    body = await read_json(request, app[TOKEN_REQUEST])
+    if body.enable_byop and not settings.allow_byop:
+        raise _byop_refused("enableByop")
+    expires_in = body.expiration_s or settings.default_expiry_s
+    if body.role == RoleType.AGENT:
+        account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
+        await app[LIMITS].agent_tokens.hit(account.id)
+        role, user_id = RoleType.AGENT, account.id
+        user_name = body.user_name or account.name[: settings.user_name_max_length]
+    else:
+        await app[LIMITS].customer_tokens.hit(_ip(request, settings))
+        role, user_id = RoleType.CUSTOMER, _new_user_id() if body.user_id is None else body.user_id
+        user_name = user_id if body.user_name is None else body.user_name
+    token, _ = app[SIGNER].sign(role, user_id, user_name, expires_in, byop=body.enable_byop)
+    TOKENS_ISSUED.labels(role.name.lower()).inc()
+    return web.json_response({"token": token})
+
+
+def _zoom_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "sdk_key": settings.zoom_sdk_key.get_secret_value(),
+        "host": settings.zoom_host,
+        "simulated": settings.zoom_simulated,
+    }
+
+
+async def customer_start(request: web.Request) -> web.Response:
+    """Open a session in the registry and hand the customer page everything it needs to start the SDK."""
+    app = request.app
+    settings = app[SETTINGS]
+    body = await read_json(request, CustomerStart)
+    if body.custom_pin is not None and not settings.allow_byop:
+        raise _byop_refused("customPin")
+    ip = _ip(request, settings)
+    await app[LIMITS].starts.hit(ip)
+    customer_id = "c" + _new_user_id()
+    custom_pin = body.custom_pin.upper() if body.custom_pin else None
+    create = CreateSession(
+        queue=body.queue,
+        priority=body.priority,
+        customer_id=customer_id,
+        customer_name=body.user_name,
+        client_ip=ip,
+        custom_pin=custom_pin,
+    )
+    request_id = get_contextvars().get("request_id")
+    created = await call(
+        app[NATS], REGISTRY_CREATE, create, CreatedSession, timeout_s=settings.registry_timeout_s, request_id=request_id
+    )
+    session = created.session
+    sdk_token, _ = app[SIGNER].sign(
+        RoleType.CUSTOMER,
+        customer_id,
+        body.user_name or customer_id,
+        settings.default_expiry_s,
+        byop=custom_pin is not None,
+    )
+    TOKENS_ISSUED.labels("customer").inc()
+    log.info("customer_session_started", session_id=session.session_id, queue=session.queue)
+    return web.json_response(
+        {
+            "session_id": session.session_id,
+            "session_token": created.beacon_token,
+            "sdk_token": sdk_token,
+            "queue": session.queue,
+            "state": session.state.value,
+            "beacon_url": settings.public_registry_url.rstrip("/") + "/beacons",
+            "zoom": _zoom_config(settings),
+        }
+    )
+
+
+async def agent_connect(request: web.Request) -> web.Response:
+    """An authenticated agent trades a live PIN for an agent token and the desk URL."""
+    app = request.app
+    account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
+    body = await read_json(request, AgentConnect)
+    issued = await app[AGENT_TOKENS].for_pin(account, body.pin, _ip(request, app[SETTINGS]))
+    return web.json_response(issued.model_dump())
+
+
+async def config(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    urls = {
+        "token": settings.public_token_url,
+        "registry": settings.public_registry_url,
+        "notification": settings.public_notify_url,
+    }
+    return web.json_response({"zoom": _zoom_config(settings), "urls": urls})
+
+
+def _file(path: Path) -> Handler:
+    async def serve(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path)  # answers 404 while the file is missing
+
+    return serve
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/", issue_token)
+    app.router.add_post("/token", issue_token)
+    app.router.add_post("/api/customer/start", customer_start)
+    app.router.add_post("/api/agent/connect", agent_connect)
+    app.router.add_get("/api/config", config)
+    app.router.add_get("/openapi.json", _file(OPENAPI_PATH))
+    app.router.add_get("/demo", _file(STATIC_DIR / "customer.html"))
+    app.router.add_get("/demo/desk", _file(STATIC_DIR / "desk.html"))
+    app.router.add_static("/static/", STATIC_DIR)

@@ -1,0 +1,29 @@
+"""The ``token`` nats.micro service: ``token.agent.issue`` (``IssueAgentToken`` -> ``AgentToken``).
+
+Every replica joins the same queue group, so each request is answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from nats.micro import add_service
+
+from shared.keys import NATS
+from shared.messaging import TOKEN_AGENT_ISSUE, TOKEN_SERVICE, IssueAgentToken
+from shared.rpc import endpoint
+
+from . import __version__
+from .keys import AGENT_TOKENS
+
+__all__ = ["rpc_context"]
+
+
+async def rpc_context(app: web.Application) -> AsyncIterator[None]:
+    service = await add_service(app[NATS], name=TOKEN_SERVICE, version=__version__, description="Zoom Cobrowse tokens")
+    await service.add_endpoint(
+        name="agent-issue", subject=TOKEN_AGENT_ISSUE, handler=endpoint(IssueAgentToken, app[AGENT_TOKENS].issue)
+    )
+    yield
+    await service.stop()
