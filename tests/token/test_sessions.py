@@ -1,0 +1,159 @@
+"""``/api/customer/start`` and ``/api/agent/connect`` against a stand-in registry on the test NATS."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from shared.accounts import AccountStore, Role
+from shared.errors import Conflict
+from tests.conftest import TEST_SDK_KEY
+
+from .conftest import FakeRegistry, MakeClient, decode
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_customer_start_opens_a_session_and_signs_a_customer_token(client: Any, registry: FakeRegistry) -> None:
+    response = await client.post("/api/customer/start", json={"queue": "billing", "priority": 2, "userName": "Carol"})
+    assert response.status == 200
+    body = await response.json()
+    assert body["session_id"] == "s-1"
+    assert body["session_token"] == "v1.s-1.sig"
+    assert (body["queue"], body["state"]) == ("billing", "created")
+    assert body["beacon_url"] == "http://127.0.0.1:8081/beacons"
+    assert body["zoom"] == {"sdk_key": TEST_SDK_KEY, "host": "us01-zcb.zoom.us", "simulated": False}
+    claims = decode(body["sdk_token"])
+    assert claims["role_type"] == 1 and claims["user_name"] == "Carol" and "enable_byop" not in claims
+
+    [created] = registry.created
+    assert (created.queue, created.priority, created.customer_name) == ("billing", 2, "Carol")
+    assert created.customer_id == claims["user_id"]
+    assert created.client_ip == "127.0.0.1" and created.custom_pin is None
+
+
+async def test_custom_pin_is_upper_cased_and_enables_byop(client: Any, registry: FakeRegistry) -> None:
+    body = await (await client.post("/api/customer/start", json={"customPin": "ab12cd"})).json()
+    assert registry.created[0].custom_pin == "AB12CD"
+    assert decode(body["sdk_token"])["enable_byop"] == 1
+
+
+async def test_customer_start_validates_every_field(client: Any, registry: FakeRegistry) -> None:
+    body = {"queue": "Bad Queue!", "priority": "1", "userName": "x" * 81, "customPin": "12-34"}
+    response = await client.post("/api/customer/start", json=body)
+    assert response.status == 400
+    assert {e["property"] for e in (await response.json())["errors"]} == {"queue", "priority", "userName", "customPin"}
+    assert registry.created == []
+
+
+async def test_custom_pin_refused_without_byop(make_client: MakeClient, registry: FakeRegistry) -> None:
+    client = await make_client(allow_byop=False)
+    response = await client.post("/api/customer/start", json={"customPin": "ABC"})
+    assert response.status == 400
+    assert registry.created == []
+
+
+async def test_registry_errors_pass_through(client: Any, registry: FakeRegistry) -> None:
+    registry.create_error = Conflict("PIN in use", code="pin_taken")
+    response = await client.post("/api/customer/start", json={"customPin": "ABC"})
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "pin_taken"
+
+
+async def test_missing_registry_is_unavailable(client: Any) -> None:
+    response = await client.post("/api/customer/start", json={})
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "unavailable"
+
+
+async def test_customer_start_is_rate_limited_per_ip(make_client: MakeClient, registry: FakeRegistry) -> None:
+    client = await make_client(starts_per_window=1)
+    assert (await client.post("/api/customer/start", json={})).status == 200
+    limited = await client.post("/api/customer/start", json={})
+    assert limited.status == 429 and "Retry-After" in limited.headers
+    assert len(registry.created) == 1
+
+
+async def test_agent_connect_trades_a_live_pin_for_a_desk(
+    client: Any, registry: FakeRegistry, accounts: AccountStore
+) -> None:
+    account, key = await accounts.create("Ann Agent", Role.AGENT)
+    registry.add_session("AB12", session_id="s-9")
+    response = await client.post("/api/agent/connect", json={"pin": "ab12"}, headers=_auth(key))
+    assert response.status == 200
+    body = await response.json()
+    assert (body["pin"], body["session_id"]) == ("AB12", "s-9")
+    claims = decode(body["token"])
+    assert (claims["role_type"], claims["user_id"], claims["user_name"]) == (2, account.id, "Ann Agent")
+    assert body["expires_at"] == claims["exp"]
+    desk = urlsplit(body["desk_url"])
+    assert (desk.scheme, desk.netloc, desk.path) == ("https", "us01-zcb.zoom.us", "/sdkapi/zcb/frame-templates/desk")
+    assert parse_qs(desk.query) == {"access_token": [body["token"]]}
+    assert registry.resolved[0].agent_id == account.id
+
+
+async def test_simulated_desk_is_served_by_us(make_client: MakeClient, registry: FakeRegistry, agent_key: str) -> None:
+    client = await make_client(zoom_simulated=True, public_token_url="http://desk.test:8080")
+    registry.add_session("123456")
+    body = await (await client.post("/api/agent/connect", json={"pin": "123456"}, headers=_auth(agent_key))).json()
+    desk = urlsplit(body["desk_url"])
+    assert f"{desk.scheme}://{desk.netloc}{desk.path}" == "http://desk.test:8080/demo/desk"
+    assert parse_qs(desk.query) == {"pin": ["123456"], "access_token": [body["token"]]}
+
+
+async def test_agent_connect_requires_an_enabled_account(
+    client: Any, registry: FakeRegistry, accounts: AccountStore
+) -> None:
+    registry.add_session("123456")
+    assert (await client.post("/api/agent/connect", json={"pin": "123456"})).status == 401
+    account, key = await accounts.create("Off", Role.AGENT)
+    await accounts.set_disabled(account.id, True)
+    assert (await client.post("/api/agent/connect", json={"pin": "123456"}, headers=_auth(key))).status == 403
+    assert registry.resolved == []
+
+
+async def test_agent_connect_validates_the_pin(client: Any, registry: FakeRegistry, agent_key: str) -> None:
+    response = await client.post("/api/agent/connect", json={"pin": "12 34"}, headers=_auth(agent_key))
+    assert response.status == 400
+    assert [e["property"] for e in (await response.json())["errors"]] == ["pin"]
+
+
+async def test_pin_guessing_is_limited_per_agent(
+    make_client: MakeClient, registry: FakeRegistry, accounts: AccountStore
+) -> None:
+    client = await make_client(pin_failures_per_agent=2)
+    registry.add_session("999999")
+    _, key = await accounts.create("Guesser", Role.AGENT)
+    _, other = await accounts.create("Honest", Role.AGENT)
+    for pin in ("000001", "000002"):
+        response = await client.post("/api/agent/connect", json={"pin": pin}, headers=_auth(key))
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "pin_not_found"
+    blocked = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(key))
+    assert blocked.status == 429 and "Retry-After" in blocked.headers
+    assert len(registry.resolved) == 2  # checked before the lookup
+    assert (await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(other))).status == 200
+
+
+async def test_pin_guessing_is_limited_per_ip(
+    make_client: MakeClient, registry: FakeRegistry, accounts: AccountStore
+) -> None:
+    client = await make_client(pin_failures_per_ip=2)
+    registry.add_session("999999")
+    keys = [(await accounts.create(f"A{i}", Role.AGENT))[1] for i in range(3)]
+    for key in keys[:2]:
+        assert (await client.post("/api/agent/connect", json={"pin": "000001"}, headers=_auth(key))).status == 404
+    blocked = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(keys[2]))
+    assert blocked.status == 429
+
+
+async def test_live_pins_do_not_use_up_the_guess_budget(
+    make_client: MakeClient, registry: FakeRegistry, agent_key: str
+) -> None:
+    client = await make_client(pin_failures_per_agent=1)
+    registry.add_session("999999")
+    for _ in range(3):
+        response = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(agent_key))
+        assert response.status == 200
