@@ -1,0 +1,74 @@
+"""The accounts CLI, run in-process with ``main([...])`` against the test Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.accounts import AccountStore
+from shared.errors import Unauthorized
+from token_service.cli import main
+
+KEY = re.compile(r"cbk_[\w-]+")
+
+
+def _run(capsys: pytest.CaptureFixture[str], redis_url: str, *args: str) -> tuple[int, str, str]:
+    code = main(["--redis-url", redis_url, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# The CLI runs its own event loop (asyncio.run), so these tests are synchronous; the store checks use a fresh loop.
+def _authenticate(redis_url: str, key: str) -> str:
+    async def check() -> str:
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        try:
+            return (await AccountStore(redis).authenticate(key)).id
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(check())
+
+
+def test_add_list_disable_enable_rotate(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    code, out, _ = _run(capsys, redis_url, "add", "Ann Lee", "--role", "supervisor")
+    assert code == 0
+    account_id = re.search(r"with id (\w+)", out).group(1)  # type: ignore[union-attr]
+    [key] = KEY.findall(out)
+    assert _authenticate(redis_url, key) == account_id
+
+    code, out, _ = _run(capsys, redis_url, "list")
+    assert code == 0 and account_id in out and "supervisor" in out and "Ann Lee" in out
+    assert "cbk_" not in out
+
+    assert _run(capsys, redis_url, "disable", account_id)[1].split()[2] == "disabled"
+    assert _run(capsys, redis_url, "enable", account_id)[1].split()[2] == "enabled"
+
+    code, out, _ = _run(capsys, redis_url, "rotate", account_id)
+    [new_key] = KEY.findall(out)
+    assert new_key != key and _authenticate(redis_url, new_key) == account_id
+    with pytest.raises(Unauthorized):
+        _authenticate(redis_url, key)
+
+
+def test_unknown_account_is_an_error(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    code, _, err = _run(capsys, redis_url, "disable", "nope")
+    assert code == 1 and "no account nope" in err
+
+
+def test_empty_list_says_how_to_start(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    assert "cobrowse-accounts add" in _run(capsys, redis_url, "list")[1]
+
+
+def test_bad_role_is_refused(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        main(["--redis-url", redis_url, "add", "X", "--role", "root"])
+    assert exc_info.value.code == 2
+
+
+def test_unreachable_redis_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "redis://:hunter2@127.0.0.1:1/0", "list")
+    assert code == 1 and "cannot use Redis" in err and "hunter2" not in err
