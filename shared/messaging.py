@@ -154,9 +154,11 @@ class SessionView(Message):
     priority: int = 0
     customer_name: str = ""
     agents: int = 0
+    customers: int = 0
     created_at: float
     updated_at: float
     ended_reason: str | None = None
+    pin_retired: bool = False  # too many failed lookups near this PIN: agents can no longer resolve it
 
 
 class SessionEvent(Message):

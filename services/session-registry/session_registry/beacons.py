@@ -1,0 +1,118 @@
+"""Beacon bodies: parsing and validation of a whole batch before any of it is applied.
+
+A body is ``{session_id, token, events: [{id, name, ts, seq, payload}]}`` or the same with one ``event``.
+Browsers send it with ``navigator.sendBeacon`` (``text/plain``) or ``fetch`` (JSON), so the credential travels in
+the body. Every problem of the batch is reported at once, by index; an invalid batch is applied not at all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadRequest, FieldError, ValidationFailed
+from shared.rpc import validation_errors
+
+from .errors import UnknownEvent
+from .store import Event
+
+__all__ = ["KNOWN_EVENTS", "BeaconBatch", "parse_beacon"]
+
+SDK_EVENTS = frozenset(
+    {
+        "pincode_updated",
+        "session_started",
+        "agent_joined",
+        "agent_left",
+        "session_reconnecting",
+        "session_ended",
+        "session_error",
+        "remote_assist_started",
+        "remote_assist_stopped",
+    }
+)
+CLIENT_EVENTS = frozenset({"heartbeat", "page_hidden", "page_visible", "unknown_sdk_event"})
+KNOWN_EVENTS = SDK_EVENTS | CLIENT_EVENTS
+
+PIN_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class BeaconEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(max_length=64)
+    ts: float = Field(ge=0)
+    """Client time, epoch milliseconds."""
+    seq: int = Field(ge=0)
+    """Per-session sequence number from the page."""
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class BeaconBatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str = Field(pattern=ID_PATTERN)
+    token: str = Field(max_length=256)
+    events: list[BeaconEvent] | None = None
+    event: BeaconEvent | None = None
+
+
+def normalise_pin(value: object) -> str | None:
+    """A PIN as Zoom stores it (letters and digits, at most 10, upper case), or ``None`` if it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and PIN_RE.match(value):
+        return value.upper()
+    return None
+
+
+def _normalise(index: int, event: BeaconEvent, errors: list[FieldError]) -> Event:
+    where = f"events.{index}"
+    out: Event = {"id": event.id, "name": event.name, "ts": int(event.ts), "seq": event.seq}
+    payload = event.payload
+    if event.name == "pincode_updated":
+        raw = payload.get("pinCode", payload.get("pincode"))
+        pin = normalise_pin(raw)
+        if pin is None:
+            errors.append({"property": f"{where}.payload.pinCode", "reason": "must be 1-10 letters or digits"})
+        out["pin"] = pin
+    elif event.name == "session_error":
+        code = payload.get("code")
+        out["code"] = str(code)[:32] if isinstance(code, str | int) and not isinstance(code, bool) else ""
+    elif event.name == "unknown_sdk_event":
+        original = payload.get("original_name")
+        if not isinstance(original, str) or not 0 < len(original) <= 100:
+            errors.append({"property": f"{where}.payload.original_name", "reason": "must be a string of 1-100"})
+        out["original_name"] = original
+    return out
+
+
+def parse_beacon(raw: bytes, *, max_events: int) -> tuple[BeaconBatch, list[Event]]:
+    """Validate a beacon body; returns the batch and its normalised events, or raises a 400 error."""
+    try:
+        batch = BeaconBatch.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise BadRequest("body is not valid JSON", code="malformed_json") from exc
+        raise ValidationFailed(validation_errors(exc)) from exc
+    events = batch.events if batch.events is not None else ([batch.event] if batch.event else [])
+    if not events:
+        raise ValidationFailed.one("events", "at least one event is required (events or event)")
+    if len(events) > max_events:
+        raise ValidationFailed.one("events", f"at most {max_events} events per beacon")
+    unknown: list[FieldError] = [
+        {"property": f"events.{i}.name", "reason": f"unknown event {e.name!r}"}
+        for i, e in enumerate(events)
+        if e.name not in KNOWN_EVENTS
+    ]
+    if unknown:
+        raise UnknownEvent(unknown)
+    errors: list[FieldError] = []
+    normalised = [_normalise(i, e, errors) for i, e in enumerate(events)]
+    if errors:
+        raise ValidationFailed(errors)
+    return batch, normalised

@@ -1,0 +1,167 @@
+-- Shared prelude of every registry script (store.py prepends it). The state machine lives here so that a beacon
+-- batch, a webhook, an API call and a firing timer all change a session in one atomic step with its outbox entry.
+--
+-- ARGV[1] key prefix, ARGV[2] config JSON (see store.py), the rest per script. Keys are built here from the
+-- prefix (store.py documents the same scheme), so the registry needs a single Redis, not a cluster.
+
+redis.replicate_commands()  -- TIME below, then writes: replicate effects (the default since Redis 5)
+
+local P = ARGV[1]
+local C = cjson.decode(ARGV[2])
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+
+local K_TIMERS = P .. 'timers'
+local K_OUTBOX = P .. 'outbox'
+local K_INDEX = P .. 'index'
+local function k_session(sid) return P .. 's:' .. sid end
+local function k_history(sid) return P .. 's:' .. sid .. ':h' end
+local function k_seen(sid) return P .. 's:' .. sid .. ':seen' end
+local function k_pin(pin) return P .. 'pin:' .. pin end
+local function bucket_of(pin) return string.sub(pin, 1, math.max(0, #pin - C.pin_bucket_drop)) end
+local function k_bucket(bucket) return P .. 'pinb:' .. bucket end
+local function k_misses(bucket) return P .. 'pinmiss:' .. bucket end
+
+local function n(s, field) return tonumber(s[field]) or 0 end
+local function set(v) return v ~= nil and v ~= '' end
+
+local function load(sid)
+  local flat = redis.call('HGETALL', k_session(sid))
+  if #flat == 0 then return nil end
+  local s = {}
+  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  return s
+end
+
+local function save(s)
+  local flat = {}
+  for k, v in pairs(s) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  redis.call('HSET', k_session(s.id), unpack(flat))
+end
+
+-- Each source observes the same people, so the best estimate is the larger count, never the sum.
+-- joins - leaves makes the count independent of the order in which joins and leaves arrive.
+local function count(s, prefix, suffix) return math.max(0, n(s, prefix .. 'j' .. suffix) - n(s, prefix .. 'l' .. suffix)) end
+local function agents(s) return math.max(count(s, 'a', '_b'), count(s, 'a', '_w')) end
+local function customers(s)
+  local page = (s.started == '1' and s.away ~= '1' and s.state ~= 'ended') and 1 or 0
+  return math.max(page, count(s, 'c', '_w'))
+end
+
+-- The state is derived from facts that do not depend on arrival order (counters, seq-ordered registers, the
+-- final end mark), so a late or reordered event can only change a fact, never leave a wrong state behind.
+local function derive(s)
+  if set(s.ended_at) then return 'ended' end
+  if s.away == '1' then return 'reconnecting' end
+  if not set(s.pin) then return 'created' end
+  if agents(s) > 0 then return 'active' end
+  return 'waiting'
+end
+
+local function view(s)
+  return {
+    session_id = s.id,
+    state = s.state,
+    pin = set(s.pin) and s.pin or cjson.null,
+    queue = s.queue,
+    priority = n(s, 'priority'),
+    customer_name = s.customer_name or '',
+    agents = agents(s),
+    customers = customers(s),
+    created_at = n(s, 'created_at') / 1000,
+    updated_at = n(s, 'updated_at') / 1000,
+    ended_reason = set(s.ended_reason) and s.ended_reason or cjson.null,
+    pin_retired = s.pin_retired == '1',
+  }
+end
+
+-- One accepted change: the SessionEvent goes to the outbox (published to JetStream by outbox.py) and a compact
+-- entry to the session's history, in the same script as the change itself.
+local function emit(s, event_id, etype, source, prev, data)
+  local event = {
+    v = 1, event_id = event_id, type = etype, source = source, at = NOW / 1000,
+    prev_state = prev or cjson.null, session = view(s), data = data or {},
+  }
+  redis.call('XADD', K_OUTBOX, '*', 's', 'cobrowse.session.' .. s.id .. '.' .. etype, 'i', event_id,
+    'd', cjson.encode(event))
+  redis.call('RPUSH', k_history(s.id), cjson.encode({
+    event_id = event_id, type = etype, source = source, at = NOW / 1000,
+    from = prev or cjson.null, to = s.state, data = data or {},
+  }))
+end
+
+local function record_ignored(s, event_id, name, source, reason, data)
+  redis.call('RPUSH', k_history(s.id), cjson.encode({
+    event_id = event_id, type = name, source = source, at = NOW / 1000,
+    from = s.state, to = s.state, ignored = reason, data = data or {},
+  }))
+end
+
+local function release_pin(s, pin)
+  if set(pin) and redis.call('GET', k_pin(pin)) == s.id then
+    redis.call('DEL', k_pin(pin))
+    redis.call('SREM', k_bucket(bucket_of(pin)), pin)
+  end
+end
+
+local function finish(s, reason)
+  s.ended_at = NOW
+  s.ended_reason = reason
+  release_pin(s, s.pin)
+  release_pin(s, s.custom_pin)
+end
+
+-- ------------------------------------------------------------------------------------------------- timers
+
+local KINDS = { 'no_pin', 'waiting', 'reconnect', 'agent_wait', 'heartbeat' }
+local REASONS = {
+  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'reconnect_timeout',
+  agent_wait = 'agent_wait_timeout', heartbeat = 'heartbeat_lost',
+}
+
+-- When the timer of ``kind`` is due for this session, or nil when it does not apply (a 0 duration disables it).
+local function timer_due(s, kind)
+  local ms = C[kind .. '_ms']
+  if not ms or ms <= 0 then return nil end
+  local st = s.state
+  if kind == 'no_pin' and st == 'created' then return n(s, 'created_at') + ms end
+  if kind == 'waiting' and st == 'waiting' then return n(s, 'waiting_since') + ms end
+  if kind == 'reconnect' and st == 'reconnecting' and agents(s) == 0 then return n(s, 'away_since') + ms end
+  if kind == 'agent_wait' and st == 'reconnecting' and agents(s) > 0 then return n(s, 'away_since') + ms end
+  if kind == 'heartbeat' and n(s, 'last_seen') > 0 and (st == 'created' or st == 'waiting' or st == 'active') then
+    return n(s, 'last_seen') + ms
+  end
+  return nil
+end
+
+local function sync_timers(s)
+  for _, kind in ipairs(KINDS) do
+    local member = s.id .. '|' .. kind
+    local due = timer_due(s, kind)
+    if due then
+      redis.call('ZADD', K_TIMERS, due, member)
+    else
+      redis.call('ZREM', K_TIMERS, member)
+    end
+  end
+end
+
+local function expire(s)
+  local ttl = (s.state == 'ended') and C.retention_ms or C.session_ttl_ms
+  redis.call('PEXPIRE', k_session(s.id), ttl)
+  redis.call('PEXPIRE', k_seen(s.id), ttl)
+  if C.history_limit > 0 then redis.call('LTRIM', k_history(s.id), -C.history_limit, -1) end
+  redis.call('PEXPIRE', k_history(s.id), ttl)
+  if set(s.pin) and s.state ~= 'ended' then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+end
+
+-- Apply a change made by ``mutate`` (which returns the event type, data) and publish it.
+local function commit(s, event_id, etype, source, prev, data)
+  s.state = derive(s)
+  if s.state == 'waiting' and prev ~= 'waiting' then s.waiting_since = NOW end
+  s.updated_at = NOW
+  emit(s, event_id, etype, source, prev, data)
+end

@@ -1,0 +1,25 @@
+-- Create a session. ARGV[3] session id, ARGV[4] JSON fields {queue, priority, customer_id, customer_name,
+-- client_ip}, ARGV[5] custom (BYOP) PIN or "", ARGV[6] event id. Returns the view JSON or {error = "pin_taken"}.
+
+local sid, custom, event_id = ARGV[3], ARGV[5], ARGV[6]
+if custom ~= '' then
+  -- Reserved until the SDK confirms it, so two customers cannot start with the same custom PIN.
+  if not redis.call('SET', k_pin(custom), sid, 'NX', 'PX', C.session_ttl_ms) then
+    return cjson.encode({ error = 'pin_taken' })
+  end
+  redis.call('SADD', k_bucket(bucket_of(custom)), custom)
+end
+local s = cjson.decode(ARGV[4])
+s.id = sid
+s.state = 'created'
+s.created_at = NOW
+s.updated_at = NOW
+s.custom_pin = custom
+save(s)
+redis.call('ZADD', K_INDEX, NOW, sid)
+-- The index outlives no session: drop members older than any session can be.
+redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
+emit(s, event_id, 'created', 'api', nil, { queue = s.queue })
+sync_timers(s)
+expire(s)
+return cjson.encode({ session = view(s) })

@@ -1,0 +1,26 @@
+-- Claim and fire due timers: removing the member and ending the session happen in this one script, so a timer
+-- fires exactly once whichever replica runs it. ARGV[3] maximum number of timers to look at.
+-- Returns {fired, looked_at}.
+
+local due = redis.call('ZRANGEBYSCORE', K_TIMERS, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[3]))
+local fired = 0
+for _, member in ipairs(due) do
+  redis.call('ZREM', K_TIMERS, member)
+  local sid, kind = string.match(member, '^(.*)|([%w_]+)$')
+  local s = sid and load(sid)
+  if s then
+    local at = timer_due(s, kind)
+    if at and at <= NOW then
+      local prev = s.state
+      finish(s, REASONS[kind])
+      commit(s, sid .. ':timer:' .. kind .. ':' .. at, 'ended', 'timer', prev, { reason = s.ended_reason, timer = kind })
+      save(s)
+      sync_timers(s)
+      expire(s)
+      fired = fired + 1
+    elseif at then
+      redis.call('ZADD', K_TIMERS, at, member)
+    end
+  end
+end
+return { fired, #due }

@@ -1,0 +1,130 @@
+"""The outbox publisher: moves accepted SessionEvents from the Redis outbox stream to JetStream.
+
+The scripts in ``store.py`` write each event to ``reg:outbox`` in the same step as the change, so an accepted
+beacon survives NATS being down and the registry being restarted. One replica at a time holds the publishing
+lease (so JetStream receives events in outbox order); it publishes a batch, waits for the acks, and deletes the
+entries that JetStream stored. A crash between the ack and the delete republishes them, and JetStream drops the
+copy by ``Nats-Msg-Id`` within its duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import cast
+
+import structlog
+from aiohttp import web
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from redis.asyncio import Redis
+
+from shared.keys import JETSTREAM, REDIS
+from shared.messaging import MSG_ID_HEADER
+
+from .keys import SETTINGS, STORE
+from .settings import Settings
+from .store import SessionStore
+
+__all__ = ["OutboxPublisher", "outbox_context"]
+
+log = structlog.get_logger()
+
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class PublishFailed(Exception):
+    pass
+
+
+class OutboxPublisher:
+    def __init__(self, redis: Redis, js: JetStreamContext, store: SessionStore, settings: Settings) -> None:
+        self._redis = redis
+        self._js = js
+        self._key = store.outbox_key
+        self._lease_key = store.outbox_lease_key
+        self._owner = uuid.uuid4().hex
+        self._settings = settings
+        self._lease_ms = int(settings.outbox_lease_s * 1000)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._last_id = "0-0"
+
+    async def holds_lease(self) -> bool:
+        return bool(await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]))
+
+    async def release(self) -> None:
+        await self._release(keys=[self._lease_key], args=[self._owner])
+
+    async def publish_batch(self) -> int:
+        """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self._redis.xrange(self._key, "-", "+", count=self._settings.outbox_batch),
+        )
+        if not entries:
+            return 0
+        pending: list[asyncio.Future[PubAck]] = []
+        try:
+            for _, fields in entries:
+                # publish_async sends at once, in order; the acks are awaited together below.
+                headers = {MSG_ID_HEADER: fields["i"]}
+                pending.append(await self._js.publish_async(fields["s"], fields["d"].encode(), headers=headers))
+        except Exception as exc:
+            log.warning("outbox_publish_failed", error=repr(exc))
+        if pending:
+            await asyncio.wait(pending, timeout=self._settings.publish_timeout_s)
+        stored: list[str] = []
+        for (entry_id, _), future in zip(entries, pending, strict=False):
+            # Only the unbroken run of stored entries is deleted, so a retry keeps the outbox order.
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                break
+            stored.append(entry_id)
+        for future in pending:
+            future.cancel()
+        if stored:
+            await self._redis.xdel(self._key, *stored)
+            self._last_id = stored[-1]
+        if len(stored) < len(entries):
+            raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
+        return len(stored)
+
+    async def wait_for_entries(self, timeout_s: float) -> None:
+        # Entries newer than the last one we published; older ones are gone or were published by another replica.
+        await self._redis.xread({self._key: self._last_id}, count=1, block=max(1, int(timeout_s * 1000)))
+
+    async def run(self) -> None:
+        lease_s = self._settings.outbox_lease_s
+        delay = 0.05
+        while True:
+            try:
+                if not await self.holds_lease():
+                    await asyncio.sleep(lease_s / 2)
+                    continue
+                if await self.publish_batch() == 0:
+                    await self.wait_for_entries(lease_s / 3)
+                delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox_retry", error=repr(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.outbox_retry_max_s)
+
+
+async def outbox_context(app: web.Application) -> AsyncIterator[None]:
+    publisher = OutboxPublisher(app[REDIS], app[JETSTREAM], app[STORE], app[SETTINGS])
+    task = asyncio.create_task(publisher.run(), name="registry-outbox")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await publisher.release()

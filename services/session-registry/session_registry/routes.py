@@ -1,0 +1,138 @@
+"""HTTP routes: beacons from customer pages, Zoom webhooks, the staff read API and the beacon script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from shared.accounts import Role
+from shared.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from shared.messaging import SessionState
+from shared.rpc import validation_errors
+from shared.session_tokens import verify_session_token
+from shared.web import read_json
+
+from .beacons import parse_beacon
+from .keys import ACCOUNTS, SETTINGS, STORE
+from .webhooks import parse_zoom_event, url_validation_reply, verify_signature
+
+__all__ = ["setup_routes"]
+
+log = structlog.get_logger()
+
+STATIC = Path(__file__).parent / "static"
+BEACON_TYPES = frozenset({"text/plain", "application/json"})
+STAFF = (Role.AGENT, Role.SUPERVISOR)
+
+
+async def post_beacon(request: web.Request) -> web.Response:
+    if request.content_type not in BEACON_TYPES:
+        raise UnsupportedMediaType("send the beacon as text/plain or application/json")
+    settings = request.app[SETTINGS]
+    batch, events = parse_beacon(await request.read(), max_events=settings.max_batch_events)
+    verify_session_token(settings.session_token_secret.get_secret_value().encode(), batch.token, batch.session_id)
+    result = await request.app[STORE].apply(batch.session_id, "beacon", events)
+    return web.json_response(
+        {"accepted": result.accepted, "duplicates": result.duplicates, "ignored": result.ignored}, status=202
+    )
+
+
+async def post_zoom_webhook(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if settings.zoom_webhook_secret_token is None:
+        raise NotFound("Zoom webhooks are not configured", code="webhooks_disabled")
+    secret = settings.zoom_webhook_secret_token.get_secret_value().encode()
+    raw = await request.read()
+    verify_signature(
+        secret,
+        timestamp=request.headers.get("x-zm-request-timestamp"),
+        signature=request.headers.get("x-zm-signature"),
+        body=raw,
+        tolerance_s=settings.webhook_tolerance_s,
+    )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("body is not valid JSON", code="malformed_json") from exc
+    if not isinstance(body, dict):
+        raise ValidationFailed.one("body", "must be a JSON object")
+    if body.get("event") == "endpoint.url_validation":
+        payload = body.get("payload")
+        plain = payload.get("plainToken") if isinstance(payload, dict) else None
+        if not isinstance(plain, str) or not plain:
+            raise ValidationFailed.one("payload.plainToken", "required")
+        return web.json_response(url_validation_reply(secret, plain))
+    zoom_event = parse_zoom_event(body, raw)
+    if zoom_event is None:
+        log.info("webhook_ignored", zoom_event=str(body.get("event"))[:64])
+        return web.json_response({"status": "ignored"})
+    store = request.app[STORE]
+    session_id = await store.correlate_zoom(zoom_event.zoom_session_id, zoom_event.pin, zoom_event.user_session_id)
+    if session_id is None:
+        # Answer 200 all the same: Zoom retries failed deliveries, and a retry cannot correlate any better.
+        log.info("webhook_uncorrelated", zoom_event=body.get("event"))
+        return web.json_response({"status": "uncorrelated"})
+    result = await store.apply(session_id, "webhook", zoom_event.events)
+    return web.json_response({"status": "applied", "session_id": session_id, **result.model_dump()})
+
+
+class ListQuery(BaseModel):
+    state: SessionState | None = None
+    queue: str | None = Field(None, max_length=64)
+    since: float = Field(0.0, ge=0)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class EndBody(BaseModel):
+    reason: str = Field("ended_by_supervisor", pattern=r"^[a-z0-9_]{1,64}$")
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    try:
+        query = ListQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ValidationFailed(validation_errors(exc)) from exc
+    sessions = await request.app[STORE].list(state=query.state, queue=query.queue, since=query.since, limit=query.limit)
+    return web.json_response({"sessions": [s.model_dump(mode="json") for s in sessions]})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    store = request.app[STORE]
+    session_id = request.match_info["session_id"]
+    session = await store.get(session_id)
+    history: list[dict[str, Any]] = await store.history(session_id)
+    return web.json_response({"session": session.model_dump(mode="json"), "history": history})
+
+
+async def end_session(request: web.Request) -> web.Response:
+    account = await request.app[ACCOUNTS].authenticate_request(request, Role.SUPERVISOR)
+    body = await read_json(request, EndBody) if request.body_exists else EndBody()
+    session_id = request.match_info["session_id"]
+    session = await request.app[STORE].end(session_id, body.reason, by=account.id)
+    log.info("session_ended_by_staff", session_id=session_id, account_id=account.id, reason=body.reason)
+    return web.json_response({"session": session.model_dump(mode="json")})
+
+
+async def beacon_js(request: web.Request) -> web.StreamResponse:
+    path = STATIC / "beacon.js"
+    if not path.is_file():
+        raise NotFound("beacon.js is not built", code="not_found")
+    return web.FileResponse(
+        path, headers={"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "max-age=300"}
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/beacons", post_beacon)
+    app.router.add_post("/webhooks/zoom", post_zoom_webhook)
+    app.router.add_get("/sessions", list_sessions)
+    app.router.add_get("/sessions/{session_id}", get_session)
+    app.router.add_post("/sessions/{session_id}/end", end_session)
+    app.router.add_get("/beacon.js", beacon_js)

@@ -1,0 +1,90 @@
+"""The ``session-registry`` nats.micro service: create, get and end sessions, resolve PINs for agents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from nats.micro import add_service
+
+from shared.errors import CobrowseError, Conflict, NotFound, ValidationFailed
+from shared.keys import NATS
+from shared.messaging import (
+    REGISTRY_CREATE,
+    REGISTRY_END,
+    REGISTRY_GET,
+    REGISTRY_RESOLVE_PIN,
+    REGISTRY_SERVICE,
+    CreatedSession,
+    CreateSession,
+    EndSession,
+    ResolvePin,
+    SessionRef,
+    SessionView,
+)
+from shared.rpc import endpoint
+from shared.session_tokens import sign_session_token
+
+from .beacons import normalise_pin
+from .keys import SETTINGS, STORE
+
+__all__ = ["rpc_context"]
+
+log = structlog.get_logger()
+
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+_RESOLVE_ERRORS: dict[str, tuple[type[CobrowseError], str]] = {
+    "pin_not_found": (NotFound, "no live session has this PIN"),
+    "pin_not_ready": (NotFound, "the session has not confirmed this PIN yet"),
+    "pin_retired": (Conflict, "this PIN was retired after too many failed lookups"),
+    "agent_limit": (Conflict, "the session has the most agents it can take"),
+}
+
+
+async def rpc_context(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    secret = app[SETTINGS].session_token_secret.get_secret_value().encode()
+
+    async def create(request: CreateSession) -> CreatedSession:
+        custom = None
+        if request.custom_pin is not None:
+            custom = normalise_pin(request.custom_pin)
+            if custom is None:
+                raise ValidationFailed.one("custom_pin", "must be 1-10 letters or digits")
+        if not QUEUE_RE.match(request.queue):
+            raise ValidationFailed.one("queue", "must be 1-64 letters, digits, '_' or '-'")
+        session = await store.create(request.model_copy(update={"custom_pin": custom}))
+        log.info("session_registered", session_id=session.session_id, queue=session.queue)
+        return CreatedSession(session=session, beacon_token=sign_session_token(secret, session.session_id))
+
+    async def get(request: SessionRef) -> SessionView:
+        return await store.get(request.session_id)
+
+    async def end(request: EndSession) -> SessionView:
+        return await store.end(request.session_id, request.reason, by=request.by)
+
+    async def resolve(request: ResolvePin) -> SessionView:
+        pin = normalise_pin(request.pin)
+        if pin is None:
+            raise ValidationFailed.one("pin", "must be 1-10 letters or digits")
+        result = await store.resolve(pin)
+        if result.session is None:
+            # The PIN itself stays out of the logs: it is what lets an agent into a customer's screen.
+            log.info("pin_resolve_failed", agent_id=request.agent_id, reason=result.error, misses=result.misses)
+            code = result.error if result.error in _RESOLVE_ERRORS else "pin_not_found"
+            error_class, message = _RESOLVE_ERRORS[code]
+            raise error_class(message, code=code)
+        return result.session
+
+    service = await add_service(
+        app[NATS], name=REGISTRY_SERVICE, version="1.0.0", description="cobrowse session registry"
+    )
+    await service.add_endpoint(name="create", subject=REGISTRY_CREATE, handler=endpoint(CreateSession, create))
+    await service.add_endpoint(name="get", subject=REGISTRY_GET, handler=endpoint(SessionRef, get))
+    await service.add_endpoint(name="end", subject=REGISTRY_END, handler=endpoint(EndSession, end))
+    await service.add_endpoint(name="resolve", subject=REGISTRY_RESOLVE_PIN, handler=endpoint(ResolvePin, resolve))
+    yield
+    await service.stop()

@@ -1,0 +1,66 @@
+"""Settings of the session registry (``REGISTRY_`` prefix; the shared secrets have none)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+__all__ = ["Settings"]
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", env_file=".env", extra="ignore", frozen=True)
+
+    port: int = Field(8081, ge=0, le=65535)
+    session_token_secret: SecretStr = Field(validation_alias="SESSION_TOKEN_SECRET", min_length=16)
+    """Signs beacon credentials; shared with the notification service, which verifies the same tokens."""
+    zoom_webhook_secret_token: SecretStr | None = Field(None, validation_alias="ZOOM_WEBHOOK_SECRET_TOKEN")
+    """Zoom webhook secret token; unset, ``POST /webhooks/zoom`` answers 404."""
+    webhook_tolerance_s: float = Field(300.0, gt=0)
+    """Webhooks whose ``x-zm-request-timestamp`` is further than this from now are rejected as stale."""
+    trust_forwarded: bool = False
+    """Take the client IP from ``X-Forwarded-For`` (only behind a trusted proxy)."""
+
+    max_body_bytes: int = Field(65536, ge=1024)
+    """Largest request body (beacons, webhooks); ``navigator.sendBeacon`` itself stops at 64 KiB."""
+    max_batch_events: int = Field(100, ge=1)
+    max_agents: int = Field(5, ge=1)
+    """Agents per session (Zoom: 5)."""
+    max_customers: int = Field(1, ge=1)
+    """Customers per session (Zoom: 1)."""
+
+    no_pin_timeout_s: float = Field(120.0, ge=0)
+    """A session whose SDK reported no PIN this long after start ends (``no_pin_timeout``); 0 disables."""
+    waiting_timeout_s: float = Field(900.0, ge=0)
+    """A customer waiting this long with a PIN and no agent ends (``no_agent_timeout``)."""
+    reconnect_window_s: float = Field(120.0, ge=0)
+    """After ``session_reconnecting`` or ``page_hidden``, without agents (Zoom: 2 min; ``reconnect_timeout``)."""
+    agent_wait_timeout_s: float = Field(180.0, ge=0)
+    """The same window while agents wait for the customer to come back (Zoom: 3 min; ``agent_wait_timeout``)."""
+    heartbeat_timeout_s: float = Field(90.0, ge=0)
+    """A live page silent this long ends its session (``heartbeat_lost``); beacon.js beats every 15 s."""
+
+    session_ttl_s: int = Field(86400, ge=60)
+    """Lifetime of a live session's keys, renewed by every change."""
+    ended_retention_s: int = Field(7 * 86400, ge=1)
+    """How long an ended session and its history stay readable."""
+    history_limit: int = Field(500, ge=0)
+    """Most recent history entries kept per session (0: unbounded)."""
+
+    pin_miss_limit: int = Field(20, ge=1)
+    """Failed PIN lookups in one bucket (within the window) after which its live PINs are retired."""
+    pin_miss_window_s: int = Field(600, ge=1)
+    pin_bucket_drop: int = Field(2, ge=0, le=9)
+    """A PIN's miss bucket is the PIN without its last N characters (2: 100 neighbouring 6-digit PINs)."""
+
+    timer_poll_interval_s: float = Field(1.0, gt=0)
+    timer_batch: int = Field(100, ge=1)
+    outbox_batch: int = Field(256, ge=1)
+    outbox_lease_s: float = Field(5.0, gt=0)
+    """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
+    outbox_retry_max_s: float = Field(5.0, gt=0)
+    """Longest pause between attempts while NATS is unavailable."""
+    publish_timeout_s: float = Field(2.0, gt=0)
+    key_prefix: str = Field("reg:", pattern=r"^[A-Za-z0-9:_-]+$")

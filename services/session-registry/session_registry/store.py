@@ -1,0 +1,212 @@
+"""Sessions in Redis: the key scheme and the Lua scripts that change them atomically.
+
+Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/common.lua``)::
+
+    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks)  TTL: live / retention
+    reg:s:<sid>:h          list   its history, JSON entries (accepted and ignored)        same TTL
+    reg:s:<sid>:seen       set    event ids already applied (dedupe)                      same TTL
+    reg:pin:<PIN>          str    session id owning a live PIN (or a reserved BYOP PIN)   session TTL
+    reg:pinb:<bucket>      set    live PINs of a miss bucket                              members leave with PINs
+    reg:pinmiss:<bucket>   str    failed lookups in the bucket                            pin_miss_window_s
+    reg:timers             zset   "<sid>|<kind>" scored by due time (ms)                  members leave when fired
+    reg:index              zset   session ids by creation time (ms), for listings         pruned past TTL+retention
+    reg:zoom:<zoom id>     str    our session id for Zoom's session id (webhooks)        session TTL
+    reg:outbox             stream SessionEvents for JetStream (fields s=subject i=msg id d=json); entries leave when
+                                  published
+    reg:outbox:lease       str    the replica currently publishing the outbox            REGISTRY_OUTBOX_LEASE_S
+
+Every change to a session is one script: the state transition, its history entry, its outbox entry and its timers
+move together, so two replicas cannot lose an update and an accepted change is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from shared.errors import Conflict, NotFound
+from shared.messaging import CreateSession, SessionView
+
+from .settings import Settings
+
+__all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
+
+Event = dict[str, Any]
+"""A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
+
+
+class ApplyResult(BaseModel):
+    accepted: int
+    duplicates: int
+    ignored: int
+    state: str
+
+
+class ResolveResult(BaseModel):
+    session: SessionView | None = None
+    error: str | None = None
+    misses: int = 0
+
+
+def _script(name: str) -> str:
+    lua = Path(__file__).parent / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def _config(settings: Settings) -> str:
+    ms = 1000
+    return json.dumps(
+        {
+            "max_agents": settings.max_agents,
+            "max_customers": settings.max_customers,
+            "history_limit": settings.history_limit,
+            "session_ttl_ms": settings.session_ttl_s * ms,
+            "retention_ms": settings.ended_retention_s * ms,
+            "no_pin_ms": int(settings.no_pin_timeout_s * ms),
+            "waiting_ms": int(settings.waiting_timeout_s * ms),
+            "reconnect_ms": int(settings.reconnect_window_s * ms),
+            "agent_wait_ms": int(settings.agent_wait_timeout_s * ms),
+            "heartbeat_ms": int(settings.heartbeat_timeout_s * ms),
+            "pin_miss_limit": settings.pin_miss_limit,
+            "pin_miss_window_ms": settings.pin_miss_window_s * ms,
+            "pin_bucket_drop": settings.pin_bucket_drop,
+        }
+    )
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.prefix = settings.key_prefix
+        self._args = [self.prefix, _config(settings)]
+        self._ttl_ms = settings.session_ttl_s * 1000
+        self._create = redis.register_script(_script("create"))
+        self._apply = redis.register_script(_script("apply"))
+        self._fire = redis.register_script(_script("fire"))
+        self._resolve = redis.register_script(_script("resolve"))
+        self._views = redis.register_script(_script("views"))
+
+    # keys, for the Python side (the scripts build the same ones)
+    def session_key(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
+
+    def history_key(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}:h"
+
+    def pin_key(self, pin: str) -> str:
+        return f"{self.prefix}pin:{pin}"
+
+    def zoom_key(self, zoom_session_id: str) -> str:
+        return f"{self.prefix}zoom:{zoom_session_id}"
+
+    @property
+    def timers_key(self) -> str:
+        return f"{self.prefix}timers"
+
+    @property
+    def outbox_key(self) -> str:
+        return f"{self.prefix}outbox"
+
+    @property
+    def outbox_lease_key(self) -> str:
+        return f"{self.prefix}outbox:lease"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.prefix}index"
+
+    async def create(self, request: CreateSession) -> SessionView:
+        session_id = uuid.uuid4().hex
+        fields = {
+            "queue": request.queue,
+            "priority": request.priority,
+            "customer_id": request.customer_id,
+            "customer_name": request.customer_name,
+            "client_ip": request.client_ip,
+        }
+        raw = await self._create(
+            args=[*self._args, session_id, json.dumps(fields), request.custom_pin or "", uuid.uuid4().hex]
+        )
+        reply = json.loads(raw)
+        if "error" in reply:
+            raise Conflict("this PIN is in use by another live session", code="pin_taken")
+        return SessionView.model_validate(reply["session"])
+
+    async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
+        """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
+        raw = await self._apply(args=[*self._args, session_id, source, json.dumps(events)])
+        reply = json.loads(raw)
+        if "error" in reply:
+            raise NotFound(f"no session {session_id}", code="session_not_found")
+        return ApplyResult.model_validate(reply)
+
+    async def end(self, session_id: str, reason: str, by: str = "") -> SessionView:
+        """End a session on behalf of staff (source ``api``); ending an ended session changes nothing."""
+        event = {"id": uuid.uuid4().hex, "name": "session_ended", "ts": 0, "seq": 0, "reason": reason, "by": by}
+        await self.apply(session_id, "api", [event])
+        return await self.get(session_id)
+
+    async def views(self, session_ids: list[str]) -> list[SessionView]:
+        if not session_ids:
+            return []
+        raw = await self._views(args=[*self._args, *session_ids])
+        rows = json.loads(raw)
+        # cjson encodes an empty table as an object
+        return [SessionView.model_validate(row) for row in rows] if isinstance(rows, list) else []
+
+    async def get(self, session_id: str) -> SessionView:
+        found = await self.views([session_id])
+        if not found:
+            raise NotFound(f"no session {session_id}", code="session_not_found")
+        return found[0]
+
+    async def history(self, session_id: str) -> list[dict[str, Any]]:
+        rows = cast(list[str], await self.redis.lrange(self.history_key(session_id), 0, -1))
+        return [json.loads(row) for row in rows]
+
+    async def list(
+        self, *, state: str | None = None, queue: str | None = None, since: float = 0.0, limit: int = 100
+    ) -> list[SessionView]:
+        """Sessions created at or after ``since`` (epoch seconds), newest first, filtered by state and queue."""
+        ids = cast(
+            list[str],
+            await self.redis.zrevrangebyscore(self.index_key, "+inf", int(since * 1000)),
+        )
+        found: list[SessionView] = []
+        chunk = 200
+        for start in range(0, len(ids), chunk):
+            for view in await self.views(ids[start : start + chunk]):
+                if (state is None or view.state == state) and (queue is None or view.queue == queue):
+                    found.append(view)
+                    if len(found) >= limit:
+                        return found
+        return found
+
+    async def correlate_zoom(
+        self, zoom_session_id: str | None, pin: str | None, user_session_id: str | None
+    ) -> str | None:
+        """Our session id for a Zoom webhook (see ``webhooks.py``), remembering Zoom's id for later webhooks."""
+        session_id: str | None = None
+        if zoom_session_id:
+            session_id = cast(str | None, await self.redis.get(self.zoom_key(zoom_session_id)))
+        if session_id is None and pin:
+            session_id = cast(str | None, await self.redis.get(self.pin_key(pin)))
+        if session_id is None and user_session_id and await self.redis.exists(self.session_key(user_session_id)):
+            session_id = user_session_id
+        if session_id is not None and zoom_session_id:
+            await self.redis.set(self.zoom_key(zoom_session_id), session_id, px=self._ttl_ms)
+        return session_id
+
+    async def resolve(self, pin: str) -> ResolveResult:
+        raw = await self._resolve(args=[*self._args, pin])
+        return ResolveResult.model_validate_json(raw)
+
+    async def fire_due(self, batch: int) -> tuple[int, int]:
+        """Fire due timers; returns (fired, looked at)."""
+        fired, seen = await self._fire(args=[*self._args, batch])
+        return int(fired), int(seen)

@@ -1,0 +1,40 @@
+"""The timer loop: every replica polls ``reg:timers`` and fires what is due (``fire.lua`` claims each timer once)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from .keys import SETTINGS, STORE
+from .store import SessionStore
+
+__all__ = ["run_timers", "timers_context"]
+
+log = structlog.get_logger()
+
+
+async def run_timers(store: SessionStore, interval_s: float, batch: int) -> None:
+    while True:
+        try:
+            fired, seen = await store.fire_due(batch)
+            if fired:
+                log.info("timers_fired", fired=fired)
+            if seen >= batch:
+                continue  # more may be due right now
+        except RedisError as exc:
+            log.warning("timer_poll_failed", error=repr(exc))
+        await asyncio.sleep(interval_s)
+
+
+async def timers_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    task = asyncio.create_task(
+        run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch), name="registry-timers"
+    )
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
