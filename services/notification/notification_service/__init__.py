@@ -1,0 +1,1 @@
+"""Notification service: help-request queues, offers to agents over WebSocket, live dashboards."""

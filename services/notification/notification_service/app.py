@@ -1,0 +1,60 @@
+"""Application factory of the notification service."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from shared.accounts import AccountStore
+from shared.keys import JETSTREAM, NATS, REDIS
+from shared.nats_conn import nats_context
+from shared.redis_conn import redis_context
+from shared.web import setup_edge
+
+from .consumer import session_consumer
+from .dashboard import Fanout
+from .desk import Desk
+from .keys import ACCOUNTS, AGENT_CONNS, DESK, FANOUT, SETTINGS, STORE
+from .routes import setup_routes
+from .settings import Settings
+from .store import Store
+from .timers import background_loops
+
+__all__ = ["create_app"]
+
+
+async def _components(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[STORE] = Store(app[REDIS], retention_s=settings.request_retention_s)
+    app[ACCOUNTS] = AccountStore(app[REDIS])
+    app[DESK] = Desk(settings, app[STORE], app[NATS], app[JETSTREAM])
+    fanout = Fanout(app[JETSTREAM], settings.dashboard_buffer)
+    await fanout.start()
+    app[FANOUT] = fanout
+    yield
+    await fanout.stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    if FANOUT in app:
+        app[FANOUT].close_clients()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app[AGENT_CONNS] = {}
+    name = f"notification-{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
+    app.cleanup_ctx.append(redis_context(settings.redis_url))
+    app.cleanup_ctx.append(nats_context(settings.nats_url, name))
+    app.cleanup_ctx.append(_components)
+    app.cleanup_ctx.append(session_consumer)
+    app.cleanup_ctx.append(background_loops)
+    setup_edge(app, service="notification", cors_origins=settings.cors_origins)
+    # SSE responses end when their clients are dropped; WebSockets are closed by setup_edge.
+    app.on_shutdown.append(_end_streams)
+    setup_routes(app)
+    return app

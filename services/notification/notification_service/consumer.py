@@ -1,0 +1,61 @@
+"""The registry's session events, from a durable JetStream consumer that all replicas share.
+
+A queue (deliver-group) push consumer hands each event to one replica; the event is acked after its change is
+in Redis, so an event a replica took but did not finish is redelivered to another after ``ack_wait``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+from structlog.contextvars import bound_contextvars
+
+from shared.keys import JETSTREAM
+from shared.messaging import SESSION_EVENTS, SessionEvent
+
+from .keys import DESK, SETTINGS
+
+__all__ = ["session_consumer"]
+
+log = structlog.get_logger()
+
+ACK_WAIT_S = 30.0
+
+
+async def session_consumer(app: web.Application) -> AsyncIterator[None]:
+    desk = app[DESK]
+
+    async def handle(msg: Msg) -> None:
+        with bound_contextvars(subject=msg.subject):
+            try:
+                event = SessionEvent.model_validate_json(msg.data)
+            except ValidationError as exc:
+                # A payload we cannot read never becomes readable: drop it instead of redelivering it forever.
+                log.warning("session_event_invalid", errors=exc.error_count())
+                await msg.term()
+                return
+            try:
+                await desk.on_session_event(event)
+            except Exception:
+                log.exception("session_event_failed", event_id=event.event_id)
+                await msg.nak(delay=1.0)
+                return
+            await msg.ack()
+
+    name = app[SETTINGS].consumer_name
+    config = ConsumerConfig(
+        durable_name=name,
+        deliver_group=name,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_S,
+        deliver_policy=DeliverPolicy.NEW,
+        max_ack_pending=1000,
+    )
+    sub = await app[JETSTREAM].subscribe(SESSION_EVENTS, queue=name, cb=handle, manual_ack=True, config=config)
+    yield
+    await sub.unsubscribe()

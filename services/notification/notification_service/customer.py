@@ -1,0 +1,74 @@
+"""Customer side of a help request: its position and estimated wait, and cancelling it.
+
+The page authenticates with its session token (``X-Session-Token`` header or ``?token=``), which
+``shared.session_tokens`` verifies without a lookup; it is only good for its own session.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any
+
+from aiohttp import web
+
+from shared.accounts import Role
+from shared.errors import NotFound
+from shared.session_tokens import verify_session_token
+
+from .keys import ACCOUNTS, DESK, SETTINGS, STORE
+
+__all__ = ["cancel_request", "claim_request", "request_status"]
+
+
+def _session_id(request: web.Request) -> str:
+    token = request.headers.get("X-Session-Token") or request.query.get("token")
+    secret = request.app[SETTINGS].session_token_secret.get_secret_value().encode()
+    return verify_session_token(secret, token, request.match_info["session_id"])
+
+
+async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
+    store = app[STORE]
+    req = await store.request(session_id)
+    if not req.get("state"):
+        raise NotFound("no help request for this session", code="request_not_found")
+    queue, state = req["queue"], req["state"]
+    overview = {"available": 0}
+    for agent in await store.agents():
+        if queue in agent["queues"] and agent["status"] == "available":
+            overview["available"] += 1
+    position = await store.position(queue, session_id) if state == "queued" else None
+    estimate = None
+    recent = await store.recent_waits(queue)
+    if position is not None and recent:
+        # Mean recent wait per "round" of free agents; rough, and said so in docs/notification.md.
+        estimate = round(statistics.fmean(recent) * math.ceil(position / max(1, overview["available"])), 1)
+    return {
+        "session_id": session_id,
+        "state": state,
+        "queue": queue,
+        "position": position,
+        "estimated_wait_s": estimate,
+        "waited_s": round(time.time() - float(req["enqueued_at"]), 3) if req.get("enqueued_at") else None,
+        "agents_available": overview["available"],
+        "no_agents": overview["available"] == 0 and state == "queued",
+        "escalated": req.get("escalated") == "1",
+    }
+
+
+async def request_status(request: web.Request) -> web.Response:
+    return web.json_response(await status_of(request.app, _session_id(request)))
+
+
+async def cancel_request(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    await request.app[DESK].cancel(session_id)
+    return web.json_response(await status_of(request.app, session_id))
+
+
+async def claim_request(request: web.Request) -> web.Response:
+    account = await request.app[ACCOUNTS].authenticate_request(request, Role.AGENT)
+    frame = await request.app[DESK].claim(account.id, request.match_info["session_id"])
+    frame.pop("type")
+    return web.json_response(frame)

@@ -1,0 +1,223 @@
+"""Live event stream for supervisors: ``GET /events`` (Server-Sent Events) and ``GET /ws/dashboard``.
+
+Each replica tails the whole ``COBROWSE`` stream once (an ordered consumer) and fans every event out to its
+clients through a bounded buffer per client; an event's id is its stream sequence. A client that resumes
+with ``Last-Event-ID`` N is registered first, so every event after the tail's position L is buffered for it,
+then N+1..L is replayed from JetStream: no gap, no duplicate. A client whose buffer overflows is dropped with
+``{"type": "dropped", "reason": "slow_consumer", "last_event_id": ...}`` and resumes from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.errors import ValidationFailed
+from shared.messaging import STREAM, STREAM_SUBJECTS
+
+from .metrics import DASHBOARD_CLIENTS, DASHBOARD_DROPS
+
+__all__ = ["Client", "Fanout", "Filters", "StreamEvent", "stream_to"]
+
+log = structlog.get_logger()
+
+REPLAY_IDLE_S = 2.0
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    seq: int
+    kind: str  # session, queue, agent
+    type: str
+    session_id: str
+    queues: frozenset[str]
+    frame: str  # the JSON frame sent to clients
+
+    @classmethod
+    def from_msg(cls, msg: Msg) -> StreamEvent:
+        seq = msg.metadata.sequence.stream
+        parts = msg.subject.split(".")
+        kind, type_ = parts[1], parts[-1]
+        payload: dict[str, Any] = json.loads(msg.data)
+        if kind == "session":
+            session_id, queues = parts[2], frozenset([payload.get("session", {}).get("queue", "")])
+        elif kind == "queue":
+            session_id, queues = payload.get("session_id", ""), frozenset([parts[2]])
+        else:
+            session_id, queues = "", frozenset(payload.get("queues", []))
+        frame = json.dumps({"type": "event", "id": seq, "kind": kind, "subject": msg.subject, "event": payload})
+        return cls(seq, kind, type_, session_id, queues, frame)
+
+
+@dataclass(frozen=True)
+class Filters:
+    queues: frozenset[str] = frozenset()
+    sessions: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Filters:
+        def values(name: str) -> frozenset[str]:
+            return frozenset(v.strip() for v in query.get(name, "").split(",") if v.strip())
+
+        return cls(values("queue"), values("session"), values("type"))
+
+    def match(self, event: StreamEvent) -> bool:
+        return (
+            (not self.queues or bool(self.queues & event.queues))
+            and (not self.sessions or event.session_id in self.sessions)
+            and (not self.types or event.type in self.types)
+        )
+
+
+@dataclass(eq=False)
+class Client:
+    filters: Filters
+    buffer: int
+    events: asyncio.Queue[StreamEvent | None] = field(init=False)
+    dropped: str | None = None
+
+    def __post_init__(self) -> None:
+        self.events = asyncio.Queue(self.buffer)
+
+    def offer(self, event: StreamEvent) -> None:
+        if self.dropped is None and self.filters.match(event):
+            try:
+                self.events.put_nowait(event)
+            except asyncio.QueueFull:
+                self.drop("slow_consumer")
+
+    def drop(self, reason: str) -> None:
+        """End the stream: what is buffered is discarded, the client resumes from what it last got."""
+        if self.dropped is not None:
+            return
+        self.dropped = reason
+        DASHBOARD_DROPS.labels(reason).inc()
+        while not self.events.empty():
+            self.events.get_nowait()
+        self.events.put_nowait(None)
+
+
+class Fanout:
+    """This replica's tail of the stream and its dashboard clients."""
+
+    def __init__(self, js: JetStreamContext, buffer: int) -> None:
+        self.js = js
+        self.buffer = buffer
+        self.clients: set[Client] = set()
+        self.last_seq = 0
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        info = await self.js.stream_info(STREAM)
+        self.last_seq = info.state.last_seq
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1)
+        self._sub = await self.js.subscribe(STREAM_SUBJECTS[0], ordered_consumer=True, config=config, cb=self._on_msg)
+
+    def close_clients(self) -> None:
+        for client in list(self.clients):
+            client.drop("shutdown")
+
+    async def stop(self) -> None:
+        self.close_clients()
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            await sub.unsubscribe()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        try:
+            event = StreamEvent.from_msg(msg)
+        except (ValueError, KeyError, IndexError, AttributeError):
+            log.warning("stream_event_unreadable", subject=msg.subject)
+            return
+        self.last_seq = event.seq
+        for client in self.clients:
+            client.offer(event)
+
+    def register(self, filters: Filters) -> Client:
+        client = Client(filters, self.buffer)
+        self.clients.add(client)
+        DASHBOARD_CLIENTS.inc()
+        return client
+
+    def unregister(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            DASHBOARD_CLIENTS.dec()
+
+    async def replay(self, start: int, end: int) -> AsyncIterator[StreamEvent]:
+        """Events ``start``..``end`` (stream sequences) from JetStream."""
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        sub = await self.js.subscribe(STREAM_SUBJECTS[0], ordered_consumer=True, config=config)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=REPLAY_IDLE_S)
+                except TimeoutError:
+                    log.warning("replay_incomplete", start=start, end=end)
+                    return
+                event = StreamEvent.from_msg(msg)
+                if event.seq > end:
+                    return
+                yield event
+                if event.seq == end:
+                    return
+        finally:
+            await sub.unsubscribe()
+
+
+def parse_last_id(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 19:
+        raise ValidationFailed.one("Last-Event-ID", "must be a stream sequence number")
+    return int(value)
+
+
+Send = Callable[[str, int | None], Awaitable[None]]
+"""Writes one JSON frame (and its event id, if any) to the client."""
+
+
+async def stream_to(
+    fanout: Fanout,
+    client: Client,
+    last_id: int | None,
+    snapshot: Callable[[], Awaitable[dict[str, Any]]],
+    send: Send,
+    keepalive: Callable[[], Awaitable[None]],
+    keepalive_s: float,
+) -> tuple[str, int]:
+    """Feed a registered client: snapshot or replay, then the live tail.
+
+    Returns why the stream ended (the client was dropped) and the id of the last event it was sent.
+    """
+    boundary = fanout.last_seq  # every later event is already going into the client's buffer
+    sent = boundary
+    if last_id is None:
+        await send(json.dumps({"type": "snapshot", "id": boundary, **(await snapshot())}), boundary)
+    elif last_id < boundary:
+        async for missed in fanout.replay(last_id + 1, boundary):
+            if client.filters.match(missed):
+                await send(missed.frame, missed.seq)
+    else:
+        sent = last_id
+    while True:
+        try:
+            async with asyncio.timeout(keepalive_s):
+                event = await client.events.get()
+        except TimeoutError:
+            await keepalive()
+            continue
+        if event is None:
+            return client.dropped or "closed", sent
+        if event.seq > sent:
+            await send(event.frame, event.seq)
+            sent = event.seq

@@ -1,0 +1,265 @@
+"""The help desk's decisions: queue requests, offer them to agents, claims, declines, timeouts, escalations.
+
+Every decision is one script in Redis (``store.py``); this module turns its outcome into frames for agents'
+sockets (core NATS ``notify.agent.<id>``, delivered by whichever replica holds the socket) and into
+``QueueEvent``/``AgentEvent``s on JetStream. Nothing here keeps state of its own, so any replica can act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from shared.errors import CobrowseError, Conflict, Forbidden, NotFound
+from shared.messaging import (
+    MSG_ID_HEADER,
+    TOKEN_AGENT_ISSUE,
+    AgentEvent,
+    AgentToken,
+    IssueAgentToken,
+    QueueEvent,
+    SessionEvent,
+    agent_inbox,
+    agent_subject,
+    new_event_id,
+    queue_subject,
+)
+from shared.rpc import call
+
+from .metrics import CLAIMS, OFFER_TIMEOUTS, OFFERS, WAIT_SECONDS
+from .settings import Mode, Settings
+from .store import Store, Withdrawn
+
+__all__ = ["Desk"]
+
+log = structlog.get_logger()
+
+_CLAIM_REFUSALS: dict[str, CobrowseError] = {
+    "taken": Conflict("another agent claimed this request", code="taken"),
+    "not_found": NotFound("no such help request", code="request_not_found"),
+    "gone": Conflict("the request is no longer waiting", code="request_gone"),
+    "not_offered": Forbidden("this request was not offered to you", code="not_offered"),
+    "not_available": Conflict("set your status to available first", code="not_available"),
+    "at_capacity": Conflict("you are at your capacity", code="at_capacity"),
+}
+
+
+class Desk:
+    def __init__(self, settings: Settings, store: Store, nc: NatsClient, js: JetStreamContext) -> None:
+        self.settings = settings
+        self.store = store
+        self.nc = nc
+        self.js = js
+        self.timers_changed = asyncio.Event()
+        """Set when this replica armed a timer, so its timer loop looks again."""
+
+    # ------------------------------------------------------------------------------------ output
+
+    async def send(self, agent_id: str, frame: dict[str, Any]) -> None:
+        await self.nc.publish(agent_inbox(agent_id), json.dumps(frame).encode())
+
+    async def _revoke(self, agents: Iterable[str], session_id: str, reason: str) -> None:
+        for agent_id in agents:
+            await self.send(agent_id, {"type": "offer_revoked", "session_id": session_id, "reason": reason})
+
+    async def publish_queue(
+        self, type_: str, queue: str, session_id: str, agent_id: str | None = None, **data: Any
+    ) -> None:
+        event = QueueEvent(
+            event_id=new_event_id(), type=type_, queue=queue, session_id=session_id, agent_id=agent_id, data=data
+        )
+        await self.js.publish(queue_subject(queue, type_), event.encode(), headers={MSG_ID_HEADER: event.event_id})
+
+    async def publish_agent(
+        self, type_: str, agent_id: str, status: str | None = None, queues: list[str] | None = None, **data: Any
+    ) -> None:
+        event = AgentEvent(
+            event_id=new_event_id(), type=type_, agent_id=agent_id, status=status, queues=queues or [], data=data
+        )
+        await self.js.publish(agent_subject(agent_id, type_), event.encode(), headers={MSG_ID_HEADER: event.event_id})
+
+    # ------------------------------------------------------------------------------------ queueing
+
+    async def on_session_event(self, event: SessionEvent) -> None:
+        view = event.session
+        queue = view.queue or self.settings.default_queue
+        if view.queue != queue:
+            view = view.model_copy(update={"queue": queue})
+        prev = event.prev_state.value if event.prev_state else ""
+        outcome = await self.store.session_event(view, prev, self.settings.max_wait(queue))
+        kind = outcome[0]
+        if kind == "queued":
+            log.info("request_queued", session_id=view.session_id, queue=queue)
+            self.timers_changed.set()
+            await self.publish_queue("queued", queue, view.session_id, priority=view.priority)
+            await self.dispatch(queue)
+        elif kind == "left":
+            queue, reason, seen = outcome[1], outcome[2], outcome[3:]
+            await self._revoke(seen, view.session_id, "ended" if reason == "ended" else "taken")
+            await self.publish_queue("left", queue, view.session_id, reason=reason)
+            if reason == "ended":
+                await self.store.count(queue, "abandoned")
+            await self.dispatch(queue)
+        elif kind == "ended" and outcome[2]:
+            await self.dispatch_for(outcome[2])
+
+    async def dispatch(self, queue: str) -> None:
+        mode = self.settings.mode(queue)
+        timeout = self.settings.offer_timeout_s
+        result = await self.store.dispatch(queue, mode.value, timeout)
+        now = time.time()
+        for shown in result.shown:
+            frame = {
+                "type": "offer",
+                "session_id": shown.session_id,
+                "queue": queue,
+                "customer_name": shown.customer_name,
+                "waited_s": round(now - shown.enqueued_at, 3),
+                "mode": mode.value,
+                "expires_in_s": timeout if mode is Mode.OFFER else None,
+            }
+            await self.send(shown.agent_id, frame)
+        if result.shown and mode is Mode.OFFER:
+            self.timers_changed.set()
+        for shown in result.shown:
+            OFFERS.labels(queue).inc()
+            await self.store.count(queue, "offered")
+            await self.publish_queue("offered", queue, shown.session_id, shown.agent_id, mode=mode.value)
+        if result.flag:
+            log.info("queue_serving_changed", queue=queue, flag=result.flag)
+            await self.publish_queue(result.flag, queue, "", serving=result.serving)
+
+    async def dispatch_for(self, agent_id: str) -> None:
+        """Dispatch every queue the agent serves (it has room again)."""
+        for queue in await self.store.agent_queues(agent_id):
+            await self.dispatch(queue)
+
+    async def _moved_on(self, withdrawn: list[Withdrawn]) -> None:
+        for queue in sorted({w.queue for w in withdrawn if w.queue}):
+            await self.dispatch(queue)
+
+    # ------------------------------------------------------------------------------------ agents
+
+    async def claim(self, agent_id: str, session_id: str) -> dict[str, Any]:
+        """Claim a request; returns the ``claimed`` frame. Raises with code ``taken`` when another agent won."""
+        result = await self.store.claim(session_id, agent_id)
+        if result.outcome not in ("ok", "already"):
+            raise _CLAIM_REFUSALS[result.outcome]
+        frame: dict[str, Any] = {
+            "type": "claimed",
+            "session_id": session_id,
+            "queue": result.queue,
+            "pin": result.pin,
+            "token": None,
+            "desk_url": None,
+        }
+        try:
+            token = await call(
+                self.nc,
+                TOKEN_AGENT_ISSUE,
+                IssueAgentToken(account_id=agent_id, pin=result.pin),
+                AgentToken,
+                timeout_s=self.settings.token_timeout_s,
+            )
+            frame.update(token=token.token, desk_url=token.desk_url, expires_at=token.expires_at)
+        except CobrowseError as exc:
+            # The claim stands; claiming again asks for the token again.
+            log.warning("agent_token_failed", session_id=session_id, code=exc.code)
+            frame["token_error"] = {"code": exc.code, "message": exc.message}
+        if result.outcome == "ok":
+            waited = time.time() - result.enqueued_at
+            log.info("request_claimed", session_id=session_id, agent_id=agent_id, waited_s=round(waited, 3))
+            await self._revoke(result.others, session_id, "taken")
+            CLAIMS.labels(result.queue).inc()
+            WAIT_SECONDS.labels(result.queue).observe(waited)
+            await self.store.count(result.queue, "claimed", waited)
+            await self.publish_queue("claimed", result.queue, session_id, agent_id, waited_s=round(waited, 3))
+        return frame
+
+    async def decline(self, agent_id: str, session_id: str) -> None:
+        queue = await self.store.decline(session_id, agent_id)
+        if queue:
+            await self.publish_queue("declined", queue, session_id, agent_id)
+            await self.dispatch(queue)
+
+    async def set_status(self, agent_id: str, status: str, queues: list[str], capacity: int) -> None:
+        withdrawn = await self.store.set_status(agent_id, status, queues, capacity)
+        for item in withdrawn:
+            await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": "withdrawn"})
+        await self.publish_agent("status", agent_id, status, queues, capacity=capacity)
+        await self._moved_on(withdrawn)
+        if status == "available":
+            for queue in queues:
+                await self.dispatch(queue)
+
+    async def connected(self, agent_id: str, conn_id: str, name: str) -> dict[str, Any]:
+        state = await self.store.connect(agent_id, conn_id, name, self.settings.presence_ttl_s)
+        if state["previous"] and state["previous"] != conn_id:
+            # Another socket of this agent, on any replica, closes: one console per agent.
+            await self.send(agent_id, {"type": "replaced", "conn_id": conn_id})
+        await self.publish_agent("connected", agent_id, state["status"], state["queues"])
+        return state
+
+    async def disconnected(self, agent_id: str, conn_id: str) -> None:
+        withdrawn = await self.store.gone(agent_id, conn_id)
+        await self.publish_agent("disconnected", agent_id)
+        await self._moved_on(withdrawn)
+
+    # ------------------------------------------------------------------------------------ timers
+
+    async def offer_lapsed(self, member: str) -> None:
+        withdrawn = await self.store.offer_timeout(member)
+        if not withdrawn:
+            return
+        session_id, _, agent_id = member.rpartition("|")
+        queue = next((w.queue for w in withdrawn if w.session_id == session_id), "")
+        log.info("offer_timed_out", session_id=session_id, agent_id=agent_id)
+        for item in withdrawn:
+            reason = "timeout" if item.session_id == session_id else "away"
+            await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": reason})
+        await self.send(agent_id, {"type": "status", "status": "away", "reason": "offer_timeout"})
+        OFFER_TIMEOUTS.labels(queue).inc()
+        await self.store.count(queue, "timed_out")
+        await self.publish_queue("offer_timeout", queue, session_id, agent_id)
+        await self.publish_agent("status", agent_id, "away", reason="offer_timeout")
+        await self._moved_on(withdrawn)
+
+    async def escalate(self, session_id: str) -> None:
+        s = self.settings
+        outcome = await self.store.escalate(
+            session_id, s.overflow_action.value, s.overflow_queue, s.overflow_priority_boost
+        )
+        if not outcome:
+            return
+        action, source, target, priority, seen = outcome[0], outcome[1], outcome[2], outcome[3], outcome[4:]
+        log.info("request_escalated", session_id=session_id, action=action, queue=target)
+        await self._revoke(seen, session_id, "escalated")
+        await self.store.count(source, "escalated")
+        await self.publish_queue(
+            "escalated", source, session_id, action=action, to_queue=target, priority=int(float(priority))
+        )
+        await self.dispatch(target)
+
+    # ------------------------------------------------------------------------------------ customers
+
+    async def cancel(self, session_id: str) -> None:
+        outcome = await self.store.cancel(session_id)
+        if outcome[0] == "not_queued":
+            if outcome[1] == "":
+                raise NotFound("no help request for this session", code="request_not_found")
+            if outcome[1] != "cancelled":
+                raise Conflict(f"the request is {outcome[1]}", code="not_queued")
+            return
+        queue, seen = outcome[1], outcome[2:]
+        log.info("request_cancelled", session_id=session_id, queue=queue)
+        await self._revoke(seen, session_id, "cancelled")
+        await self.store.count(queue, "abandoned")
+        await self.publish_queue("left", queue, session_id, reason="cancelled")
+        await self.dispatch(queue)

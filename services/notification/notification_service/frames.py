@@ -1,0 +1,83 @@
+"""Frames that clients send on the agent and dashboard WebSockets, validated at the edge.
+
+A frame that is not JSON, not an object, of an unknown type or with bad fields is answered with an
+``error`` frame naming the problem; the socket stays open.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from shared.errors import BadRequest, CobrowseError, ValidationFailed
+from shared.rpc import validation_errors
+
+__all__ = ["AgentFrame", "Auth", "Claim", "Decline", "Ping", "Status", "error_frame", "parse", "send_error"]
+
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+SessionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(_Frame):
+    type: Literal["auth"]
+    api_key: str | None = Field(None, max_length=256)
+    ticket: str | None = Field(None, max_length=256)
+
+
+class Status(_Frame):
+    type: Literal["status"]
+    status: Literal["available", "away"]
+    queues: list[QueueName] = Field(default_factory=list, max_length=50)
+    capacity: int = Field(1, ge=1, le=50)
+
+
+class Claim(_Frame):
+    type: Literal["claim"]
+    session_id: SessionId
+
+
+class Decline(_Frame):
+    type: Literal["decline"]
+    session_id: SessionId
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+AgentFrame = Annotated[Auth | Status | Claim | Decline | Ping, Field(discriminator="type")]
+_AGENT_FRAME: TypeAdapter[Auth | Status | Claim | Decline | Ping] = TypeAdapter(AgentFrame)
+_AUTH_FRAME: TypeAdapter[Auth] = TypeAdapter(Auth)
+
+
+def parse(raw: str, *, auth_only: bool = False) -> Auth | Status | Claim | Decline | Ping:
+    """Decode one client frame; raises ``BadRequest``/``ValidationFailed`` describing what is wrong."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest("frame is not valid JSON", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed.one("frame", "must be a JSON object")
+    try:
+        return (_AUTH_FRAME if auth_only else _AGENT_FRAME).validate_python(data)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_errors(exc)) from exc
+
+
+def error_frame(exc: CobrowseError, **extra: Any) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message, **extra}
+    if isinstance(exc, ValidationFailed):
+        frame["errors"] = exc.errors
+    return frame
+
+
+async def send_error(ws: web.WebSocketResponse, exc: CobrowseError, **extra: Any) -> None:
+    if not ws.closed:
+        await ws.send_json(error_frame(exc, **extra))

@@ -1,0 +1,31 @@
+-- An agent claims a request; exactly one claim wins.
+-- ARGV[4] session id, ARGV[5] agent id.
+-- Returns {'ok', queue, pin, enqueued_at, other agents who saw it...}, {'already', queue, pin, enqueued_at}
+-- or {reason}: taken, not_found, gone, not_offered, not_available, at_capacity.
+local sid, agent = ARGV[4], ARGV[5]
+local rk = key('req', sid)
+local r = redis.call('HMGET', rk, 'state', 'queue', 'pin', 'enqueued_at', 'claimed_by')
+if not r[1] then return {'not_found'} end
+if r[1] == 'claimed' then
+  if r[5] == agent then return {'already', r[2], r[3], r[4]} end
+  return {'taken'}
+end
+if r[1] ~= 'queued' then return {'gone'} end
+if redis.call('SISMEMBER', key('seen', sid), agent) == 0 then return {'not_offered'} end
+local a = redis.call('HMGET', key('agent', agent), 'status', 'capacity', 'queues')
+if a[1] ~= 'available' then return {'not_available'} end
+local own = redis.call('SISMEMBER', key('aoffers', agent), sid)
+local load = redis.call('SCARD', key('asessions', agent)) + redis.call('SCARD', key('aoffers', agent)) - own
+if load >= (tonumber(a[2]) or 1) then return {'at_capacity'} end
+
+redis.call('SREM', key('seen', sid), agent)
+redis.call('SREM', key('aseen', agent), sid)
+local others = dequeue(sid, 'claimed')
+redis.call('HSET', rk, 'claimed_by', agent, 'claimed_at', ARGV[2])
+redis.call('SADD', key('asessions', agent), sid)
+touch(key('asessions', agent))
+-- Idle time counts from the last claim: the agent goes to the back of every queue it serves.
+for _, q in ipairs(split(a[3])) do redis.call('ZADD', key('qagents', q), 'XX', NOW, agent) end
+local out = {'ok', r[2], r[3], r[4]}
+for _, other in ipairs(others) do table.insert(out, other) end
+return out

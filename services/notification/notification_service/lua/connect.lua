@@ -1,0 +1,16 @@
+-- An agent's socket authenticated on a replica.
+-- ARGV[4] agent, ARGV[5] connection id, ARGV[6] presence ttl (ms), ARGV[7] display name.
+-- Returns {previous connection id or '', status, queues, capacity}.
+local agent, conn = ARGV[4], ARGV[5]
+local ak = key('agent', agent)
+local prev = redis.call('GET', key('conn', agent)) or ''
+redis.call('SET', key('conn', agent), conn, 'PX', ARGV[6])
+redis.call('HSET', ak, 'name', ARGV[7])
+redis.call('HSETNX', ak, 'status', 'away')
+redis.call('HSETNX', ak, 'queues', '')
+redis.call('HSETNX', ak, 'capacity', '1')
+touch(ak)
+redis.call('SADD', key('agents'), agent)
+local h = redis.call('HMGET', ak, 'status', 'queues', 'capacity')
+for _, q in ipairs(split(h[2])) do redis.call('ZADD', key('qagents', q), 'NX', NOW, agent) end
+return {prev, h[1], h[2], h[3]}

@@ -1,0 +1,56 @@
+-- Apply one session event to the help request of that session.
+-- ARGV[4] sid, [5] state, [6] prev_state, [7] pin, [8] queue, [9] priority, [10] customer name,
+-- [11] the session's updated_at, [12] max wait of the queue (s).
+-- Returns {'queued', queue} | {'left', queue, reason, agents who saw it...} | {'ended', queue, claimed_by}
+-- | {'noop'} | {'stale'}.
+local sid, state, prev, pin = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local queue, priority, name, updated = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local rk = key('req', sid)
+local r = redis.call('HMGET', rk, 'state', 'updated', 'queue')
+-- Replicas may handle two events of one session concurrently: never let an older one undo a newer one.
+if r[1] == 'ended' or (r[2] and tonumber(r[2]) > tonumber(updated)) then return {'stale'} end
+
+local function create()
+  redis.call('HSET', rk, 'session_id', sid, 'state', 'queued', 'queue', queue, 'priority', priority, 'pin', pin,
+    'customer_name', name, 'enqueued_at', ARGV[2], 'offered_to', '', 'claimed_by', '', 'escalated', '0',
+    'updated', updated)
+  touch(rk)
+  redis.call('ZADD', key('q', queue), score(priority, ARGV[2]), sid)
+  redis.call('ZADD', key('waits'), NOW + tonumber(ARGV[12]), sid)
+  redis.call('SADD', key('queues'), queue)
+  redis.call('SADD', key('live'), sid)
+  return {'queued', queue}
+end
+
+if state == 'waiting' and pin ~= '' then
+  if not r[1] then return create() end
+  redis.call('HSET', rk, 'updated', updated)
+  if r[1] == 'queued' then
+    redis.call('HSET', rk, 'pin', pin)
+    return {'noop'}
+  end
+  -- Back to waiting after an agent was with the customer: a new request.
+  if prev == 'active' then
+    release(sid)
+    return create()
+  end
+  return {'noop'}
+end
+
+if state == 'active' or state == 'ended' then
+  if r[1] == 'queued' then
+    local reason = state == 'ended' and 'ended' or 'joined'
+    local out = {'left', r[3], reason}
+    for _, a in ipairs(dequeue(sid, state == 'ended' and 'ended' or 'joined')) do table.insert(out, a) end
+    redis.call('HSET', rk, 'updated', updated)
+    return out
+  end
+  if state == 'ended' then
+    local agent = release(sid)
+    redis.call('HSET', rk, 'state', 'ended', 'updated', updated)
+    touch(rk)
+    return {'ended', r[3] or '', agent}
+  end
+end
+if r[1] then redis.call('HSET', rk, 'updated', updated) end
+return {'noop'}

@@ -1,0 +1,26 @@
+-- An agent sets its status, queues and capacity.
+-- ARGV[4] agent, ARGV[5] status, ARGV[6] queues (comma separated), ARGV[7] capacity.
+-- Returns {sid, queue, ...} withdrawn from the agent (it went away or stopped serving a queue).
+local agent, status, queues, capacity = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local ak = key('agent', agent)
+local old = redis.call('HMGET', ak, 'status', 'queues')
+local before = {}
+for _, q in ipairs(split(old[2])) do before[q] = true end
+local keep = {}
+for _, q in ipairs(split(queues)) do
+  keep[q] = true
+  redis.call('SADD', key('queues'), q)
+  if old[1] ~= 'available' or not before[q] then
+    -- Idle time counts from when the agent became available for the queue.
+    redis.call('ZADD', key('qagents', q), NOW, agent)
+  else
+    redis.call('ZADD', key('qagents', q), 'NX', NOW, agent)
+  end
+end
+for q in pairs(before) do
+  if not keep[q] then redis.call('ZREM', key('qagents', q), agent) end
+end
+redis.call('HSET', ak, 'status', status, 'queues', queues, 'capacity', capacity)
+touch(ak)
+if status ~= 'available' then return withdraw(agent, nil) end
+return withdraw(agent, keep)

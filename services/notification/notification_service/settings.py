@@ -1,0 +1,68 @@
+"""Settings of the notification service (``NOTIFY_`` prefix; shared values have none)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+__all__ = ["Mode", "Overflow", "Settings"]
+
+
+class Mode(StrEnum):
+    OFFER = "offer"  # one agent at a time, with an acceptance timeout
+    BROADCAST = "broadcast"  # every available agent; first claim wins
+
+
+class Overflow(StrEnum):
+    PRIORITY = "priority"  # raise the request's priority in its queue
+    MOVE = "move"  # move the request to the overflow queue
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFY_")
+
+    port: int = Field(8082, ge=0, le=65535)
+    session_token_secret: SecretStr = Field(validation_alias="SESSION_TOKEN_SECRET")
+    """Verifies customers' session tokens; the same secret as the registry's and the token service's."""
+    default_queue: str = "support"
+    default_mode: Mode = Mode.OFFER
+    queue_modes: dict[str, Mode] = Field(default_factory=dict)
+    """Per-queue distribution mode, JSON: ``{"vip": "broadcast"}``."""
+    offer_timeout_s: float = Field(20.0, gt=0)
+    """How long an agent has to accept an offer before it moves on (offer mode)."""
+    max_wait_s: float = Field(120.0, gt=0)
+    queue_max_wait_s: dict[str, float] = Field(default_factory=dict)
+    """Per-queue maximum wait before escalation, JSON: ``{"vip": 30}``."""
+    overflow_action: Overflow = Overflow.PRIORITY
+    overflow_queue: str = "overflow"
+    overflow_priority_boost: int = 10
+    heartbeat_s: float = Field(15.0, gt=0)
+    """WebSocket ping interval; a socket that misses its pong is closed (half-open detection)."""
+    auth_timeout_s: float = Field(10.0, gt=0)
+    """Time a new WebSocket has to send its ``auth`` frame."""
+    presence_ttl_s: float = Field(30.0, gt=0)
+    """Lifetime of an agent's presence key; the replica holding the socket refreshes it."""
+    timer_poll_s: float = Field(0.5, gt=0)
+    """Longest pause between looks at the shared timers (another replica's offers, escalations)."""
+    timer_lease_s: float = Field(10.0, gt=0)
+    """A fired timer is re-armed this far ahead until handled, so a replica dying mid-way loses nothing."""
+    dashboard_buffer: int = Field(1000, ge=1)
+    """Events buffered per dashboard client; a client further behind is dropped (it can resume)."""
+    dashboard_keepalive_s: float = Field(15.0, gt=0)
+    ticket_ttl_s: float = Field(30.0, gt=0)
+    token_timeout_s: float = Field(2.0, gt=0)
+    request_retention_s: int = Field(86400, gt=0)
+    """How long Redis keeps a finished help request (for status polls and late events)."""
+    consumer_name: str = "notification"
+    """Durable JetStream consumer shared by all replicas."""
+    max_frame_bytes: int = Field(65536, ge=1024)
+
+    def mode(self, queue: str) -> Mode:
+        return self.queue_modes.get(queue, self.default_mode)
+
+    def max_wait(self, queue: str) -> float:
+        return self.queue_max_wait_s.get(queue, self.max_wait_s)

@@ -1,0 +1,70 @@
+"""``GET /stats``: per-queue numbers for supervisors, fleet-wide (read from Redis, not from this replica)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from aiohttp import web
+
+from shared.accounts import Role
+
+from .keys import ACCOUNTS, SETTINGS, STORE
+from .settings import Settings
+from .store import Store
+
+__all__ = ["percentile", "queue_overview", "stats_handler"]
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile; ``None`` without data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+async def queue_overview(store: Store, settings: Settings) -> list[dict[str, Any]]:
+    """Every known queue: waiting count, longest wait, agents by status, mode."""
+    now = time.time()
+    agents = await store.agents()
+    out = []
+    for queue in sorted(set(await store.queue_names()) | {settings.default_queue}):
+        waiting = await store.waiting(queue)
+        counts = {"available": 0, "busy": 0, "away": 0, "offline": 0}
+        for agent in agents:
+            if queue in agent["queues"]:
+                status = agent["status"]
+                if status == "available" and agent["sessions"] >= agent["capacity"]:
+                    status = "busy"
+                counts[status] += 1
+        oldest = min((float(r["enqueued_at"]) for r in waiting), default=None)
+        out.append(
+            {
+                "queue": queue,
+                "mode": settings.mode(queue).value,
+                "waiting": len(waiting),
+                "longest_wait_s": round(now - oldest, 3) if oldest is not None else 0.0,
+                "agents": counts,
+                "no_agents": await store.no_agents(queue),
+            }
+        )
+    return out
+
+
+async def stats_handler(request: web.Request) -> web.Response:
+    await request.app[ACCOUNTS].authenticate_request(request, Role.SUPERVISOR)
+    store = request.app[STORE]
+    queues = await queue_overview(store, request.app[SETTINGS])
+    for row in queues:
+        counts, waits = await store.day_stats(row["queue"])
+        row["today"] = {
+            **{name: counts.get(name, 0) for name in ("offered", "claimed", "timed_out", "abandoned", "escalated")},
+            "wait_p50_s": percentile(waits, 50),
+            "wait_p90_s": percentile(waits, 90),
+            "wait_p99_s": percentile(waits, 99),
+            "wait_mean_s": round(statistics.fmean(waits), 3) if waits else None,
+        }
+    return web.json_response({"at": time.time(), "since": "00:00 UTC", "queues": queues})

@@ -1,0 +1,152 @@
+"""Supervisor streams: ``GET /events`` (SSE), ``GET /ws/dashboard`` and ``POST /api/tickets``.
+
+``EventSource`` cannot set headers, so a page first gets a single-use ticket with its API key
+(``POST /api/tickets``, Bearer) and opens ``/events?ticket=...``; to resume it passes ``last_event_id=N``
+(a new ``EventSource`` cannot set ``Last-Event-ID`` either). Non-browser clients send
+``Authorization: Bearer`` and the ``Last-Event-ID`` header. The WebSocket authenticates with its first frame,
+``{"type": "auth", "api_key": ...}`` or ``{"type": "auth", "ticket": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from shared.accounts import Account, Role
+from shared.errors import Unauthorized
+from shared.keys import WEBSOCKETS
+
+from .agents import authenticate_socket
+from .dashboard import Filters, Send, parse_last_id, stream_to
+from .frames import Auth
+from .keys import ACCOUNTS, FANOUT, SETTINGS, STORE
+from .stats import queue_overview
+
+__all__ = ["dashboard_socket", "event_stream", "issue_ticket"]
+
+log = structlog.get_logger()
+
+FINAL_WRITE_S = 1.0
+
+
+async def _account(app: web.Application, api_key: str | None, ticket: str | None) -> Account:
+    accounts = app[ACCOUNTS]
+    if ticket:
+        account_id = await app[STORE].redeem_ticket(ticket)
+        if account_id is None:
+            raise Unauthorized("unknown, used or expired ticket", code="invalid_ticket")
+        account = await accounts.get(account_id)
+        if account.disabled:
+            raise Unauthorized("account is disabled", code="account_disabled")
+    else:
+        account = await accounts.authenticate(api_key)
+    return account.require(Role.SUPERVISOR)
+
+
+async def _snapshot(app: web.Application) -> dict[str, Any]:
+    store = app[STORE]
+    sessions = [{k: v for k, v in req.items() if k not in ("pin", "updated")} for req in await store.live_requests()]
+    return {"sessions": sessions, "queues": await queue_overview(store, app[SETTINGS]), "agents": await store.agents()}
+
+
+async def issue_ticket(request: web.Request) -> web.Response:
+    account = await request.app[ACCOUNTS].authenticate_request(request, Role.SUPERVISOR)
+    ttl = request.app[SETTINGS].ticket_ttl_s
+    ticket = await request.app[STORE].issue_ticket(account.id, ttl)
+    return web.json_response({"ticket": ticket, "expires_in_s": ttl}, status=201)
+
+
+async def event_stream(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    auth = request.headers.get("Authorization", "")
+    api_key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+    account = await _account(app, api_key, request.query.get("ticket"))
+    last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    filters = Filters.from_query(request.query)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+
+    async def send(frame: str, event_id: int | None) -> None:
+        head = f"id: {event_id}\n" if event_id is not None else ""
+        await response.write(f"{head}data: {frame}\n\n".encode())
+
+    async def keepalive() -> None:
+        await response.write(b": keepalive\n\n")
+
+    await _run(app, account, filters, last_id, send, keepalive, request)
+    return response
+
+
+async def dashboard_socket(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    filters = Filters.from_query(request.query)
+    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes)
+    await ws.prepare(request)
+    app[WEBSOCKETS].add(ws)
+
+    async def check(frame: Auth) -> Account:
+        return await _account(app, frame.api_key, frame.ticket)
+
+    async def send(frame: str, event_id: int | None) -> None:
+        await ws.send_str(frame)
+
+    async def keepalive() -> None:
+        pass  # the WebSocket heartbeat keeps the connection checked
+
+    async def drain_input() -> None:
+        # Dashboards only listen; reading keeps control frames (pong, close) flowing.
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_json({"type": "error", "code": "read_only", "message": "this stream takes no frames"})
+
+    try:
+        account = await authenticate_socket(ws, settings.auth_timeout_s, check)
+        if account is not None:
+            reader = asyncio.create_task(drain_input())
+            writer = asyncio.create_task(_run(app, account, filters, last_id, send, keepalive, request))
+            await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
+            for task in (reader, writer):
+                task.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            await ws.close()
+    finally:
+        app[WEBSOCKETS].discard(ws)
+    return ws
+
+
+async def _run(
+    app: web.Application,
+    account: Account,
+    filters: Filters,
+    last_id: int | None,
+    send: Send,
+    keepalive: Callable[[], Awaitable[None]],
+    request: web.Request,
+) -> None:
+    fanout = app[FANOUT]
+    client = fanout.register(filters)
+    log.info("dashboard_connected", account_id=account.id, resume_from=last_id)
+    try:
+        reason, sent = await stream_to(
+            fanout, client, last_id, lambda: _snapshot(app), send, keepalive, app[SETTINGS].dashboard_keepalive_s
+        )
+        log.info("dashboard_dropped", account_id=account.id, reason=reason, last_event_id=sent)
+        # A slow client may not read even this frame: it gets a moment, then the connection is cut.
+        async with asyncio.timeout(FINAL_WRITE_S):
+            await send(json.dumps({"type": "dropped", "reason": reason, "last_event_id": sent}), None)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.close()
+    except (ConnectionError, RuntimeError):
+        log.info("dashboard_gone", account_id=account.id)
+    finally:
+        fanout.unregister(client)

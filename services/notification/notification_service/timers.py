@@ -1,0 +1,64 @@
+"""Background loops of a replica: shared timers (offer timeouts, escalations) and agent presence.
+
+Timers live in Redis sorted sets; each replica leases due ones with one script, so each fires once, and a
+lease that is not finished (the replica died) comes due again for another replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
+
+__all__ = ["background_loops"]
+
+log = structlog.get_logger()
+
+
+async def _timer_loop(app: web.Application) -> None:
+    settings, store, desk = app[SETTINGS], app[STORE], app[DESK]
+    while True:
+        desk.timers_changed.clear()
+        try:
+            for member in await store.due("offers", settings.timer_lease_s):
+                await desk.offer_lapsed(member)
+            for session_id in await store.due("waits", settings.timer_lease_s):
+                await desk.escalate(session_id)
+            next_due = await store.next_due()
+        except Exception:
+            log.exception("timer_loop_failed")
+            next_due = None
+        pause = settings.timer_poll_s
+        if next_due is not None:
+            pause = min(pause, max(next_due - time.time(), 0.0))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(pause):
+                await desk.timers_changed.wait()
+
+
+async def _presence_loop(app: web.Application) -> None:
+    settings, store = app[SETTINGS], app[STORE]
+    while True:
+        await asyncio.sleep(settings.presence_ttl_s / 3)
+        try:
+            await store.refresh_presence(
+                {agent: conn for conn, agent in app[AGENT_CONNS].items()}, settings.presence_ttl_s
+            )
+        except Exception:
+            log.exception("presence_refresh_failed")
+
+
+async def background_loops(app: web.Application) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(_timer_loop(app)), asyncio.create_task(_presence_loop(app))]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

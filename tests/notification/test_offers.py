@@ -1,0 +1,110 @@
+"""Help requests offered to agents: offer, claim, timeout and re-offer, decline, capacity, disconnects."""
+
+from __future__ import annotations
+
+from shared.messaging import SessionState
+
+from .conftest import new_session_id
+
+WAITING = SessionState.WAITING
+
+
+async def test_waiting_session_is_offered_and_claimed_with_pin_and_token(replica, agent, session, token_service):
+    client = await replica()
+    alice = await agent(client, "alice")
+    await alice.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED, pin="PIN777")
+
+    offer = await alice.expect("offer", session_id=sid)
+    assert offer["queue"] == "support" and offer["mode"] == "offer"
+    assert "pin" not in offer  # the PIN goes to the agent who wins the claim only
+
+    await alice.send({"type": "claim", "session_id": sid})
+    claimed = await alice.expect("claimed", session_id=sid)
+    assert claimed["pin"] == "PIN777"
+    assert claimed["token"] == f"jwt-for-{alice.agent_id}"
+    assert claimed["desk_url"].startswith("https://")
+    assert token_service[0].pin == "PIN777" and token_service[0].account_id == alice.agent_id
+
+
+async def test_unanswered_offer_times_out_sets_agent_away_and_moves_on(replica, agent, session):
+    client = await replica()
+    alice = await agent(client, "alice")
+    await alice.available()
+    bob = await agent(client, "bob")
+    await bob.available()  # alice has been idle longer: she is offered first
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+
+    await alice.expect("offer", session_id=sid)
+    revoked = await alice.expect("offer_revoked", session_id=sid)
+    assert revoked["reason"] == "timeout"
+    status = await alice.expect("status")
+    assert status == {"type": "status", "status": "away", "reason": "offer_timeout"}
+    await bob.expect("offer", session_id=sid)
+
+
+async def test_declined_offer_goes_to_the_next_agent_and_never_back(replica, agent, session, token_service):
+    client = await replica(offer_timeout_s=5.0)
+    alice = await agent(client, "alice")
+    await alice.available()
+    bob = await agent(client, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+
+    await alice.expect("offer", session_id=sid)
+    await alice.send({"type": "decline", "session_id": sid})
+    await bob.expect("offer", session_id=sid)
+    await bob.send({"type": "decline", "session_id": sid})
+    assert not [f for f in await alice.sync() if f["type"] == "offer"]
+    await alice.send({"type": "claim", "session_id": sid})
+    error = await alice.expect("error")
+    assert error["code"] == "not_offered"
+
+
+async def test_capacity_limits_concurrent_offers_and_claims(replica, agent, session, token_service):
+    client = await replica(offer_timeout_s=5.0)
+    alice = await agent(client, "alice")
+    await alice.available(capacity=2)
+    first, second, third = new_session_id(), new_session_id(), new_session_id()
+    for sid in (first, second, third):
+        await session(sid, WAITING, SessionState.CREATED)
+
+    await alice.expect("offer", session_id=first)
+    await alice.expect("offer", session_id=second)
+    await alice.send({"type": "claim", "session_id": first})
+    await alice.expect("claimed", session_id=first)
+    assert not [f for f in await alice.sync() if f["type"] == "offer"]  # one claimed + one offered = 2
+
+    await session(first, SessionState.ENDED, SessionState.ACTIVE)  # capacity comes back
+    await alice.expect("offer", session_id=third)
+
+
+async def test_dropped_agent_offer_moves_on_at_once(replica, agent, session):
+    client = await replica(offer_timeout_s=30.0)
+    alice = await agent(client, "alice")
+    await alice.available()
+    bob = await agent(client, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+
+    await alice.expect("offer", session_id=sid)
+    await alice.ws.close()
+    await bob.expect("offer", session_id=sid, timeout=2.0)  # far sooner than the 30 s offer timeout
+
+
+async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, agent, session):
+    client = await replica(offer_timeout_s=30.0, heartbeat_s=0.3)
+    alice = await agent(client, "alice", autoping=False)  # never answers pings, like a dead network path
+    await alice.available()
+    bob = await agent(client, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+
+    await bob.expect("offer", session_id=sid)
+    await session(sid, SessionState.ENDED, WAITING)
+    await bob.expect("offer_revoked", session_id=sid, reason="ended")
