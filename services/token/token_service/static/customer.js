@@ -86,7 +86,11 @@ function agentJoined(name) {
 
 function finish(text) {
   stopPolling();
-  if (state.beacon) state.beacon.flush();
+  const beacon = state.beacon;
+  state.beacon = null;
+  // After the SDK's own listeners (the beacon still forwards this session_ended), stop forwarding: a new
+  // "Get help" is a new session with a new beacon.
+  if (beacon) setTimeout(() => beacon.detach(), 0);
   sessionStorage.removeItem(STORE_KEY);
   state.start = null;
   state.agentShown = false;
@@ -152,6 +156,8 @@ function stopPolling() {
   state.poller = null;
 }
 
+// Resolves {success} with the SDK's first answer to start()/join(): its callback (npm builds) or the
+// session_started / session_error event (the CDN build documents no callback for join()).
 async function connect(start, resume) {
   await loadSdk(start.zoom);
   const session = state.session || (await initSdk());
@@ -161,8 +167,17 @@ async function connect(start, resume) {
     url: start.beacon_url, sessionId: start.session_id, token: start.session_token,
     onError: (error, context) => console.debug("beacon", context, error && error.message),
   });
-  if (resume) session.join();
-  else session.start({ sdkToken: start.sdk_token });
+  return new Promise((resolve) => {
+    let answered = false;
+    const answer = (result) => {
+      if (!answered) resolve(result || { success: true });
+      answered = true;
+    };
+    session.on("session_started", () => answer({ success: true }));
+    session.on("session_error", (payload) => answer({ success: false, error: payload }));
+    if (resume) session.join(answer);
+    else session.start({ sdkToken: start.sdk_token }, answer);
+  });
 }
 
 async function getHelp() {
@@ -213,9 +228,13 @@ async function resume(saved) {
   }
   wire(state.session);
   showPin(info.pinCode);
+  const joined = await connect(saved, true);
+  if (!(joined && joined.success)) {
+    finish("Your previous support session could not be resumed.");
+    return true;
+  }
   if (saved.agent_name) agentJoined(saved.agent_name);
   else show("waiting");
-  await connect(saved, true);
   startPolling();
   return true;
 }
