@@ -116,16 +116,19 @@ class AgentSocket:
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_json(frame)
 
-    async def expect(self, type_: str, timeout: float = FRAME_TIMEOUT_S, **fields: Any) -> dict[str, Any]:
+    async def expect(
+        self, type_: str | tuple[str, ...], within: float = FRAME_TIMEOUT_S, **fields: Any
+    ) -> dict[str, Any]:
         """The next frame of ``type_`` (with ``fields``); frames skipped on the way are kept in ``frames``."""
-        async with asyncio.timeout(timeout):
+        types = (type_,) if isinstance(type_, str) else type_
+        async with asyncio.timeout(within):
             while True:
                 msg = await self.ws.receive()
                 if msg.type != WSMsgType.TEXT:
                     raise AssertionError(f"socket closed while waiting for {type_}: {msg.type} {msg.data}")
                 frame = json.loads(msg.data)
                 self.frames.append(frame)
-                if frame["type"] == type_ and all(frame.get(k) == v for k, v in fields.items()):
+                if frame["type"] in types and all(frame.get(k) == v for k, v in fields.items()):
                     return frame
 
     async def sync(self) -> list[dict[str, Any]]:

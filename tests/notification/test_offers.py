@@ -93,7 +93,7 @@ async def test_dropped_agent_offer_moves_on_at_once(replica, agent, session):
 
     await alice.expect("offer", session_id=sid)
     await alice.ws.close()
-    await bob.expect("offer", session_id=sid, timeout=2.0)  # far sooner than the 30 s offer timeout
+    await bob.expect("offer", session_id=sid, within=2.0)  # far sooner than the 30 s offer timeout
 
 
 async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, agent, session):

@@ -40,8 +40,7 @@ Check = Callable[[Auth], Awaitable[Account]]
 async def authenticate_socket(ws: web.WebSocketResponse, timeout_s: float, check: Check) -> Account | None:
     """Wait for the ``auth`` frame and ``check`` it; on failure send an error frame, close and return ``None``."""
     try:
-        async with asyncio.timeout(timeout_s):
-            msg = await ws.receive()
+        msg = await ws.receive(timeout=timeout_s)
         if msg.type != WSMsgType.TEXT:
             raise BadRequest("expected an auth frame", code="auth_required")
         frame = parse(msg.data, auth_only=True)

@@ -209,15 +209,21 @@ async def stream_to(
                 await send(missed.frame, missed.seq)
     else:
         sent = last_id
-    while True:
-        try:
-            async with asyncio.timeout(keepalive_s):
-                event = await client.events.get()
-        except TimeoutError:
-            await keepalive()
-            continue
-        if event is None:
-            return client.dropped or "closed", sent
-        if event.seq > sent:
-            await send(event.frame, event.seq)
-            sent = event.seq
+    getter: asyncio.Future[StreamEvent | None] | None = None
+    try:
+        while True:
+            # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed.
+            getter = getter or asyncio.ensure_future(client.events.get())
+            done, _ = await asyncio.wait([getter], timeout=keepalive_s)
+            if not done:
+                await keepalive()
+                continue
+            event, getter = getter.result(), None
+            if event is None:
+                return client.dropped or "closed", sent
+            if event.seq > sent:
+                await send(event.frame, event.seq)
+                sent = event.seq
+    finally:
+        if getter is not None:
+            getter.cancel()

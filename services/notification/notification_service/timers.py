@@ -37,9 +37,12 @@ async def _timer_loop(app: web.Application) -> None:
         pause = settings.timer_poll_s
         if next_due is not None:
             pause = min(pause, max(next_due - time.time(), 0.0))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(pause):
-                await desk.timers_changed.wait()
+        # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed.
+        waiter = asyncio.ensure_future(desk.timers_changed.wait())
+        try:
+            await asyncio.wait([waiter], timeout=pause)
+        finally:
+            waiter.cancel()
 
 
 async def _presence_loop(app: web.Application) -> None:

@@ -1,0 +1,100 @@
+"""Two replicas behind no sticky routing behave as one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.messaging import SessionState
+
+from .conftest import new_session_id
+
+WAITING = SessionState.WAITING
+
+
+async def test_broadcast_simultaneous_claims_have_exactly_one_winner(replica, agent, session, token_service):
+    one = await replica(default_mode="broadcast")
+    two = await replica(default_mode="broadcast")
+    agents = [await agent(one, f"one-{i}") for i in range(3)] + [await agent(two, f"two-{i}") for i in range(3)]
+    for sock in agents:
+        await sock.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+    for sock in agents:
+        offer = await sock.expect("offer", session_id=sid)
+        assert offer["mode"] == "broadcast" and offer["expires_in_s"] is None
+
+    await asyncio.gather(*(sock.send({"type": "claim", "session_id": sid}) for sock in agents))
+    answers = [await sock.expect(("claimed", "error"), session_id=sid) for sock in agents]
+
+    winners = [a for a in answers if a["type"] == "claimed"]
+    assert len(winners) == 1
+    assert sorted(a["code"] for a in answers if a["type"] == "error") == ["taken"] * 5
+    assert len(token_service) == 1
+
+
+async def test_http_claim_answers_409_when_taken(replica, agent, account, session, token_service):
+    client = await replica(default_mode="broadcast")
+    alice = await agent(client, "alice")
+    await alice.available()
+    bob_id, bob_key = await account("bob")
+    bob = await agent(client, api_key=bob_key, agent_id=bob_id)
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED, pin="HTTP42")
+    await alice.expect("offer", session_id=sid)
+    await bob.expect("offer", session_id=sid)
+
+    response = await client.post(f"/api/requests/{sid}/claim", headers={"Authorization": f"Bearer {bob_key}"})
+    assert response.status == 200
+    assert (await response.json())["pin"] == "HTTP42"
+    await alice.expect("offer_revoked", session_id=sid, reason="taken")
+    await alice.send({"type": "claim", "session_id": sid})
+    assert (await alice.expect("error"))["code"] == "taken"
+
+    again = await client.post(f"/api/requests/{sid}/claim", headers={"Authorization": f"Bearer {bob_key}"})
+    assert again.status == 200  # the winner may ask again (e.g. for a fresh token)
+    alice_key_answer = await client.post(f"/api/requests/{sid}/claim")
+    assert alice_key_answer.status == 401
+
+
+async def test_offer_decided_on_one_replica_reaches_agent_on_the_other(replica, agent, session):
+    one = await replica(offer_timeout_s=10.0)
+    two = await replica(offer_timeout_s=10.0)
+    bob = await agent(two, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+    await bob.expect("offer", session_id=sid)
+    alice = await agent(one, "alice")
+    await alice.available()
+
+    await bob.send({"type": "decline", "session_id": sid})  # replica two decides the next offer
+    await alice.expect("offer", session_id=sid)
+
+
+async def test_replica_going_down_mid_offer_loses_no_request(replica, agent, session):
+    one = await replica(offer_timeout_s=10.0)
+    two = await replica(offer_timeout_s=10.0)
+    alice = await agent(one, "alice")
+    await alice.available()
+    bob = await agent(two, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+    await alice.expect("offer", session_id=sid)
+
+    # alice's replica shuts down (her console sees the close); her pending offer moves to bob on the other one
+    closing = asyncio.create_task(one.close())
+    assert (await alice.ws.receive()).type.name in ("CLOSE", "CLOSING", "CLOSED")
+    await closing
+    await bob.expect("offer", session_id=sid, within=2.0)
+
+
+async def test_second_console_of_an_agent_replaces_the_first(replica, agent, account):
+    one = await replica()
+    two = await replica()
+    agent_id, api_key = await account("alice")
+    first = await agent(one, api_key=api_key, agent_id=agent_id)
+    second = await agent(two, api_key=api_key, agent_id=agent_id)
+    await first.expect("replaced")
+    await second.available()
