@@ -40,6 +40,10 @@ format: install
 typecheck mypy: install
 	$(BIN)/mypy services shared devstack
 
+# Simulated customers and agents against `make up`'s stack (run it in another terminal first).
+demo: install
+	$(BIN)/python -m devstack.simulator --accounts-file .run/dev-accounts.json
+
 bench: install
 	@command -v wrk >/dev/null || apt-get install -y wrk || echo "bench needs wrk: apt-get install -y wrk"
 	$(BIN)/python -m bench
