@@ -216,3 +216,31 @@ def new_session_id() -> str:
 
 def session_token(session_id: str) -> str:
     return sign_session_token(SESSION_SECRET.encode(), session_id)
+
+
+class Events:
+    """Queue and agent events as published (core subscription on the persisted subjects)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def expect(self, type_: str, within: float = FRAME_TIMEOUT_S, **fields: Any) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                event = await self.queue.get()
+                if event["type"] == type_ and all(event.get(k) == v for k, v in fields.items()):
+                    return event
+
+
+@pytest.fixture(name="events")
+async def _events(nc: nats.aio.client.Client) -> AsyncIterator[Events]:
+    events = Events()
+
+    async def keep(msg: Any) -> None:
+        events.queue.put_nowait(json.loads(msg.data))
+
+    sub = await nc.subscribe("cobrowse.queue.>", cb=keep)
+    agents = await nc.subscribe("cobrowse.agent.>", cb=keep)
+    yield events
+    await sub.unsubscribe()
+    await agents.unsubscribe()

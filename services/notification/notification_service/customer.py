@@ -48,6 +48,7 @@ async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
         "session_id": session_id,
         "state": state,
         "queue": queue,
+        "priority": int(float(req.get("priority", 0))),
         "position": position,
         "estimated_wait_s": estimate,
         "waited_s": round(time.time() - float(req["enqueued_at"]), 3) if req.get("enqueued_at") else None,

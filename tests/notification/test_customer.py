@@ -1,0 +1,121 @@
+"""The customer's side: queue position and estimated wait, cancelling; overflow and 'no agents'."""
+
+from __future__ import annotations
+
+from shared.messaging import SessionState
+
+from .conftest import new_session_id, session_token
+
+WAITING, CREATED = SessionState.WAITING, SessionState.CREATED
+
+
+async def _status(client, sid, **params):
+    response = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid), **params})
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_queue_position_follows_priority_then_arrival(replica, session, events):
+    client = await replica()
+    first, second, urgent = new_session_id(), new_session_id(), new_session_id()
+    for sid, priority in ((first, 0), (second, 0), (urgent, 5)):
+        await session(sid, WAITING, CREATED, priority=priority)
+        await events.expect("queued", session_id=sid)
+
+    assert (await _status(client, urgent))["position"] == 1
+    assert (await _status(client, first))["position"] == 2
+    body = await _status(client, second)
+    assert body["position"] == 3
+    assert body["state"] == "queued" and body["queue"] == "support"
+    assert body["agents_available"] == 0 and body["no_agents"] is True
+    assert body["estimated_wait_s"] is None  # no claims yet to estimate from
+
+
+async def test_status_needs_the_sessions_own_token(replica, session, events):
+    client = await replica()
+    sid, other = new_session_id(), new_session_id()
+    await session(sid, WAITING, CREATED)
+    await events.expect("queued", session_id=sid)
+    assert (await client.get(f"/api/requests/{sid}")).status == 403
+    wrong = await client.get(f"/api/requests/{sid}", headers={"X-Session-Token": session_token(other)})
+    assert wrong.status == 403
+    assert (await wrong.json())["error"]["code"] == "bad_session_token"
+    right = await client.get(f"/api/requests/{sid}", headers={"X-Session-Token": session_token(sid)})
+    assert right.status == 200
+    missing = await client.get(f"/api/requests/{other}", params={"token": session_token(other)})
+    assert missing.status == 404
+
+
+async def test_cancel_takes_request_out_and_tells_agents(replica, agent, session, events):
+    client = await replica(offer_timeout_s=10.0)
+    alice = await agent(client, "alice")
+    await alice.available()
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED)
+    await alice.expect("offer", session_id=sid)
+
+    response = await client.delete(f"/api/requests/{sid}", headers={"X-Session-Token": session_token(sid)})
+    assert response.status == 200
+    assert (await response.json())["state"] == "cancelled"
+    await alice.expect("offer_revoked", session_id=sid, reason="cancelled")
+    left = await events.expect("left", session_id=sid)
+    assert left["data"] == {"reason": "cancelled"}
+    again = await client.delete(f"/api/requests/{sid}", headers={"X-Session-Token": session_token(sid)})
+    assert again.status == 200  # cancelling twice is harmless
+
+
+async def test_session_ending_or_joined_elsewhere_revokes_offer(replica, agent, session, events):
+    client = await replica(offer_timeout_s=10.0)
+    alice = await agent(client, "alice")
+    await alice.available(capacity=2)
+    ended, joined = new_session_id(), new_session_id()
+    await session(ended, WAITING, CREATED)
+    await session(joined, WAITING, CREATED)
+    await alice.expect("offer", session_id=ended)
+    await alice.expect("offer", session_id=joined)
+
+    await session(ended, SessionState.ENDED, WAITING)
+    await session(joined, SessionState.ACTIVE, WAITING)
+    await alice.expect("offer_revoked", session_id=ended, reason="ended")
+    await alice.expect("offer_revoked", session_id=joined, reason="taken")
+    assert (await _status(client, joined))["state"] == "joined"
+
+
+async def test_overdue_request_moves_to_overflow_queue(replica, agent, session, events):
+    client = await replica(max_wait_s=0.2, overflow_action="move", overflow_queue="overflow")
+    helper = await agent(client, "overflow-helper")
+    await helper.available(queues=["overflow"])
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED)
+
+    escalated = await events.expect("escalated", session_id=sid)
+    assert escalated["queue"] == "support"
+    assert escalated["data"]["action"] == "move" and escalated["data"]["to_queue"] == "overflow"
+    offer = await helper.expect("offer", session_id=sid)
+    assert offer["queue"] == "overflow"
+    body = await _status(client, sid)
+    assert body["queue"] == "overflow" and body["escalated"] is True
+
+
+async def test_overdue_request_is_reprioritised(replica, session, events):
+    client = await replica(queue_max_wait_s={"support": 0.2}, overflow_priority_boost=7)
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED, priority=1)
+    escalated = await events.expect("escalated", session_id=sid)
+    assert escalated["data"] == {"action": "priority", "to_queue": "support", "priority": 8}
+    body = await _status(client, sid)
+    assert (body["priority"], body["escalated"], body["queue"]) == (8, True, "support")
+
+
+async def test_queue_without_agents_is_announced_and_then_served(replica, agent, session, events):
+    client = await replica()
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED, queue="billing")
+    await events.expect("no_agents", queue="billing")
+    assert (await _status(client, sid))["no_agents"] is True
+
+    alice = await agent(client, "alice")
+    await alice.available(queues=["billing"])
+    await events.expect("agents_available", queue="billing")
+    await alice.expect("offer", session_id=sid)
+    assert (await _status(client, sid))["agents_available"] == 1
