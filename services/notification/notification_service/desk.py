@@ -204,7 +204,7 @@ class Desk:
         if state["previous"] and state["previous"] != conn_id:
             # Another socket of this agent, on any replica, closes: one console per agent.
             await self.send(agent_id, {"type": "replaced", "conn_id": conn_id})
-        await self.publish_agent("connected", agent_id, state["status"], state["queues"])
+        await self.publish_agent("connected", agent_id, state["status"], state["queues"], name=name)
         return state
 
     async def disconnected(self, agent_id: str, conn_id: str) -> None:
