@@ -194,7 +194,12 @@ async def _session(nc: nats.aio.client.Client) -> Callable[..., Awaitable[None]]
     js = nc.jetstream()
 
     async def publish(
-        session_id: str, state: SessionState, prev: SessionState | None = None, type_: str | None = None, **fields: Any
+        session_id: str,
+        state: SessionState,
+        prev: SessionState | None = None,
+        type_: str | None = None,
+        data_size: int = 0,
+        **fields: Any,
     ) -> None:
         event = SessionEvent(
             event_id=new_event_id(),
@@ -202,6 +207,7 @@ async def _session(nc: nats.aio.client.Client) -> Callable[..., Awaitable[None]]
             source=Source.BEACON,
             prev_state=prev,
             session=view(session_id, state, **fields),
+            data={"padding": "x" * data_size} if data_size else {},
         )
         await js.publish(
             session_subject(session_id, event.type), event.encode(), headers={MSG_ID_HEADER: event.event_id}

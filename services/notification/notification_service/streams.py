@@ -31,8 +31,6 @@ __all__ = ["dashboard_socket", "event_stream", "issue_ticket"]
 
 log = structlog.get_logger()
 
-FINAL_WRITE_S = 1.0
-
 
 async def _account(app: web.Application, api_key: str | None, ticket: str | None) -> Account:
     accounts = app[ACCOUNTS]
@@ -141,7 +139,7 @@ async def _run(
         )
         log.info("dashboard_dropped", account_id=account.id, reason=reason, last_event_id=sent)
         # A slow client may not read even this frame: it gets a moment, then the connection is cut.
-        async with asyncio.timeout(FINAL_WRITE_S):
+        async with asyncio.timeout(app[SETTINGS].dashboard_drop_grace_s):
             await send(json.dumps({"type": "dropped", "reason": reason, "last_event_id": sent}), None)
     except TimeoutError:
         if request.transport is not None:
