@@ -21,9 +21,9 @@ __all__ = ["background_loops"]
 log = structlog.get_logger()
 
 
-async def _timer_loop(app: web.Application) -> None:
+async def _timer_loop(app: web.Application, stopping: asyncio.Event) -> None:
     settings, store, desk = app[SETTINGS], app[STORE], app[DESK]
-    while True:
+    while not stopping.is_set():
         desk.timers_changed.clear()
         try:
             for member in await store.due("offers", settings.timer_lease_s):
@@ -45,10 +45,11 @@ async def _timer_loop(app: web.Application) -> None:
             waiter.cancel()
 
 
-async def _presence_loop(app: web.Application) -> None:
+async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
     settings, store = app[SETTINGS], app[STORE]
-    while True:
-        await asyncio.sleep(settings.presence_ttl_s / 3)
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.presence_ttl_s / 3)
         try:
             await store.refresh_presence(
                 {agent: conn for conn, agent in app[AGENT_CONNS].items()}, settings.presence_ttl_s
@@ -58,10 +59,11 @@ async def _presence_loop(app: web.Application) -> None:
 
 
 async def background_loops(app: web.Application) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(_timer_loop(app)), asyncio.create_task(_presence_loop(app))]
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(_timer_loop(app, stopping)), asyncio.create_task(_presence_loop(app, stopping))]
     yield
+    # A flag as well as cancel(): a client library that swallows a CancelledError must not keep a loop alive.
+    stopping.set()
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.wait(tasks, timeout=5)
