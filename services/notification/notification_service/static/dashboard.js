@@ -105,7 +105,7 @@
       const v = e.session;
       const extra = e.type === "ended" && v.ended_reason ? ` (${v.ended_reason})` : "";
       return `Session ${short(v.session_id)}${v.customer_name ? ` · ${v.customer_name}` : ""}: ` +
-        `${e.type.replace(/_/g, " ")} → ${v.state}${extra}`;
+        `${e.type.replace(/_/g, " ")}${e.type === v.state ? "" : ` → ${v.state}`}${extra}`;
     }
     if (frame.kind === "queue") {
       const who = e.agent_id ? ` · ${agentName(e.agent_id)}` : "";

@@ -5,6 +5,8 @@
 
 const STORE_KEY = "cobrowse-demo";
 const POLL_MS = 1500;
+// A site can route its pages to different queues: /demo?queue=billing.
+const QUEUE = new URLSearchParams(location.search).get("queue") || "support";
 const SDK_SETTINGS = {
   allowAgentAnnotation: true,
   allowCustomerAnnotation: true,
@@ -187,7 +189,7 @@ async function getHelp() {
     const start = await api("/api/customer/start", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(name ? { queue: "support", userName: name } : { queue: "support" }),
+      body: JSON.stringify(name ? { queue: QUEUE, userName: name } : { queue: QUEUE }),
     });
     state.start = start;
     sessionStorage.setItem(STORE_KEY, JSON.stringify(start));

@@ -1,0 +1,174 @@
+"""The whole desk in headless Chromium: a customer asks for help, an agent claims, a supervisor watches.
+
+Three browser contexts are three people on three machines: nothing passes between them except through the
+services. Every step is awaited on the page (Playwright's expect / wait_for_selector), never slept on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Page, expect
+
+from devstack.simulator import Customer, Urls
+from devstack.stack import Stack
+from shared.accounts import Role
+
+from .conftest import SCREENSHOTS, Pages
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+STEP_MS = 15_000
+
+
+def registry_session(stack: Stack, api_key: str, session_id: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{stack.urls['registry']}/sessions/{session_id}", headers={"Authorization": f"Bearer {api_key}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+async def sign_in(page: Page, api_key: str) -> None:
+    await page.get_by_label("API key").fill(api_key)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def get_help(page: Page, name: str) -> tuple[str, str]:
+    """Click "Get help" on the customer demo; returns the session id and the Support PIN shown."""
+    await page.get_by_label("Your name (optional)").fill(name)
+    await page.get_by_role("button", name="Get help").click()
+    pin = page.locator("#pin")
+    await expect(pin).to_have_text(re.compile(r"^\d{6}$"), timeout=STEP_MS)
+    session_id = await page.evaluate("() => JSON.parse(sessionStorage.getItem('cobrowse-demo')).session_id")
+    return session_id, await pin.inner_text()
+
+
+def feed_item(page: Page, event_type: str) -> Any:
+    return page.locator(f'#feed li[data-type="{event_type}"]').first
+
+
+async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stack, pages: Pages) -> None:
+    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
+    agent_key = await stack.create_account("Alex", Role.AGENT)
+
+    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard", 1400, 1000)
+    await sign_in(dashboard, supervisor_key)
+    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
+
+    agent = await pages.open(f"{stack.urls['notification']}/agent", "agent")
+    await sign_in(agent, agent_key)
+    await expect(agent.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
+    await agent.get_by_text("Available", exact=True).click()
+    await expect(agent.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
+    await expect(dashboard.locator("#agents tr", has_text="Alex")).to_contain_text("available", timeout=STEP_MS)
+
+    # The customer gets exactly one PIN, the one the SDK reported, and the registry holds the same one.
+    customer = await pages.open(f"{stack.urls['token']}/demo", "customer")
+    await expect(customer.locator("#sim-banner")).to_be_visible()
+    session_id, pin = await get_help(customer, "Jordan")
+    await expect(customer.get_by_text("Your Support PIN")).to_be_visible()
+    assert await customer.locator(".pin").count() == 1
+
+    row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
+    await expect(feed_item(dashboard, "queue.queued")).to_be_visible(timeout=STEP_MS)
+    assert registry_session(stack, agent_key, session_id)["session"]["pin"] == pin
+    await expect(feed_item(dashboard, "queue.offered")).to_be_visible(timeout=STEP_MS)
+
+    # The agent console receives the request live, with its wait time, and claims it.
+    offer = agent.locator(f'#requests li[data-session="{session_id}"]')
+    await expect(offer).to_contain_text("Jordan", timeout=STEP_MS)
+    await expect(offer.locator(".waited")).to_have_text(re.compile(r"^\d+s$"))
+    await expect(customer.locator("#queue-position")).to_have_text("#1", timeout=STEP_MS)
+    await customer.screenshot(path=str(SCREENSHOTS / "customer.png"))
+
+    await offer.get_by_role("button", name="Claim request from Jordan").click()
+    desk = agent.locator("#desk")
+    await expect(desk).to_be_visible(timeout=STEP_MS)
+    assert f"pin={pin}" in (await desk.get_attribute("src") or "")
+    await expect(agent.frame_locator("#desk").locator("#pin")).to_have_text(pin, timeout=STEP_MS)
+    await expect(agent.locator("#desk-info")).to_contain_text(f"PIN {pin}")
+    await expect(feed_item(dashboard, "queue.claimed")).to_be_visible(timeout=STEP_MS)
+
+    # The customer page sees the agent join; the registry and the dashboard follow.
+    await expect(customer.locator('#help [data-view="active"]')).to_be_visible(timeout=STEP_MS)
+    await expect(customer.locator(".joined")).to_contain_text("joined")
+    await expect(feed_item(dashboard, "session.agent_joined")).to_be_visible(timeout=STEP_MS)
+    await expect(row).to_have_attribute("data-state", "active", timeout=STEP_MS)
+    await expect(row).to_contain_text("Alex")
+    await agent.screenshot(path=str(SCREENSHOTS / "agent.png"))
+
+    # A reload within the reconnect window keeps the session: same PIN, agent still there.
+    await customer.reload()
+    await expect(customer.locator('#help [data-view="active"]')).to_be_visible(timeout=STEP_MS)
+    await expect(customer.locator("#pin-active")).to_have_text(pin)
+    await expect(feed_item(dashboard, "session.resumed")).to_be_visible(timeout=STEP_MS)
+    assert registry_session(stack, agent_key, session_id)["session"]["state"] == "active"
+
+    # The customer ends the session; everyone sees it.
+    await customer.get_by_role("button", name="End session").click()
+    await expect(customer.locator('#help [data-view="ended"]')).to_be_visible(timeout=STEP_MS)
+    await expect(feed_item(dashboard, "session.ended")).to_be_visible(timeout=STEP_MS)
+    await expect(row).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+    assert registry_session(stack, agent_key, session_id)["session"]["state"] == "ended"
+    await expect(dashboard.locator("#kpi-claimed")).not_to_have_text("0")
+
+    # Customers of the simulator (public APIs only) fill the billing queue, which no agent serves.
+    async with aiohttp.ClientSession() as http:
+        urls = Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
+        waiting = [await Customer.start(http, urls, "billing", name) for name in ("Ada", "Bo", "Chen")]
+        for n, sim in enumerate(waiting):
+            await sim.send("pincode_updated", {"pinCode": f"70000{n}"})
+        await expect(dashboard.locator('#queues tr[data-queue="billing"] td').first).to_have_text("3", timeout=STEP_MS)
+        await dashboard.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        for sim in waiting:
+            await sim.send("session_ended")
+
+    assert pages.errors == []
+
+
+async def test_closing_the_customer_page_flushes_its_beacons(stack: Stack, pages: Pages) -> None:
+    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
+    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard")
+    await sign_in(dashboard, supervisor_key)
+    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
+
+    customer = await pages.open(f"{stack.urls['token']}/demo?queue=closing", "customer")
+    session_id, _ = await get_help(customer, "Robin")
+    row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
+    await expect(row).to_have_attribute("data-state", "waiting", timeout=STEP_MS)
+
+    await customer.close(run_before_unload=True)
+    # The page_hidden beacon left with the page: the registry starts the reconnect window.
+    await expect(row).to_have_attribute("data-state", "reconnecting", timeout=STEP_MS)
+    assert pages.errors == []
+
+
+async def test_agent_console_shows_an_offer_that_timed_out(stack: Stack, pages: Pages) -> None:
+    agent_key = await stack.create_account("Sam", Role.AGENT)
+    agent = await pages.open(f"{stack.urls['notification']}/agent", "agent")
+    await sign_in(agent, agent_key)
+    await expect(agent.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
+    await agent.get_by_label("Queues").fill("timeouts")
+    await agent.get_by_text("Available", exact=True).click()
+    await expect(agent.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
+
+    customer = await pages.open(f"{stack.urls['token']}/demo?queue=timeouts", "customer")
+    session_id, _ = await get_help(customer, "Casey")
+    await expect(agent.locator(f'#requests li[data-session="{session_id}"]')).to_be_visible(timeout=STEP_MS)
+
+    # Nobody answers within NOTIFY_OFFER_TIMEOUT_S: the offer goes away and the agent is set away.
+    await expect(agent.locator("#history")).to_contain_text("offer timed out", timeout=STEP_MS)
+    await expect(agent.locator("#requests li")).to_have_count(0)
+    await expect(agent.locator("#notice")).to_contain_text("set to Away")
+    await expect(agent.locator("#st-away")).to_be_checked()
+
+    await customer.get_by_role("button", name="Cancel request").click()
+    await expect(customer.locator('#help [data-view="ended"]')).to_contain_text("cancelled", timeout=STEP_MS)
+    assert pages.errors == []
