@@ -26,6 +26,7 @@ from shared.messaging import MSG_ID_HEADER
 from .keys import SETTINGS, STORE
 from .settings import Settings
 from .store import SessionStore
+from .tasks import background, raise_if_cancelled
 
 __all__ = ["OutboxPublisher", "outbox_context"]
 
@@ -57,7 +58,7 @@ class OutboxPublisher:
         self._lease_ms = int(settings.outbox_lease_s * 1000)
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
-        self._last_id = "0-0"
+        self._written = store.outbox_written
 
     async def holds_lease(self) -> bool:
         return bool(await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]))
@@ -80,6 +81,7 @@ class OutboxPublisher:
                 headers = {MSG_ID_HEADER: fields["i"]}
                 pending.append(await self._js.publish_async(fields["s"], fields["d"].encode(), headers=headers))
         except Exception as exc:
+            raise_if_cancelled(exc)
             log.warning("outbox_publish_failed", error=repr(exc))
         if pending:
             await asyncio.wait(pending, timeout=self._settings.publish_timeout_s)
@@ -93,29 +95,33 @@ class OutboxPublisher:
             future.cancel()
         if stored:
             await self._redis.xdel(self._key, *stored)
-            self._last_id = stored[-1]
         if len(stored) < len(entries):
             raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
         return len(stored)
 
     async def wait_for_entries(self, timeout_s: float) -> None:
-        # Entries newer than the last one we published; older ones are gone or were published by another replica.
-        await self._redis.xread({self._key: self._last_id}, count=1, block=max(1, int(timeout_s * 1000)))
+        # A local write wakes us at once; another replica's writes are picked up within the timeout.
+        # (A blocking XREAD would wake for both, but redis-py cannot cancel it cleanly at shutdown.)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._written.wait()
+        except TimeoutError:
+            pass
 
     async def run(self) -> None:
         lease_s = self._settings.outbox_lease_s
         delay = 0.05
         while True:
+            raise_if_cancelled()
             try:
                 if not await self.holds_lease():
                     await asyncio.sleep(lease_s / 2)
                     continue
                 if await self.publish_batch() == 0:
-                    await self.wait_for_entries(lease_s / 3)
+                    await self.wait_for_entries(self._settings.outbox_poll_interval_s)
                 delay = 0.05
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
+                raise_if_cancelled(exc)
                 log.warning("outbox_retry", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.outbox_retry_max_s)
@@ -123,8 +129,7 @@ class OutboxPublisher:
 
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[JETSTREAM], app[STORE], app[SETTINGS])
-    task = asyncio.create_task(publisher.run(), name="registry-outbox")
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with background(publisher.run(), "registry-outbox"):
+        yield
+    # Hand over at once instead of making the other replicas wait for the lease to expire.
     await publisher.release()

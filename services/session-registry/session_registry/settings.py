@@ -58,6 +58,8 @@ class Settings(ServiceSettings):
     timer_poll_interval_s: float = Field(1.0, gt=0)
     timer_batch: int = Field(100, ge=1)
     outbox_batch: int = Field(256, ge=1)
+    outbox_poll_interval_s: float = Field(0.2, gt=0)
+    """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
     outbox_retry_max_s: float = Field(5.0, gt=0)

@@ -21,6 +21,7 @@ move together, so two replicas cannot lose an update and an accepted change is n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -85,6 +86,8 @@ class SessionStore:
         self.prefix = settings.key_prefix
         self._args = [self.prefix, _config(settings)]
         self._ttl_ms = settings.session_ttl_s * 1000
+        self.outbox_written = asyncio.Event()
+        """Set whenever a script of this process may have added to the outbox; wakes the local publisher."""
         self._create = redis.register_script(_script("create"))
         self._apply = redis.register_script(_script("apply"))
         self._fire = redis.register_script(_script("fire"))
@@ -133,6 +136,7 @@ class SessionStore:
             args=[*self._args, session_id, json.dumps(fields), request.custom_pin or "", uuid.uuid4().hex]
         )
         reply = json.loads(raw)
+        self.outbox_written.set()
         if "error" in reply:
             raise Conflict("this PIN is in use by another live session", code="pin_taken")
         return SessionView.model_validate(reply["session"])
@@ -140,6 +144,7 @@ class SessionStore:
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
         raw = await self._apply(args=[*self._args, session_id, source, json.dumps(events)])
+        self.outbox_written.set()
         reply = json.loads(raw)
         if "error" in reply:
             raise NotFound(f"no session {session_id}", code="session_not_found")
@@ -204,9 +209,12 @@ class SessionStore:
 
     async def resolve(self, pin: str) -> ResolveResult:
         raw = await self._resolve(args=[*self._args, pin])
+        self.outbox_written.set()
         return ResolveResult.model_validate_json(raw)
 
     async def fire_due(self, batch: int) -> tuple[int, int]:
         """Fire due timers; returns (fired, looked at)."""
         fired, seen = await self._fire(args=[*self._args, batch])
+        if fired:
+            self.outbox_written.set()
         return int(fired), int(seen)

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from .keys import SETTINGS, STORE
 from .store import SessionStore
+from .tasks import background, raise_if_cancelled
 
 __all__ = ["run_timers", "timers_context"]
 
@@ -19,6 +20,7 @@ log = structlog.get_logger()
 
 async def run_timers(store: SessionStore, interval_s: float, batch: int) -> None:
     while True:
+        raise_if_cancelled()
         try:
             fired, seen = await store.fire_due(batch)
             if fired:
@@ -32,9 +34,7 @@ async def run_timers(store: SessionStore, interval_s: float, batch: int) -> None
 
 async def timers_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    task = asyncio.create_task(
-        run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch), name="registry-timers"
-    )
-    yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with background(
+        run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch), "registry-timers"
+    ):
+        yield

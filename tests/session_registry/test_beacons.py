@@ -1,0 +1,213 @@
+"""POST /beacons: input checks, dedupe, atomic batches, out-of-order events, PIN rules, participant limits."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from shared.messaging import SessionState
+
+from .conftest import SESSION_SECRET, ev
+
+
+async def history(client: TestClient, redis: Redis, session_id: str) -> list[dict]:
+    return [json.loads(row) for row in await redis.lrange(f"reg:s:{session_id}:h", 0, -1)]
+
+
+async def state(redis: Redis, session_id: str) -> str:
+    return str(await redis.hget(f"reg:s:{session_id}", "state"))
+
+
+async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, redis) -> None:
+    session = await new_session()
+    body = json.dumps(
+        {"session_id": session.id, "token": session.token, "event": ev("pincode_updated", {"pincode": "ab12"})}
+    )
+    response = await client.post("/beacons", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert response.status == 202
+    assert await response.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert await redis.hget(f"reg:s:{session.id}", "pin") == "AB12"
+
+
+async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
+    session = await new_session()
+    joined = ev("agent_joined")
+    await session.beacon(ev("pincode_updated", {"pinCode": "111111"}), joined)
+    assert await session.beacon(joined, joined) == {"accepted": 0, "duplicates": 2, "ignored": 0}
+    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "1"
+
+
+async def test_unknown_event_rejects_the_whole_batch_naming_the_index(client, new_session, redis) -> None:
+    session = await new_session()
+    body = await session.beacon(ev("pincode_updated", {"pinCode": "222222"}), ev("agent_teleported"), expect=400)
+    assert body["error"]["code"] == "unknown_event"
+    assert body["errors"] == [{"property": "events.1.name", "reason": "unknown event 'agent_teleported'"}]
+    assert await state(redis, session.id) == "created"
+    assert [h["type"] for h in await history(client, redis, session.id)] == ["created"]
+
+
+async def test_missing_fields_are_named(new_session) -> None:
+    session = await new_session()
+    body = await session.beacon({"name": "heartbeat", "payload": {}}, expect=400)
+    assert body["error"]["code"] == "validation_failed"
+    assert {e["property"] for e in body["errors"]} == {"events.0.id", "events.0.ts", "events.0.seq"}
+    body = await session.client.post("/beacons", json={"token": session.token, "events": [ev("heartbeat")]})
+    assert body.status == 400 and (await body.json())["errors"][0]["property"] == "session_id"
+    empty = await session.beacon(expect=400)
+    assert empty["errors"][0]["property"] == "events"
+
+
+async def test_bad_payloads_are_rejected_before_anything_is_applied(new_session, redis) -> None:
+    session = await new_session()
+    body = await session.beacon(
+        ev("agent_joined"),
+        ev("pincode_updated", {"pinCode": "12-34"}),
+        ev("unknown_sdk_event", {}),
+        expect=400,
+    )
+    assert [e["property"] for e in body["errors"]] == ["events.1.payload.pinCode", "events.2.payload.original_name"]
+    assert await redis.hget(f"reg:s:{session.id}", "aj_b") is None
+
+
+async def test_credentials_sessions_sizes_and_media_types(client, new_session, make_settings) -> None:
+    session = await new_session()
+    other = await new_session()
+    bad = await client.post(
+        "/beacons", json={"session_id": session.id, "token": other.token, "events": [ev("heartbeat")]}
+    )
+    assert bad.status == 403 and (await bad.json())["error"]["code"] == "bad_session_token"
+
+    from shared.session_tokens import sign_session_token
+
+    ghost = "f" * 32
+    token = sign_session_token(SESSION_SECRET.encode(), ghost)
+    missing = await client.post("/beacons", json={"session_id": ghost, "token": token, "events": [ev("heartbeat")]})
+    assert missing.status == 404 and (await missing.json())["error"]["code"] == "session_not_found"
+
+    huge = await session.beacon(ev("heartbeat", {"junk": "x" * 70_000}), expect=413)
+    assert huge["error"]["code"] == "payload_too_large"
+
+    form = await client.post("/beacons", data="a=b", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status == 415
+    garbage = await client.post("/beacons", data=b"\xff{not json", headers={"Content-Type": "text/plain"})
+    assert garbage.status == 400 and (await garbage.json())["error"]["code"] == "malformed_json"
+    too_many = await session.beacon(*[ev("heartbeat") for _ in range(101)], expect=400)
+    assert too_many["errors"][0]["property"] == "events"
+
+
+async def test_bad_input_never_causes_a_5xx(client, new_session) -> None:
+    session = await new_session()
+    weird_bodies = [
+        b"[]",
+        b"null",
+        b'"text"',
+        b"{}",
+        json.dumps({"session_id": session.id, "token": session.token, "events": "nope"}).encode(),
+        json.dumps({"session_id": session.id, "token": session.token, "events": [None, 1, "x"]}).encode(),
+        json.dumps({"session_id": "../../etc", "token": "v1.x.y", "events": [ev("heartbeat")]}).encode(),
+        json.dumps({"session_id": session.id, "token": None, "events": [ev("heartbeat")]}).encode(),
+        json.dumps(
+            {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"ts": -1}]}
+        ).encode(),
+        json.dumps(
+            {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"id": "a b"}]}
+        ).encode(),
+        json.dumps(
+            {"session_id": session.id, "token": session.token, "events": [ev("session_error", {"code": {"x": 1}})]}
+        ).encode(),
+    ]
+    for body in weird_bodies:
+        response = await client.post("/beacons", data=body, headers={"Content-Type": "application/json"})
+        assert 200 <= response.status < 500, (body, response.status)
+        if response.status >= 400:
+            assert "error" in await response.json()
+
+
+async def test_session_ended_is_final_and_late_events_are_recorded_as_ignored(
+    client, new_session, redis, events
+) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "333333"}, seq=1))
+    await session.beacon(ev("session_ended", seq=3))
+    assert await session.beacon(ev("agent_joined", seq=2), ev("page_visible", seq=4)) == {
+        "accepted": 2,
+        "duplicates": 0,
+        "ignored": 2,
+    }
+    assert await state(redis, session.id) == "ended"
+    entries = await history(client, redis, session.id)
+    assert [(h["type"], h.get("ignored")) for h in entries[-2:]] == [
+        ("agent_joined", "session_ended"),
+        ("page_visible", "session_ended"),
+    ]
+    await events.wait(session.id, "ended")
+    assert not events.of(session.id, "agent_joined")
+
+
+async def test_agent_left_before_joined_leaves_no_agent_behind(new_session, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "444444"}, seq=1))
+    await session.beacon(ev("agent_left", seq=3))
+    await session.beacon(ev("agent_joined", seq=2))
+    assert await state(redis, session.id) == "waiting"
+
+
+async def test_stale_page_events_do_not_undo_newer_ones(client, new_session, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "555555"}, seq=1))
+    hidden = ev("page_hidden", seq=2)
+    visible = ev("page_visible", seq=3)
+    visible["ts"] = hidden["ts"] + 1
+    await session.beacon(visible)
+    await session.beacon(hidden)
+    assert await state(redis, session.id) == "waiting"
+    assert (await history(client, redis, session.id))[-1]["ignored"] == "stale"
+    old_pin = ev("pincode_updated", {"pinCode": "999999"}, seq=0)
+    old_pin["ts"] = 0
+    await session.beacon(old_pin)
+    assert await redis.hget(f"reg:s:{session.id}", "pin") == "555555"
+
+
+async def test_a_live_pin_belongs_to_one_session(client, new_session, redis, events) -> None:
+    first = await new_session()
+    second = await new_session()
+    await first.beacon(ev("pincode_updated", {"pinCode": "abc123"}))
+    body = await second.beacon(ev("pincode_updated", {"pinCode": "ABC123"}))
+    assert body["ignored"] == 1
+    assert await redis.get("reg:pin:ABC123") == first.id
+    assert await state(redis, second.id) == "created"
+    (conflict,) = await events.wait(second.id, "pin_conflict")
+    assert conflict.data == {"pin": "ABC123"}
+    # once the first session ends its PIN is free again
+    await first.beacon(ev("session_ended"))
+    await second.beacon(ev("pincode_updated", {"pinCode": "abc123"}))
+    assert await redis.get("reg:pin:ABC123") == second.id
+
+
+async def test_pin_change_moves_the_index(new_session, redis, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "111000"}))
+    await session.beacon(ev("pincode_updated", {"pinCode": "222000"}))
+    assert await redis.get("reg:pin:111000") is None
+    assert await redis.get("reg:pin:222000") == session.id
+    (changed,) = await events.wait(session.id, "pin_changed")
+    assert changed.data == {"pin": "222000", "previous": "111000"}
+
+
+async def test_at_most_five_agents_per_session(client, new_session, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "666666"}), *[ev("agent_joined") for _ in range(5)])
+    body = await session.beacon(ev("agent_joined"))
+    assert body["ignored"] == 1
+    assert (await history(client, redis, session.id))[-1]["ignored"] == "agent_limit"
+    await session.beacon(ev("agent_left"), ev("agent_joined"))
+    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "6"
+
+
+async def test_the_registry_never_invents_a_pin(new_session, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("session_started"), ev("agent_joined"), ev("heartbeat"))
+    assert await redis.hget(f"reg:s:{session.id}", "pin") is None
+    assert await state(redis, session.id) == SessionState.CREATED

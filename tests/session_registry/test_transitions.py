@@ -1,0 +1,109 @@
+"""Every transition of the state machine, each published with its source and recorded in the history."""
+
+from __future__ import annotations
+
+import nats
+import pytest
+
+from shared.messaging import REGISTRY_END, EndSession, SessionState, SessionView, Source
+from shared.rpc import call
+
+from .conftest import ev
+
+CREATED, WAITING, ACTIVE, RECONNECTING, ENDED = (
+    SessionState.CREATED,
+    SessionState.WAITING,
+    SessionState.ACTIVE,
+    SessionState.RECONNECTING,
+    SessionState.ENDED,
+)
+
+
+async def test_created_waiting_active_waiting(new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "100001"}))
+    await session.beacon(ev("agent_joined"))
+    await session.beacon(ev("agent_joined"))
+    await session.beacon(ev("agent_left"))
+    await session.beacon(ev("agent_left"))
+    left = await events.wait(session.id, "agent_left", 2)
+    steps = [(e.type, e.prev_state, e.session.state, e.session.agents) for e in events.of(session.id)[1:]]
+    assert steps == [
+        ("pin_assigned", CREATED, WAITING, 0),
+        ("agent_joined", WAITING, ACTIVE, 1),
+        ("agent_joined", ACTIVE, ACTIVE, 2),
+        ("agent_left", ACTIVE, ACTIVE, 1),
+        ("agent_left", ACTIVE, WAITING, 0),
+    ]
+    assert all(e.source is Source.BEACON for e in left)
+
+
+@pytest.mark.parametrize("away", ["session_reconnecting", "page_hidden"])
+@pytest.mark.parametrize("back", ["page_visible", "session_started"])
+async def test_active_reconnecting_and_back(new_session, events, away, back) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "100002"}), ev("agent_joined"))
+    await session.beacon(ev(away))
+    (gone,) = await events.wait(session.id, "reconnecting")
+    assert (gone.prev_state, gone.session.state, gone.data) == (ACTIVE, RECONNECTING, {"cause": away})
+    assert gone.session.customers == 0
+    await session.beacon(ev(back))
+    (resumed,) = await events.wait(session.id, "resumed")
+    assert (resumed.prev_state, resumed.session.state) == (RECONNECTING, ACTIVE)
+
+
+async def test_a_page_hidden_before_its_pin_returns_to_created(new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("page_hidden"))
+    await session.beacon(ev("page_visible"))
+    (resumed,) = await events.wait(session.id, "resumed")
+    assert (resumed.prev_state, resumed.session.state) == (RECONNECTING, CREATED)
+
+
+@pytest.mark.parametrize("setup", [[], ["pin"], ["pin", "agent"], ["pin", "away"]])
+async def test_every_live_state_can_end(new_session, events, setup) -> None:
+    session = await new_session()
+    before = [ev("pincode_updated", {"pinCode": "100003"})] if "pin" in setup else []
+    before += [ev("agent_joined")] if "agent" in setup else []
+    before += [ev("page_hidden")] if "away" in setup else []
+    if before:
+        await session.beacon(*before)
+    expected = {(): CREATED, ("pin",): WAITING, ("pin", "agent"): ACTIVE, ("pin", "away"): RECONNECTING}[tuple(setup)]
+    await session.beacon(ev("session_ended"))
+    (ended,) = await events.wait(session.id, "ended")
+    assert (ended.prev_state, ended.session.state, ended.data["reason"]) == (expected, ENDED, "ended_by_customer")
+    assert ended.session.pin is None or ended.session.pin == "100003"
+
+
+async def test_events_without_a_transition_are_recorded(new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(
+        ev("pincode_updated", {"pinCode": "100004"}),
+        ev("session_error", {"code": 1011}),
+        ev("remote_assist_started"),
+        ev("remote_assist_started"),
+        ev("remote_assist_stopped"),
+        ev("unknown_sdk_event", {"original_name": "annotation_added"}),
+        ev("heartbeat"),
+        ev("page_visible"),
+    )
+    await events.wait(session.id, "sdk_event")
+    kinds = [(e.type, e.data) for e in events.of(session.id)[2:]]
+    assert kinds == [
+        ("error", {"code": "1011"}),
+        ("remote_assist_started", {}),
+        ("remote_assist_stopped", {}),
+        ("sdk_event", {"original_name": "annotation_added"}),
+    ]
+    assert all(e.session.state is WAITING for e in events.of(session.id)[2:])
+
+
+async def test_end_over_nats_is_idempotent_and_sourced_api(nc: nats.aio.client.Client, new_session, events) -> None:
+    session = await new_session()
+    request = EndSession(session_id=session.id, reason="ended_by_supervisor", by="sup1")
+    view = await call(nc, REGISTRY_END, request, SessionView)
+    assert view.state is ENDED and view.ended_reason == "ended_by_supervisor"
+    again = await call(nc, REGISTRY_END, request.model_copy(update={"reason": "other"}), SessionView)
+    assert again.ended_reason == "ended_by_supervisor"
+    (ended,) = await events.wait(session.id, "ended")
+    assert ended.source is Source.API and ended.data == {"reason": "ended_by_supervisor", "by": "sup1"}
