@@ -6,6 +6,7 @@ services. Every step is awaited on the page (Playwright's expect / wait_for_sele
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.request
@@ -172,3 +173,35 @@ async def test_agent_console_shows_an_offer_that_timed_out(stack: Stack, pages: 
     await customer.get_by_role("button", name="Cancel request").click()
     await expect(customer.locator('#help [data-view="ended"]')).to_contain_text("cancelled", timeout=STEP_MS)
     assert pages.errors == []
+
+
+async def test_dashboard_resumes_after_a_notification_restart_without_missing_events(
+    stack: Stack, pages: Pages
+) -> None:
+    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
+    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard")
+    await sign_in(dashboard, supervisor_key)
+    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
+
+    stack.services["notification"].process.terminate()
+    await asyncio.to_thread(stack.services["notification"].process.wait)
+    await expect(dashboard.locator("#stream-state")).to_have_text("reconnecting…", timeout=STEP_MS)
+
+    # While the dashboard's server is down, a customer starts: the registry publishes to JetStream anyway.
+    async with aiohttp.ClientSession() as http:
+        urls = Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
+        sim = await Customer.start(http, urls, "restart", "Dana")
+        await sim.send("pincode_updated", {"pinCode": "424242"})
+
+        await asyncio.to_thread(stack.restart, "notification")
+        await expect(dashboard.locator("#stream-state")).to_have_text("live · resumed", timeout=STEP_MS)
+        # Replayed from where the page left off: the events of the outage, then the live tail.
+        row = dashboard.locator(f'#sessions tr[data-session="{sim.session_id}"]')
+        await expect(row).to_have_attribute("data-state", "waiting", timeout=STEP_MS)
+        await expect(feed_item(dashboard, "session.created")).to_contain_text("Dana")
+        await sim.send("session_ended")
+        await expect(row).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+
+    assert await dashboard.locator('#feed li[data-type="session.created"]', has_text="Dana").count() == 1
+    # The page only logged the refused connections of the outage; nothing was thrown.
+    assert [e for e in pages.errors if "uncaught" in e] == []
