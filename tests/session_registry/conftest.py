@@ -16,7 +16,14 @@ from pytest_aiohttp import AiohttpClient
 
 from session_registry.app import create_app
 from session_registry.settings import Settings
-from shared.messaging import REGISTRY_CREATE, SESSION_EVENTS, CreatedSession, CreateSession, SessionEvent
+from shared.messaging import (
+    REGISTRY_CREATE,
+    SESSION_EVENTS,
+    CreatedSession,
+    CreateSession,
+    SessionEvent,
+    ensure_streams,
+)
 from shared.rpc import call
 
 SESSION_SECRET = "test-session-token-secret-0123456789"
@@ -86,10 +93,10 @@ class EventLog:
 
 
 @pytest.fixture(name="events")
-async def _events(nc: nats.aio.client.Client, client: TestClient) -> AsyncIterator[EventLog]:
-    """Requires ``client``: the registry's NATS context creates the stream."""
+async def _events(nc: nats.aio.client.Client) -> AsyncIterator[EventLog]:
     log = EventLog()
     js = nc.jetstream()
+    await ensure_streams(js)
     sub = await js.subscribe(SESSION_EVENTS, cb=log.add, ordered_consumer=True)
     yield log
     await sub.unsubscribe()
@@ -126,15 +133,24 @@ class Session:
         return dict(await response.json())
 
 
+async def open_session(
+    nc: nats.aio.client.Client,
+    on: TestClient,
+    *,
+    queue: str = "support",
+    priority: int = 0,
+    custom_pin: str | None = None,
+) -> Session:
+    """Create a session over NATS (any registry instance answers); its beacons go to ``on``."""
+    request = CreateSession(
+        queue=queue, priority=priority, customer_id="c1", customer_name="Ada", custom_pin=custom_pin
+    )
+    return Session(on, await call(nc, REGISTRY_CREATE, request, CreatedSession))
+
+
 @pytest.fixture(name="new_session")
 def _new_session(nc: nats.aio.client.Client, client: TestClient) -> Callable[..., Awaitable[Session]]:
-    async def new(
-        queue: str = "support", priority: int = 0, custom_pin: str | None = None, on: TestClient | None = None
-    ) -> Session:
-        request = CreateSession(
-            queue=queue, priority=priority, customer_id="c1", customer_name="Ada", custom_pin=custom_pin
-        )
-        created = await call(nc, REGISTRY_CREATE, request, CreatedSession)
-        return Session(on or client, created)
+    async def new(**kwargs: Any) -> Session:
+        return await open_session(nc, client, **kwargs)
 
     return new

@@ -36,7 +36,7 @@ SDK_EVENTS = frozenset(
 CLIENT_EVENTS = frozenset({"heartbeat", "page_hidden", "page_visible", "unknown_sdk_event"})
 KNOWN_EVENTS = SDK_EVENTS | CLIENT_EVENTS
 
-PIN_RE = re.compile(r"^[A-Za-z0-9]{1,10}$")
+PIN_RE = re.compile(r"[A-Za-z0-9]{1,10}")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -65,7 +65,7 @@ def normalise_pin(value: object) -> str | None:
     """A PIN as Zoom stores it (letters and digits, at most 10, upper case), or ``None`` if it is not one."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if isinstance(value, str) and PIN_RE.match(value):
+    if isinstance(value, str) and PIN_RE.fullmatch(value):
         return value.upper()
     return None
 

@@ -1,0 +1,90 @@
+"""Staff read API (Bearer API keys, roles) and the beacon script route."""
+
+from __future__ import annotations
+
+import time
+
+from shared.accounts import AccountStore, Role
+from shared.messaging import SessionState, Source
+
+from .conftest import ev
+
+
+async def keys(redis) -> dict[Role, str]:
+    store = AccountStore(redis)
+    return {role: (await store.create(f"{role} one", role))[1] for role in Role}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_list_and_get_need_a_staff_key(client, new_session, redis) -> None:
+    api = await keys(redis)
+    session = await new_session()
+    assert (await client.get("/sessions")).status == 401
+    assert (await client.get("/sessions", headers=bearer("cbk_wrong"))).status == 401
+    for role in Role:
+        assert (await client.get(f"/sessions/{session.id}", headers=bearer(api[role]))).status == 200
+
+
+async def test_list_filters_by_state_queue_and_since(client, new_session, redis) -> None:
+    api = await keys(redis)
+    billing = await new_session(queue="billing")
+    support = await new_session(queue="support")
+    await support.beacon(ev("pincode_updated", {"pinCode": "600600"}))
+
+    async def listed(query: str) -> list[str]:
+        response = await client.get(f"/sessions?{query}", headers=bearer(api[Role.AGENT]))
+        assert response.status == 200
+        return [s["session_id"] for s in (await response.json())["sessions"]]
+
+    assert set(await listed("")) == {billing.id, support.id}
+    assert await listed("queue=billing") == [billing.id]
+    assert await listed("state=waiting") == [support.id]
+    assert await listed(f"since={time.time() + 60}") == []
+    bad = await client.get("/sessions?state=sleeping&limit=0", headers=bearer(api[Role.AGENT]))
+    assert bad.status == 400
+    assert {e["property"] for e in (await bad.json())["errors"]} == {"state", "limit"}
+
+
+async def test_get_returns_the_full_history(client, new_session, redis) -> None:
+    api = await keys(redis)
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "600601"}), ev("agent_joined"), ev("heartbeat"))
+    await session.beacon(ev("session_ended"))
+    await session.beacon(ev("agent_joined"))
+    body = await (await client.get(f"/sessions/{session.id}", headers=bearer(api[Role.AGENT]))).json()
+    assert body["session"]["state"] == "ended"
+    steps = [(h["type"], h["from"], h["to"], h["source"], h.get("ignored")) for h in body["history"]]
+    assert steps == [
+        ("created", None, "created", "api", None),
+        ("pin_assigned", "created", "waiting", "beacon", None),
+        ("agent_joined", "waiting", "active", "beacon", None),
+        ("ended", "active", "ended", "beacon", None),
+        ("agent_joined", "ended", "ended", "beacon", "session_ended"),
+    ]
+    missing = await client.get("/sessions/nope", headers=bearer(api[Role.AGENT]))
+    assert missing.status == 404
+
+
+async def test_supervisors_end_sessions_agents_cannot(client, new_session, redis, events) -> None:
+    api = await keys(redis)
+    session = await new_session()
+    path = f"/sessions/{session.id}/end"
+    assert (await client.post(path, headers=bearer(api[Role.AGENT]))).status == 403
+    bad = await client.post(path, json={"reason": "Because!"}, headers=bearer(api[Role.SUPERVISOR]))
+    assert bad.status == 400
+    response = await client.post(path, json={"reason": "abusive"}, headers=bearer(api[Role.SUPERVISOR]))
+    assert response.status == 200
+    assert (await response.json())["session"]["state"] == SessionState.ENDED
+    (ended,) = await events.wait(session.id, "ended")
+    assert ended.source is Source.API and ended.data["reason"] == "abusive"
+    assert (await client.post("/sessions/nope/end", headers=bearer(api[Role.ADMIN]))).status == 404
+
+
+async def test_beacon_script_is_served(client) -> None:
+    response = await client.get("/beacon.js")
+    assert response.status == 200
+    assert response.content_type == "application/javascript"
+    assert "CobrowseBeacon" in await response.text()

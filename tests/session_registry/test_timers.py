@@ -1,0 +1,87 @@
+"""Timeouts kept in Redis fire exactly once with two registry instances polling the same timers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.messaging import SessionState, Source
+
+from .conftest import ev, open_session
+
+SHORT = 0.3
+
+
+async def two_registries(start_registry, **durations):
+    return await start_registry(**durations), await start_registry(**durations)
+
+
+CASES = {
+    "no_pin": ({"no_pin_timeout_s": SHORT}, [], SessionState.CREATED, "no_pin_timeout"),
+    "waiting": ({"waiting_timeout_s": SHORT}, ["pin"], SessionState.WAITING, "no_agent_timeout"),
+    "reconnect": (
+        {"reconnect_window_s": SHORT},
+        ["pin", "page_hidden"],
+        SessionState.RECONNECTING,
+        "reconnect_timeout",
+    ),
+    "agent_wait": (
+        {"agent_wait_timeout_s": SHORT},
+        ["pin", "agent_joined", "session_reconnecting"],
+        SessionState.RECONNECTING,
+        "agent_wait_timeout",
+    ),
+    "heartbeat": ({"heartbeat_timeout_s": SHORT}, ["pin", "agent_joined"], SessionState.ACTIVE, "heartbeat_lost"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+async def test_each_timeout_fires_once_across_two_instances(kind, start_registry, nc, events, redis) -> None:
+    durations, steps, state_before, reason = CASES[kind]
+    first, second = await two_registries(start_registry, **durations)
+    session = await open_session(nc, first)
+    beacons = [ev("pincode_updated", {"pinCode": "700001"}) if s == "pin" else ev(s) for s in steps]
+    if beacons:
+        await session.beacon(*beacons)
+    (ended,) = await events.wait(session.id, "ended")
+    assert ended.source is Source.TIMER
+    assert (ended.prev_state, ended.session.state, ended.session.ended_reason) == (
+        state_before,
+        SessionState.ENDED,
+        reason,
+    )
+    assert ended.data == {"reason": reason, "timer": kind}
+    history = [json.loads(h) for h in await redis.lrange(f"reg:s:{session.id}:h", 0, -1)]
+    assert [h["type"] for h in history].count("ended") == 1
+    assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
+    assert second is not first
+
+
+async def test_progress_disarms_and_rearms_timers(client, new_session, redis) -> None:
+    async def armed(session_id: str) -> set[str]:
+        return {m.split("|")[1] for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session_id)}
+
+    session = await new_session()
+    assert await armed(session.id) == {"no_pin"}
+    await session.beacon(ev("pincode_updated", {"pinCode": "700002"}))
+    assert await armed(session.id) == {"waiting", "heartbeat"}
+    await session.beacon(ev("agent_joined"))
+    assert await armed(session.id) == {"heartbeat"}
+    await session.beacon(ev("page_hidden"))
+    assert await armed(session.id) == {"agent_wait"}
+    await session.beacon(ev("agent_left"))
+    assert await armed(session.id) == {"reconnect"}
+    before = await redis.zscore("reg:timers", f"{session.id}|reconnect")
+    await session.beacon(ev("heartbeat"))  # a hidden page that still beats restarts its window
+    assert await redis.zscore("reg:timers", f"{session.id}|reconnect") >= before
+    await session.beacon(ev("page_visible"))
+    assert await armed(session.id) == {"waiting", "heartbeat"}
+    await session.beacon(ev("session_ended"))
+    assert await armed(session.id) == set()
+
+
+async def test_a_zero_duration_disables_a_timer(start_registry, nc, redis) -> None:
+    registry = await start_registry(no_pin_timeout_s=0)
+    session = await open_session(nc, registry)
+    assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
