@@ -9,6 +9,7 @@ import pytest
 
 from shared.accounts import AccountStore, Role
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
+from token_service.signer import RoleType, TokenSigner
 
 from .conftest import MakeClient, decode
 
@@ -229,3 +230,26 @@ async def test_secret_never_in_answers(client: Any) -> None:
         await client.get("/openapi.json"),
     ]:
         assert TEST_SDK_SECRET not in await response.text()
+
+
+@pytest.mark.parametrize("byop", [False, True])
+def test_signer_output_is_exactly_what_pyjwt_encodes(byop: bool) -> None:
+    signer = TokenSigner(TEST_SDK_KEY, TEST_SDK_SECRET, clock=lambda: 1_700_000_000.7)
+    token, exp = signer.sign(RoleType.CUSTOMER, "u-1", 'Zoë \u2603 "quoted"', 3600, byop=byop)
+    claims: dict[str, Any] = {
+        "app_key": TEST_SDK_KEY,
+        "role_type": 1,
+        "user_id": "u-1",
+        "user_name": 'Zoë \u2603 "quoted"',
+        "iat": 1_700_000_000,
+        "exp": 1_700_003_600,
+    }
+    if byop:
+        claims["enable_byop"] = 1
+    assert token == jwt.encode(claims, TEST_SDK_SECRET, algorithm="HS256")
+    assert exp == 1_700_003_600
+
+
+def test_pem_shaped_secret_is_refused_at_start() -> None:
+    with pytest.raises(jwt.InvalidKeyError):
+        TokenSigner(TEST_SDK_KEY, "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----")

@@ -19,7 +19,7 @@ from shared.web import client_ip, read_json
 
 from .agents import AGENT_ROLES
 from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
-from .metrics import TOKENS_ISSUED
+from .metrics import CUSTOMER_TOKENS, TOKENS_ISSUED
 from .schemas import AgentConnect, CustomerStart
 from .settings import Settings
 from .signer import RoleType
@@ -63,7 +63,7 @@ async def issue_token(request: web.Request) -> web.Response:
         role, user_id = RoleType.CUSTOMER, _new_user_id() if body.user_id is None else body.user_id
         user_name = user_id if body.user_name is None else body.user_name
     token, _ = app[SIGNER].sign(role, user_id, user_name, expires_in, byop=body.enable_byop)
-    TOKENS_ISSUED.labels(role.name.lower()).inc()
+    (CUSTOMER_TOKENS if role is RoleType.CUSTOMER else TOKENS_ISSUED.labels("agent")).inc()
     return web.json_response({"token": token})
 
 
@@ -106,7 +106,7 @@ async def customer_start(request: web.Request) -> web.Response:
         settings.default_expiry_s,
         byop=custom_pin is not None,
     )
-    TOKENS_ISSUED.labels("customer").inc()
+    CUSTOMER_TOKENS.inc()
     log.info("customer_session_started", session_id=session.session_id, queue=session.queue)
     return web.json_response(
         {

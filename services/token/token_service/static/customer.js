@@ -16,11 +16,14 @@ const SDK_SETTINGS = {
 const $ = (id) => document.getElementById(id);
 const state = { config: null, start: null, session: null, beacon: null, poller: null, agentShown: false };
 
+// Once the customer works in the help panel, focus follows its views (the button they clicked disappears).
+let panelInUse = false;
+
 function show(view) {
   for (const el of document.querySelectorAll("#help [data-view]")) el.hidden = el.dataset.view !== view;
   document.body.dataset.view = view;
   const focusable = document.querySelector(`#help [data-view="${view}"] button`);
-  if (focusable && document.activeElement && document.activeElement.closest("#help")) focusable.focus();
+  if (focusable && panelInUse) focusable.focus();
 }
 
 function fail(message) {
@@ -242,6 +245,9 @@ async function resume(saved) {
 }
 
 async function boot() {
+  $("help").addEventListener("click", (event) => {
+    if (event.target.closest("button")) panelInUse = true;
+  });
   $("get-help").addEventListener("click", getHelp);
   $("again").addEventListener("click", () => show("idle"));
   $("retry").addEventListener("click", () => show("idle"));
