@@ -78,7 +78,7 @@ class Recorder:
         return web.json_response({"accepted": len(batch["events"]), "duplicates": 0}, status=202, headers=CORS)
 
     async def wait_for(self, predicate: Callable[[Recorder], bool]) -> None:
-        async with asyncio.timeout(5), self.changed:
+        async with asyncio.timeout(10), self.changed:
             await self.changed.wait_for(lambda: predicate(self))
 
 

@@ -63,6 +63,8 @@
     }));
     $("request-count").textContent = String(requests.size);
     $("no-requests").hidden = requests.size > 0;
+    $("no-requests").textContent = document.body.dataset.status === "available"
+      ? "No one is waiting for you right now." : "You are away. Set yourself available to receive requests.";
   }
 
   function claim(sessionId) {
@@ -132,6 +134,7 @@
     if (frame.queues && frame.queues.length) $("queues").value = frame.queues.join(", ");
     if (frame.capacity) $("capacity").value = frame.capacity;
     document.body.dataset.status = frame.status;
+    renderRequests();
   }
 
   // ------------------------------------------------------------------------------------------- socket
