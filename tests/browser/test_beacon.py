@@ -151,13 +151,15 @@ async def test_a_reload_resends_what_could_not_be_delivered_and_keeps_the_sequen
     assert events["page_hidden"]["seq"] == 2 and events["page_visible"]["seq"] == 3
 
 
-async def test_sends_heartbeats_while_the_session_is_live(harness: Harness) -> None:
+async def test_sends_heartbeats_while_the_session_is_live_and_forgets_it_once_ended(harness: Harness) -> None:
     await harness.attach(heartbeatMs=50, flushDelayMs=0)
     await harness.emit("session_started")
     await harness.recorder.wait_for(lambda r: r.names().count("heartbeat") >= 2)
     await harness.emit("session_ended")
     await harness.recorder.wait_for(lambda r: "session_ended" in r.names())
     assert harness.recorder.names()[0] == "session_started"
+    # Everything of an ended session was delivered: nothing is kept for a reload to resume.
+    await harness.page.wait_for_function("() => sessionStorage.getItem('cobrowse-beacon:sess-1') === null")
 
 
 async def test_never_throws_into_the_host_page(harness: Harness) -> None:

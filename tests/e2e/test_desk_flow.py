@@ -51,23 +51,37 @@ async def get_help(page: Page, name: str) -> tuple[str, str]:
     return session_id, await pin.inner_text()
 
 
+async def open_dashboard(stack: Stack, pages: Pages, width: int = 1280, height: int = 800) -> Page:
+    """A supervisor's dashboard, signed in and following the live stream."""
+    page = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard", width, height)
+    await sign_in(page, await stack.create_account("Kim", Role.SUPERVISOR))
+    await expect(page.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
+    return page
+
+
+async def open_agent(stack: Stack, pages: Pages, name: str, api_key: str, queues: str = "support") -> Page:
+    """An agent's console, signed in and available for ``queues``."""
+    page = await pages.open(f"{stack.urls['notification']}/agent", f"agent {name}")
+    await sign_in(page, api_key)
+    await expect(page.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
+    await page.get_by_label("Queues").fill(queues)
+    await page.get_by_text("Available", exact=True).click()
+    await expect(page.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
+    return page
+
+
+def service_urls(stack: Stack) -> Urls:
+    return Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
+
+
 def feed_item(page: Page, event_type: str) -> Any:
     return page.locator(f'#feed li[data-type="{event_type}"]').first
 
 
 async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stack, pages: Pages) -> None:
-    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
+    dashboard = await open_dashboard(stack, pages, 1400, 1000)
     agent_key = await stack.create_account("Alex", Role.AGENT)
-
-    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard", 1400, 1000)
-    await sign_in(dashboard, supervisor_key)
-    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
-
-    agent = await pages.open(f"{stack.urls['notification']}/agent", "agent")
-    await sign_in(agent, agent_key)
-    await expect(agent.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
-    await agent.get_by_text("Available", exact=True).click()
-    await expect(agent.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
+    agent = await open_agent(stack, pages, "Alex", agent_key)
     await expect(dashboard.locator("#agents tr", has_text="Alex")).to_contain_text("available", timeout=STEP_MS)
 
     # The customer gets exactly one PIN, the one the SDK reported, and the registry holds the same one.
@@ -122,8 +136,7 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
     # Customers of the simulator (public APIs only) fill the billing queue, which no agent serves.
     async with aiohttp.ClientSession() as http:
-        urls = Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
-        waiting = [await Customer.start(http, urls, "billing", name) for name in ("Ada", "Bo", "Chen")]
+        waiting = [await Customer.start(http, service_urls(stack), "billing", n) for n in ("Ada", "Bo", "Chen")]
         for n, sim in enumerate(waiting):
             await sim.send("pincode_updated", {"pinCode": f"70000{n}"})
         await expect(dashboard.locator('#queues tr[data-queue="billing"] td').first).to_have_text("3", timeout=STEP_MS)
@@ -135,11 +148,7 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
 
 async def test_closing_the_customer_page_flushes_its_beacons(stack: Stack, pages: Pages) -> None:
-    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
-    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard")
-    await sign_in(dashboard, supervisor_key)
-    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
-
+    dashboard = await open_dashboard(stack, pages)
     customer = await pages.open(f"{stack.urls['token']}/demo?queue=closing", "customer")
     session_id, _ = await get_help(customer, "Robin")
     row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
@@ -152,14 +161,7 @@ async def test_closing_the_customer_page_flushes_its_beacons(stack: Stack, pages
 
 
 async def test_agent_console_shows_an_offer_that_timed_out(stack: Stack, pages: Pages) -> None:
-    agent_key = await stack.create_account("Sam", Role.AGENT)
-    agent = await pages.open(f"{stack.urls['notification']}/agent", "agent")
-    await sign_in(agent, agent_key)
-    await expect(agent.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
-    await agent.get_by_label("Queues").fill("timeouts")
-    await agent.get_by_text("Available", exact=True).click()
-    await expect(agent.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
-
+    agent = await open_agent(stack, pages, "Sam", await stack.create_account("Sam", Role.AGENT), "timeouts")
     customer = await pages.open(f"{stack.urls['token']}/demo?queue=timeouts", "customer")
     session_id, _ = await get_help(customer, "Casey")
     await expect(agent.locator(f'#requests li[data-session="{session_id}"]')).to_be_visible(timeout=STEP_MS)
@@ -178,19 +180,14 @@ async def test_agent_console_shows_an_offer_that_timed_out(stack: Stack, pages: 
 async def test_dashboard_resumes_after_a_notification_restart_without_missing_events(
     stack: Stack, pages: Pages
 ) -> None:
-    supervisor_key = await stack.create_account("Kim", Role.SUPERVISOR)
-    dashboard = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard")
-    await sign_in(dashboard, supervisor_key)
-    await expect(dashboard.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
-
+    dashboard = await open_dashboard(stack, pages)
     stack.services["notification"].process.terminate()
     await asyncio.to_thread(stack.services["notification"].process.wait)
     await expect(dashboard.locator("#stream-state")).to_have_text("reconnecting…", timeout=STEP_MS)
 
     # While the dashboard's server is down, a customer starts: the registry publishes to JetStream anyway.
     async with aiohttp.ClientSession() as http:
-        urls = Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
-        sim = await Customer.start(http, urls, "restart", "Dana")
+        sim = await Customer.start(http, service_urls(stack), "restart", "Dana")
         await sim.send("pincode_updated", {"pinCode": "424242"})
 
         await asyncio.to_thread(stack.restart, "notification")

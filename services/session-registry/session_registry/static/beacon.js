@@ -286,6 +286,10 @@
     var store = this.storage();
     if (!store) return;
     try {
+      if (this.ended && !this.pending.length && !this.unconfirmed.length) {
+        store.removeItem(this.storeKey); // all delivered: nothing left to resume
+        return;
+      }
       store.setItem(this.storeKey, JSON.stringify({
         seq: this.seq, ended: this.ended, pending: this.pending, unconfirmed: this.unconfirmed,
       }));
