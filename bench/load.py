@@ -18,6 +18,7 @@ _LUA = """
 wrk.method = {method}
 wrk.body = {body}
 {headers}
+{request}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("BENCH %d %d %d %d %.1f %.1f %.1f\\n",
@@ -65,11 +66,17 @@ async def run_wrk(
     headers: dict[str, str],
     connections: int,
     duration_s: float,
+    request_lua: str = "",
 ) -> LoadResult:
-    """Run one wrk thread with ``connections`` keep-alive connections for ``duration_s`` seconds."""
+    """Run one wrk thread with ``connections`` keep-alive connections for ``duration_s`` seconds.
+
+    ``request_lua`` may define wrk's ``request`` function, to send a different body with every request.
+    """
     header_lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
     script = work_dir / "wrk-request.lua"
-    script.write_text(_LUA.format(method=_lua_string(method), body=_lua_string(body), headers=header_lines))
+    script.write_text(
+        _LUA.format(method=_lua_string(method), body=_lua_string(body), headers=header_lines, request=request_lua)
+    )
     process = await asyncio.create_subprocess_exec(
         _wrk_binary(),
         "-t1",

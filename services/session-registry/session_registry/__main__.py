@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uvloop
 from aiohttp import web
 
 from shared.logs import configure_logging
@@ -13,7 +14,14 @@ from .settings import Settings
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

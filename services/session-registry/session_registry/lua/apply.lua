@@ -114,7 +114,5 @@ for _, ev in ipairs(events) do
 end
 
 if source == 'beacon' and s.state ~= 'ended' then s.last_seen = NOW end
-save(s)
-sync_timers(s)
-expire(s)
+persist(s)
 return cjson.encode({ accepted = accepted, duplicates = duplicates, ignored = ignored, state = s.state })

@@ -25,21 +25,35 @@ local function k_misses(bucket) return P .. 'pinmiss:' .. bucket end
 local function n(s, field) return tonumber(s[field]) or 0 end
 local function set(v) return v ~= nil and v ~= '' end
 
+-- What each session looked like when loaded, so that save() and sync_timers() write only what changed.
+local ORIGINAL = {}
+local HISTORY_GREW = {}
+
 local function load(sid)
   local flat = redis.call('HGETALL', k_session(sid))
   if #flat == 0 then return nil end
-  local s = {}
-  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  local s, original = {}, {}
+  for i = 1, #flat, 2 do
+    s[flat[i]] = flat[i + 1]
+    original[flat[i]] = flat[i + 1]
+  end
+  ORIGINAL[sid] = original
   return s
 end
 
 local function save(s)
+  local original = ORIGINAL[s.id] or {}
   local flat = {}
   for k, v in pairs(s) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
+    v = tostring(v)
+    if original[k] ~= v then
+      flat[#flat + 1] = k
+      flat[#flat + 1] = v
+      original[k] = v
+    end
   end
-  redis.call('HSET', k_session(s.id), unpack(flat))
+  ORIGINAL[s.id] = original
+  if #flat > 0 then redis.call('HSET', k_session(s.id), unpack(flat)) end
 end
 
 -- Each source observes the same people, so the best estimate is the larger count, never the sum.
@@ -87,6 +101,7 @@ local function emit(s, event_id, etype, source, prev, data)
   }
   redis.call('XADD', K_OUTBOX, '*', 's', 'cobrowse.session.' .. s.id .. '.' .. etype, 'i', event_id,
     'd', cjson.encode(event))
+  HISTORY_GREW[s.id] = true
   redis.call('RPUSH', k_history(s.id), cjson.encode({
     event_id = event_id, type = etype, source = source, at = NOW / 1000,
     from = prev or cjson.null, to = s.state, data = data or {},
@@ -94,6 +109,7 @@ local function emit(s, event_id, etype, source, prev, data)
 end
 
 local function record_ignored(s, event_id, name, source, reason, data)
+  HISTORY_GREW[s.id] = true
   redis.call('RPUSH', k_history(s.id), cjson.encode({
     event_id = event_id, type = name, source = source, at = NOW / 1000,
     from = s.state, to = s.state, ignored = reason, data = data or {},
@@ -137,25 +153,43 @@ local function timer_due(s, kind)
   return nil
 end
 
+-- Compares with the session as loaded, and touches only the timers whose due time moved.
 local function sync_timers(s)
+  local original = ORIGINAL[s.id] or {}
   for _, kind in ipairs(KINDS) do
-    local member = s.id .. '|' .. kind
     local due = timer_due(s, kind)
-    if due then
-      redis.call('ZADD', K_TIMERS, due, member)
-    else
-      redis.call('ZREM', K_TIMERS, member)
+    if due ~= (original.state and timer_due(original, kind)) then
+      local member = s.id .. '|' .. kind
+      if due then
+        redis.call('ZADD', K_TIMERS, due, member)
+      else
+        redis.call('ZREM', K_TIMERS, member)
+      end
     end
   end
 end
 
+-- Key lifetimes are renewed at most once a minute while a session lives, and set once when it ends.
+local TTL_RENEW_MS = 60000
+
 local function expire(s)
-  local ttl = (s.state == 'ended') and C.retention_ms or C.session_ttl_ms
+  local ended = s.state == 'ended'
+  if not ended and NOW - n(s, 'ttl_at') < TTL_RENEW_MS then return end
+  if ended and (ORIGINAL[s.id] or {}).state == 'ended' then return end
+  s.ttl_at = NOW
+  local ttl = ended and C.retention_ms or C.session_ttl_ms
   redis.call('PEXPIRE', k_session(s.id), ttl)
   redis.call('PEXPIRE', k_seen(s.id), ttl)
-  if C.history_limit > 0 then redis.call('LTRIM', k_history(s.id), -C.history_limit, -1) end
   redis.call('PEXPIRE', k_history(s.id), ttl)
-  if set(s.pin) and s.state ~= 'ended' then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+  if set(s.pin) and not ended then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+end
+
+-- Write a changed session back: timers, key lifetimes, history bound, then the hash itself.
+local function persist(s)
+  sync_timers(s)
+  expire(s)
+  if HISTORY_GREW[s.id] and C.history_limit > 0 then redis.call('LTRIM', k_history(s.id), -C.history_limit, -1) end
+  save(s)
 end
 
 -- Apply a change made by ``mutate`` (which returns the event type, data) and publish it.

@@ -15,11 +15,9 @@ s.state = 'created'
 s.created_at = NOW
 s.updated_at = NOW
 s.custom_pin = custom
-save(s)
 redis.call('ZADD', K_INDEX, NOW, sid)
 -- The index outlives no session: drop members older than any session can be.
 redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
 emit(s, event_id, 'created', 'api', nil, { queue = s.queue })
-sync_timers(s)
-expire(s)
+persist(s)
 return cjson.encode({ session = view(s) })

@@ -14,9 +14,7 @@ for _, member in ipairs(due) do
       local prev = s.state
       finish(s, REASONS[kind])
       commit(s, sid .. ':timer:' .. kind .. ':' .. at, 'ended', 'timer', prev, { reason = s.ended_reason, timer = kind })
-      save(s)
-      sync_timers(s)
-      expire(s)
+      persist(s)
       fired = fired + 1
     elseif at then
       redis.call('ZADD', K_TIMERS, at, member)

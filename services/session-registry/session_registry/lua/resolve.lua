@@ -10,8 +10,7 @@ local function retire(s)
   s.pin_retired = '1'
   local prev = s.state
   commit(s, s.id .. ':retired:' .. s.pin, 'pin_retired', 'api', prev, { pin = s.pin })
-  save(s)
-  expire(s)
+  persist(s)
 end
 
 local function hot() return (tonumber(redis.call('GET', k_misses(bucket))) or 0) >= C.pin_miss_limit end

@@ -1,0 +1,117 @@
+"""Beacon ingest: events/s accepted by one registry process, single-event beacons and batches of 10, and p99.
+
+Every request carries new event ids (wrk's ``request`` hook numbers them), spread over 101 sessions that alternate
+``agent_joined`` / ``agent_left``, so every event is a real transition: dedupe, state change, history entry and an
+outbox entry that the same process then publishes to JetStream. After the load, the time the outbox takes to drain
+is reported too (the publisher shares the process and the two cores with the ingest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import nats
+from redis.asyncio import Redis
+
+from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
+from shared.rpc import call
+
+from .harness import BenchEnv, Result, at_least, at_most
+from .load import LoadResult, run_wrk
+
+SECRET = "bench-session-token-secret-0123456789"
+SESSIONS = 101  # odd, so that each session sees joins and leaves in turn
+CONNECTIONS = 16
+HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
+
+_REQUEST = """
+local sessions = {sessions}
+local names = {{"agent_joined", "agent_left"}}
+local batch = {batch}
+local prefix = "{prefix}"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local s = sessions[(counter % #sessions) + 1]
+  local events = {{}}
+  for i = 1, batch do
+    local n = counter * batch + i
+    events[i] = string.format('{{"id":"%s-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
+      prefix, n, names[(counter + i) % 2 + 1], 1700000000000 + n, n)
+  end
+  return wrk.format(nil, nil, nil, string.format('{{"session_id":"%s","token":"%s","events":[%s]}}',
+    s[1], s[2], table.concat(events, ",")))
+end
+"""
+
+
+async def _sessions(env: BenchEnv, url: str) -> list[CreatedSession]:
+    nc = await nats.connect(env.nats_url)
+    try:
+        created = [
+            await call(nc, REGISTRY_CREATE, CreateSession(customer_id=f"c{i}"), CreatedSession) for i in range(SESSIONS)
+        ]
+    finally:
+        await nc.close()
+    async with aiohttp.ClientSession() as http:
+        for i, c in enumerate(created):
+            event = {"id": f"pin{i}", "name": "pincode_updated", "ts": 1, "seq": 0, "payload": {"pinCode": f"{i:06d}"}}
+            body = {"session_id": c.session.session_id, "token": c.beacon_token, "event": event}
+            async with http.post(url + "/beacons", json=body) as response:
+                response.raise_for_status()
+    return created
+
+
+async def _load(env: BenchEnv, url: str, sessions: list[CreatedSession], batch: int, duration_s: float) -> LoadResult:
+    table = "{" + ",".join(f'{{"{s.session.session_id}","{s.beacon_token}"}}' for s in sessions) + "}"
+    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{time.monotonic_ns()}")
+    return await run_wrk(
+        url + "/beacons",
+        work_dir=env.work_dir,
+        body=b"",
+        method="POST",
+        headers=HEADERS,
+        connections=CONNECTIONS,
+        duration_s=duration_s,
+        request_lua=script,
+    )
+
+
+async def _drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> float:
+    """Seconds from ``started`` until the outbox is empty (the publisher has caught up)."""
+    deadline = time.monotonic() + timeout_s
+    # Polling another process's progress: there is no event to await.
+    while time.monotonic() < deadline:  # noqa: ASYNC110
+        if not await redis.xlen("reg:outbox"):
+            break
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def run(env: BenchEnv) -> list[Result]:
+    url = await env.start_service("session_registry", {"SESSION_TOKEN_SECRET": SECRET})
+    sessions = await _sessions(env, url)
+    redis = Redis.from_url(env.redis_url)
+    try:
+        await _load(env, url, sessions, 1, 1)  # warm-up
+        await _drain_s(redis, time.monotonic())
+        single = await _load(env, url, sessions, 1, env.duration_s)
+        single_drain = await _drain_s(redis, time.monotonic())
+        batched = await _load(env, url, sessions, 10, env.duration_s)
+        batched_drain = await _drain_s(redis, time.monotonic())
+    finally:
+        await redis.aclose()
+    return [
+        at_least("single-event beacons", single.rps, 5000, unit="beacons/s"),
+        at_most("single-event p99", single.p99_ms, 20, unit="ms"),
+        Result("single-event p50", single.p50_ms, "ms"),
+        Result("single-event errors", float(single.errors)),
+        Result("outbox drained after single", single_drain, "s"),
+        at_least("batches of 10", batched.rps * 10, 20000, unit="events/s"),
+        at_most("batch p99", batched.p99_ms, 20, unit="ms"),
+        Result("batch p50", batched.p50_ms, "ms"),
+        Result("batch errors", float(batched.errors)),
+        Result("outbox drained after batches", batched_drain, "s"),
+    ]
