@@ -14,8 +14,8 @@ import time
 import jwt
 from aiohttp import web
 
-SDK_KEY = os.environ["TOKEN_ZOOM_SDK_KEY"]
-SDK_SECRET = os.environ["TOKEN_ZOOM_SDK_SECRET"]
+SDK_KEY = os.environ["ZOOM_SDK_KEY"]
+SDK_SECRET = os.environ["ZOOM_SDK_SECRET"]
 
 
 async def issue(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import os
 import pkgutil
@@ -54,6 +55,8 @@ class BenchEnv:
     work_dir: Path
     duration_s: float
     processes: ExitStack = field(default_factory=ExitStack)
+    pids: dict[str, int] = field(default_factory=dict)
+    """Process id of each started process, by its URL."""
 
     def service_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for a service subprocess: this run's Redis/NATS, dev credentials, warnings-only JSON logs."""
@@ -63,9 +66,9 @@ class BenchEnv:
             "NATS_URL": self.nats_url,
             "LOG_LEVEL": "WARNING",
             "LOG_JSON": "true",
-            "TOKEN_ZOOM_SDK_KEY": BENCH_SDK_KEY,
-            "TOKEN_ZOOM_SDK_SECRET": BENCH_SDK_SECRET,
-            "TOKEN_ZOOM_SIMULATED": "true",
+            "ZOOM_SDK_KEY": BENCH_SDK_KEY,
+            "ZOOM_SDK_SECRET": BENCH_SDK_SECRET,
+            "ZOOM_SIMULATED": "true",
             "PYTHONOPTIMIZE": "",
         }
         env.update(extra or {})
@@ -82,6 +85,7 @@ class BenchEnv:
         process = _spawn(args, env, log_path)
         self.processes.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
+        self.pids[url] = process.pid
         async with aiohttp.ClientSession() as http:
             for _ in range(300):
                 if process.poll() is not None:
@@ -103,6 +107,15 @@ class BenchEnv:
         env = self.service_env({f"{prefix.get(package, '')}PORT": str(port), **(extra_env or {})})
         return await self.start_process(package, [sys.executable, "-m", package], env, port=port)
 
+    def cpu_seconds(self, url: str) -> float:
+        """CPU time (user + system) the process serving ``url`` has used so far.
+
+        CPU per request does not depend on what else runs on the machine, unlike throughput, so suites can print
+        it next to throughput as the steadier figure.
+        """
+        fields = Path(f"/proc/{self.pids[url]}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def wrk(
         self,
         url: str,
@@ -113,8 +126,13 @@ class BenchEnv:
         connections: int = 16,
         duration_s: float | None = None,
     ) -> LoadResult:
-        """Closed-loop HTTP load with ``wrk`` (see ``bench/load.py``)."""
-        return await run_wrk(
+        """Closed-loop HTTP load with ``wrk`` (see ``bench/load.py``).
+
+        When ``url`` belongs to a process started here, the result carries that process's CPU time per request.
+        """
+        server = next((base for base in self.pids if url.startswith(base)), None)
+        cpu_before = self.cpu_seconds(server) if server else 0.0
+        result = await run_wrk(
             url,
             work_dir=self.work_dir,
             body=body,
@@ -123,6 +141,10 @@ class BenchEnv:
             connections=connections,
             duration_s=duration_s or self.duration_s,
         )
+        if server and result.requests:
+            cpu_us = (self.cpu_seconds(server) - cpu_before) / result.requests * 1e6
+            result = dataclasses.replace(result, server_cpu_us=cpu_us)
+        return result
 
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

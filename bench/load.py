@@ -37,6 +37,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     mean_ms: float
+    server_cpu_us: float | None = None
+    """CPU time of the server per request (user + system), when the harness knows the server's process."""
 
     @property
     def rps(self) -> float:
