@@ -21,6 +21,7 @@ STACK_ENV = {
     "ZOOM_SIMULATED": "true",
     "LOG_LEVEL": "INFO",
     "NOTIFY_OFFER_TIMEOUT_S": "3",
+    "NOTIFY_QUEUE_MODES": '{"rush": "broadcast"}',
 }
 
 

@@ -177,6 +177,29 @@ async def test_agent_console_shows_an_offer_that_timed_out(stack: Stack, pages: 
     assert pages.errors == []
 
 
+async def test_a_broadcast_request_claimed_by_one_agent_shows_as_taken_for_the_other(
+    stack: Stack, pages: Pages
+) -> None:
+    ana = await open_agent(stack, pages, "Ana", await stack.create_account("Ana", Role.AGENT), "rush")
+    ben = await open_agent(stack, pages, "Ben", await stack.create_account("Ben", Role.AGENT), "rush")
+    customer = await pages.open(f"{stack.urls['token']}/demo?queue=rush", "customer")
+    session_id, _ = await get_help(customer, "Eve")
+
+    offer = f'#requests li[data-session="{session_id}"]'
+    await expect(ana.locator(offer)).to_be_visible(timeout=STEP_MS)
+    await expect(ben.locator(offer)).to_be_visible(timeout=STEP_MS)
+    await ana.locator(offer).get_by_role("button", name="Claim request from Eve").click()
+
+    await expect(ana.locator("#desk")).to_be_visible(timeout=STEP_MS)
+    await expect(ben.locator(offer)).to_have_count(0, timeout=STEP_MS)
+    await expect(ben.locator("#history")).to_contain_text("Eve: taken by another agent")
+
+    await expect(customer.locator('#help [data-view="active"]')).to_be_visible(timeout=STEP_MS)
+    await customer.get_by_role("button", name="End session").click()
+    await expect(customer.locator('#help [data-view="ended"]')).to_be_visible(timeout=STEP_MS)
+    assert pages.errors == []
+
+
 async def test_dashboard_resumes_after_a_notification_restart_without_missing_events(
     stack: Stack, pages: Pages
 ) -> None:
