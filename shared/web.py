@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
@@ -57,10 +57,14 @@ def _http_exception_response(exc: web.HTTPException) -> web.StreamResponse:
 
 
 def _edge_middleware(service: str) -> Middleware:
+    # Metric children per route (and status), looked up once: ``labels()`` costs more than the update itself.
+    counters: dict[tuple[str, int], Counter] = {}
+    latencies: dict[str, Histogram] = {}
+
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         clear_contextvars()
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        request_id = request.headers.get("X-Request-ID") or os.urandom(16).hex()
         bind_contextvars(request_id=request_id, method=request.method, path=request.path)
         started = time.perf_counter()
         try:
@@ -78,8 +82,15 @@ def _edge_middleware(service: str) -> Middleware:
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
         elapsed = time.perf_counter() - started
-        HTTP_REQUESTS.labels(service, route_name, str(response.status)).inc()
-        HTTP_LATENCY.labels(service, route_name).observe(elapsed)
+        status = response.status
+        counter = counters.get((route_name, status))
+        if counter is None:
+            counter = counters[route_name, status] = HTTP_REQUESTS.labels(service, route_name, str(status))
+        counter.inc()
+        latency = latencies.get(route_name)
+        if latency is None:
+            latency = latencies[route_name] = HTTP_LATENCY.labels(service, route_name)
+        latency.observe(elapsed)
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         log.info("http_request", status=response.status, duration_ms=round(elapsed * 1000, 3))
