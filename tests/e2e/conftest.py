@@ -25,9 +25,9 @@ STACK_ENV = {
 }
 
 
-@pytest.fixture(scope="module", name="stack")
+@pytest.fixture(scope="session", name="stack")
 def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Redis, NATS and the three services as processes, shared by the tests of one module."""
+    """Redis, NATS and the three services as processes, shared by the end-to-end tests (each uses its own queues)."""
     stack = Stack.start(tmp_path_factory.mktemp("e2e"), env=STACK_ENV)
     yield stack
     stack.stop()
