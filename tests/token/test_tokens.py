@@ -219,7 +219,7 @@ async def test_issued_and_refused_tokens_are_counted(client: Any) -> None:
     await client.post("/", json={"role": 2})
     metrics = await (await client.get("/metrics")).text()
     assert 'cobrowse_tokens_issued_total{role="customer"}' in metrics
-    assert 'http_requests_total{route="/",service="token",status="401"}' in metrics
+    assert 'cobrowse_tokens_refused_total{code="unauthorized"}' in metrics
 
 
 async def test_secret_never_in_answers(client: Any) -> None:

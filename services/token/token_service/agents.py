@@ -19,7 +19,7 @@ from shared.messaging import REGISTRY_RESOLVE_PIN, AgentToken, IssueAgentToken, 
 from shared.rpc import call
 
 from .limits import Limits
-from .metrics import TOKENS_ISSUED, TOKENS_REFUSED
+from .metrics import TOKENS_ISSUED, counts_refusals
 from .settings import Settings
 from .signer import RoleType, TokenSigner, desk_url
 
@@ -64,7 +64,6 @@ class AgentTokens:
             )
         except RemoteError as exc:
             if exc.status == 404:
-                TOKENS_REFUSED.labels("unknown_pin").inc()
                 await limits.pin_failures_agent.hit(account.id)
                 if client_ip:
                     await limits.pin_failures_ip.hit(client_ip)
@@ -75,6 +74,7 @@ class AgentTokens:
             token=token, desk_url=self._desk_url(pin, token), pin=pin, session_id=session.session_id, expires_at=exp
         )
 
+    @counts_refusals
     async def issue(self, request: IssueAgentToken) -> AgentToken:
         """The ``token.agent.issue`` handler: the caller (notification) names the account, not its key."""
         account = await self._accounts.get(request.account_id)

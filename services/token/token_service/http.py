@@ -19,7 +19,7 @@ from shared.web import client_ip, read_json
 
 from .agents import AGENT_ROLES
 from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
-from .metrics import CUSTOMER_TOKENS, TOKENS_ISSUED
+from .metrics import CUSTOMER_TOKENS, TOKENS_ISSUED, counts_refusals
 from .schemas import AgentConnect, CustomerStart
 from .settings import Settings
 from .signer import RoleType
@@ -45,6 +45,7 @@ def _new_user_id() -> str:
     return secrets.token_hex(6)
 
 
+@counts_refusals
 async def issue_token(request: web.Request) -> web.Response:
     """Zoom's auth sample API: ``{role, expirationSeconds?, userId?, userName?, enableByop?}`` -> ``{token}``."""
     app = request.app
@@ -76,6 +77,7 @@ def _zoom_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+@counts_refusals
 async def customer_start(request: web.Request) -> web.Response:
     """Open a session in the registry and hand the customer page everything it needs to start the SDK."""
     app = request.app
@@ -122,6 +124,7 @@ async def customer_start(request: web.Request) -> web.Response:
     )
 
 
+@counts_refusals
 async def agent_connect(request: web.Request) -> web.Response:
     """An authenticated agent trades a live PIN for an agent token and the desk URL."""
     app = request.app

@@ -118,7 +118,9 @@ function wire(session) {
     $("queue-note").textContent = "The agent left the session. You are back in line.";
     $("queue-note").hidden = false;
   });
-  session.on("session_ended", () => finish("Your support session has ended. Thanks for reaching out!"));
+  session.on("session_ended", () => {
+    if (state.start) finish("Your support session has ended. Thanks for reaching out!");
+  });
   session.on("session_error", (payload) => {
     if (!state.agentShown) fail(`The cobrowse session reported an error (code ${payload && payload.code}).`);
   });
@@ -143,7 +145,11 @@ async function poll() {
       window.ZoomCobrowseSDK.simulation.agentJoined({ userId: request.claimed_by || "agent",
                                                       name: request.agent_name });
     }
-    if (request.state === "cancelled" || request.state === "ended") finish("Your help request was closed.");
+    if (request.state === "cancelled" || request.state === "ended") {
+      // The desk closed the request (e.g. nobody answered in time): the cobrowse session has no purpose left.
+      finish("Your help request was closed. You can ask for help again at any time.");
+      state.session.end();
+    }
   } catch (error) {
     if (error.status !== 404) console.warn("queue position unavailable", error.message);
   }
