@@ -20,8 +20,6 @@ class Settings(ServiceSettings):
     """Zoom webhook secret token; unset, ``POST /webhooks/zoom`` answers 404."""
     webhook_tolerance_s: float = Field(300.0, gt=0)
     """Webhooks whose ``x-zm-request-timestamp`` is further than this from now are rejected as stale."""
-    trust_forwarded: bool = False
-    """Take the client IP from ``X-Forwarded-For`` (only behind a trusted proxy)."""
 
     max_body_bytes: int = Field(65536, ge=1024)
     """Largest request body (beacons, webhooks); ``navigator.sendBeacon`` itself stops at 64 KiB."""
@@ -43,7 +41,7 @@ class Settings(ServiceSettings):
     """A live page silent this long ends its session (``heartbeat_lost``); beacon.js beats every 15 s."""
 
     session_ttl_s: int = Field(86400, ge=60)
-    """Lifetime of a live session's keys, renewed by every change."""
+    """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""
     ended_retention_s: int = Field(7 * 86400, ge=1)
     """How long an ended session and its history stay readable."""
     history_limit: int = Field(500, ge=0)
