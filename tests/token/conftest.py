@@ -47,11 +47,12 @@ def _make_settings(redis_url: str, nats_url: str) -> Callable[..., Settings]:
             "nats_url": nats_url,
             "zoom_sdk_key": TEST_SDK_KEY,
             "zoom_sdk_secret": TEST_SDK_SECRET,
+            "zoom_simulated": False,
             "cors_origins": ("http://shop.example",),
             "registry_timeout_s": 0.5,
             **overrides,
         }
-        return Settings(**values)
+        return Settings(_env_file=None, **values)  # a developer's .env must not change the tests
 
     return make
 
