@@ -211,3 +211,17 @@ async def test_the_registry_never_invents_a_pin(new_session, redis) -> None:
     await session.beacon(ev("session_started"), ev("agent_joined"), ev("heartbeat"))
     assert await redis.hget(f"reg:s:{session.id}", "pin") is None
     assert await state(redis, session.id) == SessionState.CREATED
+
+
+async def test_a_beacon_batch_costs_one_redis_round_trip(new_session, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("heartbeat"))  # loads the script into this Redis (the fixture flushed them)
+    await redis.config_set("slowlog-log-slower-than", 0)  # log every command with its arguments
+    await redis.slowlog_reset()
+    await session.beacon(ev("pincode_updated", {"pinCode": "121212"}), *[ev("agent_joined") for _ in range(9)])
+    logged = await redis.slowlog_get(1000)
+    await redis.config_set("slowlog-log-slower-than", 10000)
+    # Background loops (timers, outbox) run meanwhile, but no command of theirs names this session.
+    # Commands a script runs are logged too, without a client address.
+    mine = [e["command"] for e in logged if session.id.encode() in e["command"] and e["client_address"] != b"?:0"]
+    assert len(mine) == 1 and mine[0].startswith(b"EVALSHA")

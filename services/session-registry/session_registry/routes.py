@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.accounts import Role
-from shared.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from shared.messaging import SessionState
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
@@ -19,7 +18,7 @@ from shared.web import read_json
 
 from .beacons import parse_beacon
 from .keys import ACCOUNTS, SETTINGS, STORE
-from .webhooks import parse_zoom_event, url_validation_reply, verify_signature
+from .webhooks import ZoomWebhook, parse_zoom_event, url_validation_reply, verify_signature
 
 __all__ = ["setup_routes"]
 
@@ -55,27 +54,21 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         body=raw,
         tolerance_s=settings.webhook_tolerance_s,
     )
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("body is not valid JSON", code="malformed_json") from exc
-    if not isinstance(body, dict):
-        raise ValidationFailed.one("body", "must be a JSON object")
-    if body.get("event") == "endpoint.url_validation":
-        payload = body.get("payload")
-        plain = payload.get("plainToken") if isinstance(payload, dict) else None
+    body = await read_json(request, ZoomWebhook)  # the body read above is cached
+    if body.event == "endpoint.url_validation":
+        plain = body.payload.get("plainToken")
         if not isinstance(plain, str) or not plain:
             raise ValidationFailed.one("payload.plainToken", "required")
         return web.json_response(url_validation_reply(secret, plain))
     zoom_event = parse_zoom_event(body, raw)
     if zoom_event is None:
-        log.info("webhook_ignored", zoom_event=str(body.get("event"))[:64])
+        log.info("webhook_ignored", zoom_event=body.event[:64])
         return web.json_response({"status": "ignored"})
     store = request.app[STORE]
     session_id = await store.correlate_zoom(zoom_event.zoom_session_id, zoom_event.pin, zoom_event.user_session_id)
     if session_id is None:
         # Answer 200 all the same: Zoom retries failed deliveries, and a retry cannot correlate any better.
-        log.info("webhook_uncorrelated", zoom_event=body.get("event"))
+        log.info("webhook_uncorrelated", zoom_event=body.event)
         return web.json_response({"status": "uncorrelated"})
     result = await store.apply(session_id, "webhook", zoom_event.events)
     return web.json_response({"status": "applied", "session_id": session_id, **result.model_dump()})

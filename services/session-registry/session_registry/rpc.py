@@ -86,5 +86,7 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
     await service.add_endpoint(name="get", subject=REGISTRY_GET, handler=endpoint(SessionRef, get))
     await service.add_endpoint(name="end", subject=REGISTRY_END, handler=endpoint(EndSession, end))
     await service.add_endpoint(name="resolve", subject=REGISTRY_RESOLVE_PIN, handler=endpoint(ResolvePin, resolve))
+    # The server knows our subscriptions once this returns, so a request sent after start-up finds a responder.
+    await app[NATS].flush()
     yield
     await service.stop()

@@ -17,11 +17,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from .beacons import normalise_pin
 from .errors import BadSignature
 from .store import Event
 
-__all__ = ["ZoomEvent", "parse_zoom_event", "url_validation_reply", "verify_signature"]
+__all__ = ["ZoomEvent", "ZoomWebhook", "parse_zoom_event", "url_validation_reply", "verify_signature"]
 
 PIN_FIELDS = ("session_pin", "pin_code", "pincode", "pinCode")
 
@@ -51,6 +53,17 @@ def url_validation_reply(secret: bytes, plain_token: str) -> dict[str, str]:
     return {"plainToken": plain_token, "encryptedToken": _hmac_hex(secret, plain_token.encode())}
 
 
+class ZoomWebhook(BaseModel):
+    """The envelope every Zoom webhook shares."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: str
+    event_ts: float | None = None
+    """Milliseconds since the epoch."""
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
 @dataclass
 class ZoomEvent:
     """One cobrowse webhook, translated: whom it may concern and what it does to the session."""
@@ -69,12 +82,11 @@ _USER_EVENTS = {
 }
 
 
-def parse_zoom_event(body: dict[str, Any], raw: bytes) -> ZoomEvent | None:
+def parse_zoom_event(body: ZoomWebhook, raw: bytes) -> ZoomEvent | None:
     """The registry events for a ``cobrowse.*`` webhook, or ``None`` for any other event."""
-    name = body.get("event")
-    payload = body.get("payload")
-    obj = payload.get("object") if isinstance(payload, dict) else None
-    if not isinstance(name, str) or not isinstance(obj, dict):
+    name = body.event
+    obj = body.payload.get("object")
+    if not isinstance(obj, dict):
         return None
     role = str(obj.get("role_type", "")).lower()
     if name == "cobrowse.session_started":
@@ -88,12 +100,11 @@ def parse_zoom_event(body: dict[str, Any], raw: bytes) -> ZoomEvent | None:
     zoom_session_id = obj.get("session_id")
     pin = next((p for p in (normalise_pin(obj.get(f)) for f in PIN_FIELDS) if p), None)
     user_id = obj.get("user_id")
-    event_ts = body.get("event_ts")
     # Zoom retries a delivery with the same body, so the body's digest is a stable event id.
     event: Event = {
         "id": "zoom-" + hashlib.sha256(raw).hexdigest()[:40],
         "name": mapped,
-        "ts": int(event_ts) if isinstance(event_ts, int | float) else 0,
+        "ts": int(body.event_ts or 0),
         "seq": 0,
     }
     if mapped == "session_ended":
