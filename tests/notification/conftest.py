@@ -111,7 +111,8 @@ class AgentSocket:
     def __init__(self, ws: Any, agent_id: str) -> None:
         self.ws = ws
         self.agent_id = agent_id
-        self.frames: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        """Frames received but not yet expected (frames of concurrent events may come in any order)."""
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_json(frame)
@@ -119,24 +120,31 @@ class AgentSocket:
     async def expect(
         self, type_: str | tuple[str, ...], within: float = FRAME_TIMEOUT_S, **fields: Any
     ) -> dict[str, Any]:
-        """The next frame of ``type_`` (with ``fields``); frames skipped on the way are kept in ``frames``."""
+        """The first frame of ``type_`` (with ``fields``), received before or within ``within`` seconds."""
         types = (type_,) if isinstance(type_, str) else type_
+
+        def matches(frame: dict[str, Any]) -> bool:
+            return frame["type"] in types and all(frame.get(k) == v for k, v in fields.items())
+
+        for i, frame in enumerate(self.pending):
+            if matches(frame):
+                return self.pending.pop(i)
         async with asyncio.timeout(within):
             while True:
                 msg = await self.ws.receive()
                 if msg.type != WSMsgType.TEXT:
                     raise AssertionError(f"socket closed while waiting for {type_}: {msg.type} {msg.data}")
                 frame = json.loads(msg.data)
-                self.frames.append(frame)
-                if frame["type"] in types and all(frame.get(k) == v for k, v in fields.items()):
+                if matches(frame):
                     return frame
+                self.pending.append(frame)
 
     async def sync(self) -> list[dict[str, Any]]:
-        """Round-trip a ping; returns the frames that arrived before the pong."""
-        start = len(self.frames)
+        """Round-trip a ping; returns (and consumes) every frame still pending before the pong."""
         await self.send({"type": "ping"})
         await self.expect("pong")
-        return self.frames[start:-1]
+        frames, self.pending = self.pending, []
+        return frames
 
     async def available(self, queues: list[str] | None = None, capacity: int = 1) -> None:
         await self.send(

@@ -69,11 +69,10 @@ async def test_capacity_limits_concurrent_offers_and_claims(replica, agent, sess
     alice = await agent(client, "alice")
     await alice.available(capacity=2)
     first, second, third = new_session_id(), new_session_id(), new_session_id()
-    for sid in (first, second, third):
+    for sid in (first, second):
         await session(sid, WAITING, SessionState.CREATED)
-
-    await alice.expect("offer", session_id=first)
-    await alice.expect("offer", session_id=second)
+        await alice.expect("offer", session_id=sid)
+    await session(third, WAITING, SessionState.CREATED)
     await alice.send({"type": "claim", "session_id": first})
     await alice.expect("claimed", session_id=first)
     assert not [f for f in await alice.sync() if f["type"] == "offer"]  # one claimed + one offered = 2
@@ -93,7 +92,7 @@ async def test_dropped_agent_offer_moves_on_at_once(replica, agent, session):
 
     await alice.expect("offer", session_id=sid)
     await alice.ws.close()
-    await bob.expect("offer", session_id=sid, within=2.0)  # far sooner than the 30 s offer timeout
+    await bob.expect("offer", session_id=sid, within=5.0)  # far sooner than the 30 s offer timeout
 
 
 async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, agent, session):

@@ -114,8 +114,7 @@ async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Accou
         )
         ready.set()
         if state["status"] == "available":
-            for queue in state["queues"]:
-                await desk.dispatch(queue)
+            await desk.dispatch_all(state["queues"])
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await _handle(app, ws, account, msg.data)
@@ -138,8 +137,9 @@ async def _handle(app: web.Application, ws: web.WebSocketResponse, account: Acco
             await ws.send_json({"type": "pong"})
         elif isinstance(frame, Status):
             queues = list(dict.fromkeys(frame.queues)) or [app[SETTINGS].default_queue]
+            to_dispatch = await desk.set_status(account.id, frame.status, queues, frame.capacity)
             await ws.send_json({"type": "status", "status": frame.status, "queues": queues, "capacity": frame.capacity})
-            await desk.set_status(account.id, frame.status, queues, frame.capacity)
+            await desk.dispatch_all(to_dispatch)
         elif isinstance(frame, Claim):
             session_id = frame.session_id
             await ws.send_json(await desk.claim(account.id, frame.session_id))

@@ -6,6 +6,7 @@ in Redis, so an event a replica took but did not finish is redelivered to anothe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import structlog
@@ -29,8 +30,22 @@ ACK_WAIT_S = 30.0
 
 async def session_consumer(app: web.Application) -> AsyncIterator[None]:
     desk = app[DESK]
+    # Events are handled concurrently (a subscription alone handles one at a time, and each waits on Redis and
+    # NATS round trips); the scripts in Redis keep an older event of a session from undoing a newer one.
+    slots = asyncio.Semaphore(app[SETTINGS].consumer_concurrency)
+    running: set[asyncio.Task[None]] = set()
 
     async def handle(msg: Msg) -> None:
+        await slots.acquire()
+        task = asyncio.create_task(process(msg))
+        running.add(task)
+        task.add_done_callback(done)
+
+    def done(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        slots.release()
+
+    async def process(msg: Msg) -> None:
         with bound_contextvars(subject=msg.subject):
             try:
                 event = SessionEvent.model_validate_json(msg.data)
@@ -59,3 +74,5 @@ async def session_consumer(app: web.Application) -> AsyncIterator[None]:
     sub = await app[JETSTREAM].subscribe(SESSION_EVENTS, queue=name, cb=handle, manual_ack=True, config=config)
     yield
     await sub.unsubscribe()
+    if running:
+        await asyncio.wait(running, timeout=ACK_WAIT_S)

@@ -98,8 +98,10 @@ class Desk:
         if kind == "queued":
             log.info("request_queued", session_id=view.session_id, queue=queue)
             self.timers_changed.set()
-            await self.publish_queue("queued", queue, view.session_id, priority=view.priority)
-            await self.dispatch(queue)
+            # Started first so it is on the stream before the offers, awaited after them: offers go out sooner.
+            queued = asyncio.ensure_future(self.publish_queue("queued", queue, view.session_id, priority=view.priority))
+            await self.dispatch(queue, only=view.session_id)
+            await queued
         elif kind == "left":
             queue, reason, seen = outcome[1], outcome[2], outcome[3:]
             await self._revoke(seen, view.session_id, "ended" if reason == "ended" else "taken")
@@ -110,10 +112,11 @@ class Desk:
         elif kind == "ended" and outcome[2]:
             await self.dispatch_for(outcome[2])
 
-    async def dispatch(self, queue: str) -> None:
+    async def dispatch(self, queue: str, only: str = "") -> None:
+        """Show the queue's waiting requests to agents with room (``only``: just that new request)."""
         mode = self.settings.mode(queue)
         timeout = self.settings.offer_timeout_s
-        result = await self.store.dispatch(queue, mode.value, timeout)
+        result = await self.store.dispatch(queue, mode.value, timeout, only)
         now = time.time()
         for shown in result.shown:
             frame = {
@@ -128,22 +131,21 @@ class Desk:
             await self.send(shown.agent_id, frame)
         if result.shown and mode is Mode.OFFER:
             self.timers_changed.set()
-        for shown in result.shown:
-            OFFERS.labels(queue).inc()
-            await self.store.count(queue, "offered")
-            await self.publish_queue("offered", queue, shown.session_id, shown.agent_id, mode=mode.value)
+        OFFERS.labels(queue).inc(len(result.shown))
+        await asyncio.gather(
+            *(self.store.count(queue, "offered") for _ in result.shown),
+            *(self.publish_queue("offered", queue, s.session_id, s.agent_id, mode=mode.value) for s in result.shown),
+        )
         if result.flag:
             log.info("queue_serving_changed", queue=queue, flag=result.flag)
             await self.publish_queue(result.flag, queue, "", serving=result.serving)
 
     async def dispatch_for(self, agent_id: str) -> None:
         """Dispatch every queue the agent serves (it has room again)."""
-        for queue in await self.store.agent_queues(agent_id):
-            await self.dispatch(queue)
+        await self.dispatch_all(await self.store.agent_queues(agent_id))
 
     async def _moved_on(self, withdrawn: list[Withdrawn]) -> None:
-        for queue in sorted({w.queue for w in withdrawn if w.queue}):
-            await self.dispatch(queue)
+        await self.dispatch_all(sorted({w.queue for w in withdrawn if w.queue}))
 
     # ------------------------------------------------------------------------------------ agents
 
@@ -186,18 +188,21 @@ class Desk:
     async def decline(self, agent_id: str, session_id: str) -> None:
         queue = await self.store.decline(session_id, agent_id)
         if queue:
-            await self.publish_queue("declined", queue, session_id, agent_id)
             await self.dispatch(queue)
+            await self.publish_queue("declined", queue, session_id, agent_id)
 
-    async def set_status(self, agent_id: str, status: str, queues: list[str], capacity: int) -> None:
+    async def set_status(self, agent_id: str, status: str, queues: list[str], capacity: int) -> list[str]:
+        """Store the agent's status; returns the queues to dispatch once the agent has been told."""
         withdrawn = await self.store.set_status(agent_id, status, queues, capacity)
         for item in withdrawn:
             await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": "withdrawn"})
         await self.publish_agent("status", agent_id, status, queues, capacity=capacity)
-        await self._moved_on(withdrawn)
-        if status == "available":
-            for queue in queues:
-                await self.dispatch(queue)
+        affected = {w.queue for w in withdrawn if w.queue}
+        return sorted(affected | set(queues) if status == "available" else affected)
+
+    async def dispatch_all(self, queues: Iterable[str]) -> None:
+        for queue in queues:
+            await self.dispatch(queue)
 
     async def connected(self, agent_id: str, conn_id: str, name: str) -> dict[str, Any]:
         state = await self.store.connect(agent_id, conn_id, name, self.settings.presence_ttl_s)
@@ -209,8 +214,8 @@ class Desk:
 
     async def disconnected(self, agent_id: str, conn_id: str) -> None:
         withdrawn = await self.store.gone(agent_id, conn_id)
+        await self._moved_on(withdrawn)  # the agent's offers move on first; events can wait
         await self.publish_agent("disconnected", agent_id)
-        await self._moved_on(withdrawn)
 
     # ------------------------------------------------------------------------------------ timers
 
@@ -225,11 +230,11 @@ class Desk:
             reason = "timeout" if item.session_id == session_id else "away"
             await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": reason})
         await self.send(agent_id, {"type": "status", "status": "away", "reason": "offer_timeout"})
+        await self._moved_on(withdrawn)
         OFFER_TIMEOUTS.labels(queue).inc()
         await self.store.count(queue, "timed_out")
         await self.publish_queue("offer_timeout", queue, session_id, agent_id)
         await self.publish_agent("status", agent_id, "away", reason="offer_timeout")
-        await self._moved_on(withdrawn)
 
     async def escalate(self, session_id: str) -> None:
         s = self.settings

@@ -61,6 +61,8 @@ class Settings(ServiceSettings):
     """How long Redis keeps a finished help request (for status polls and late events)."""
     consumer_name: str = "notification"
     """Durable JetStream consumer shared by all replicas."""
+    consumer_concurrency: int = Field(64, ge=1)
+    """Session events a replica handles at once."""
     max_frame_bytes: int = Field(65536, ge=1024)
 
     def mode(self, queue: str) -> Mode:

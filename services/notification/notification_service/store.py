@@ -6,6 +6,7 @@ see half a change: a claim wins once, an offer goes to one agent, a timer fires 
     req:<sid>          hash   the help request: state (queued|claimed|cancelled|joined|ended), queue, priority,
                               pin, customer_name, enqueued_at, offered_to, claimed_by, escalated, updated
     q:<queue>          zset   queued sids, score = -priority * 1e10 + enqueued_at (best first)
+    u:<queue>          zset   the queued sids not on offer right now (what an offer-mode dispatch looks at)
     seen:<sid>         set    agents currently shown the request (they are told when it goes)
     declined:<sid>     set    agents who declined it (never shown it again)
     waits              zset   sid -> time it escalates
@@ -126,8 +127,8 @@ class Store:
             max_wait_s,
         )
 
-    async def dispatch(self, queue: str, mode: str, offer_timeout_s: float) -> Dispatched:
-        flat = await self._run("dispatch", queue, mode, offer_timeout_s)
+    async def dispatch(self, queue: str, mode: str, offer_timeout_s: float, only: str = "") -> Dispatched:
+        flat = await self._run("dispatch", queue, mode, offer_timeout_s, only)
         shown = [
             Shown(flat[i], flat[i + 1], float(flat[i + 2] or 0), flat[i + 3] or "") for i in range(2, len(flat), 4)
         ]

@@ -24,12 +24,15 @@ local function score(priority, enqueued_at)
   return -tonumber(priority) * 1e10 + tonumber(enqueued_at)
 end
 
--- Drop the outstanding offer of a request, if any; returns the agent it was offered to.
+-- Drop the outstanding offer of a request, if any, so it can be offered again; returns the agent it was offered to.
 local function clear_offer(sid)
   local rk = key('req', sid)
-  local agent = redis.call('HGET', rk, 'offered_to')
+  local r = redis.call('HMGET', rk, 'offered_to', 'queue')
+  local agent = r[1]
   if not agent or agent == '' then return false end
   redis.call('HSET', rk, 'offered_to', '')
+  local s = redis.call('ZSCORE', key('q', r[2]), sid)
+  if s then redis.call('ZADD', key('u', r[2]), s, sid) end
   redis.call('ZREM', key('offers'), sid .. '|' .. agent)
   redis.call('SREM', key('aoffers', agent), sid)
   return agent
@@ -49,6 +52,7 @@ local function dequeue(sid, state)
   local queue = redis.call('HGET', rk, 'queue')
   clear_offer(sid)
   redis.call('ZREM', key('q', queue), sid)
+  redis.call('ZREM', key('u', queue), sid)
   redis.call('ZREM', key('waits'), sid)
   redis.call('HSET', rk, 'state', state, 'left_at', ARGV[2])
   if state ~= 'claimed' then redis.call('SREM', key('live'), sid) end

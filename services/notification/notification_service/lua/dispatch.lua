@@ -1,9 +1,19 @@
 -- Hand out a queue's waiting requests to eligible agents, longest idle first.
--- ARGV[4] queue, ARGV[5] mode (offer|broadcast), ARGV[6] offer timeout (s).
+-- ARGV[4] queue, ARGV[5] mode (offer|broadcast), ARGV[6] offer timeout (s), ARGV[7] a session id to look at
+-- only that request (broadcast of a new request), or ''.
+-- Offer mode looks only at requests not currently offered (u:<queue>), best first, until no agent has room.
 -- Returns {flag, serving, sid, agent, enqueued_at, customer_name, ...}; flag is '', 'no_agents' or
 -- 'agents_available' when the queue's "nobody serves it" state changed.
-local queue, mode, timeout = ARGV[4], ARGV[5], tonumber(ARGV[6])
-local reqs = redis.call('ZRANGE', key('q', queue), 0, -1)
+local queue, mode, timeout, only = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local waiting = redis.call('ZCARD', key('q', queue))
+local reqs
+if mode == 'offer' then
+  reqs = redis.call('ZRANGE', key('u', queue), 0, -1)
+elseif only ~= '' then
+  reqs = {only}
+else
+  reqs = redis.call('ZRANGE', key('q', queue), 0, -1)
+end
 local agents = redis.call('ZRANGE', key('qagents', queue), 0, -1)
 local room, nfree, serving = {}, 0, 0
 for _, a in ipairs(agents) do
@@ -17,7 +27,7 @@ for _, a in ipairs(agents) do
 end
 
 local flag = ''
-if serving == 0 and #reqs > 0 then
+if serving == 0 and waiting > 0 then
   if redis.call('SET', key('noagents', queue), '1', 'NX', 'EX', RETENTION) then flag = 'no_agents' end
 elseif serving > 0 then
   if redis.call('DEL', key('noagents', queue)) == 1 then flag = 'agents_available' end
@@ -45,6 +55,7 @@ for _, sid in ipairs(reqs) do
       for _, a in ipairs(agents) do
         if room[a] and redis.call('SISMEMBER', declined, a) == 0 then
           redis.call('HSET', rk, 'offered_to', a)
+          redis.call('ZREM', key('u', queue), sid)
           redis.call('ZADD', key('offers'), NOW + timeout, sid .. '|' .. a)
           redis.call('SADD', key('aoffers', a), sid)
           touch(key('aoffers', a))

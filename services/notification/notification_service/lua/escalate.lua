@@ -12,7 +12,9 @@ if action == 'move' and overflow ~= r[2] then
   local out = {'move', r[2], overflow, r[3]}
   for _, a in ipairs(forget_seen(sid)) do table.insert(out, a) end
   redis.call('ZREM', key('q', r[2]), sid)
+  redis.call('ZREM', key('u', r[2]), sid)
   redis.call('ZADD', key('q', overflow), score(r[3], r[5]), sid)
+  redis.call('ZADD', key('u', overflow), score(r[3], r[5]), sid)
   redis.call('HSET', rk, 'queue', overflow)
   redis.call('SADD', key('queues'), overflow)
   return out
@@ -20,4 +22,5 @@ end
 local priority = tonumber(r[3]) + boost
 redis.call('HSET', rk, 'priority', priority)
 redis.call('ZADD', key('q', r[2]), score(priority, r[5]), sid)
+redis.call('ZADD', key('u', r[2]), 'XX', score(priority, r[5]), sid)
 return {'priority', r[2], r[2], tostring(priority)}

@@ -10,13 +10,17 @@ local r = redis.call('HMGET', rk, 'state', 'updated', 'queue')
 -- Replicas may handle two events of one session concurrently: never let an older one undo a newer one.
 if r[1] == 'ended' or (r[2] and tonumber(r[2]) > tonumber(updated)) then return {'stale'} end
 
+-- The wait counts from the session's change to waiting (its updated_at), not from when a replica got the event:
+-- events are handled concurrently, and the queue must keep the customers' order.
 local function create()
+  local since = math.min(tonumber(updated), NOW)
   redis.call('HSET', rk, 'session_id', sid, 'state', 'queued', 'queue', queue, 'priority', priority, 'pin', pin,
-    'customer_name', name, 'enqueued_at', ARGV[2], 'offered_to', '', 'claimed_by', '', 'escalated', '0',
+    'customer_name', name, 'enqueued_at', since, 'offered_to', '', 'claimed_by', '', 'escalated', '0',
     'updated', updated)
   touch(rk)
-  redis.call('ZADD', key('q', queue), score(priority, ARGV[2]), sid)
-  redis.call('ZADD', key('waits'), NOW + tonumber(ARGV[12]), sid)
+  redis.call('ZADD', key('q', queue), score(priority, since), sid)
+  redis.call('ZADD', key('u', queue), score(priority, since), sid)
+  redis.call('ZADD', key('waits'), since + tonumber(ARGV[12]), sid)
   redis.call('SADD', key('queues'), queue)
   redis.call('SADD', key('live'), sid)
   return {'queued', queue}

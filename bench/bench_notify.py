@@ -1,0 +1,225 @@
+"""Notification service: offer latency at 200 new requests/s, dashboard fan-out, memory per socket.
+
+One service process (``python -m notification_service``) against the harness's Redis and NATS; the clients
+(agents' and dashboards' sockets) run in this process, so on a 2-core machine they share the CPU with it.
+
+- offer latency: a ``waiting`` ``SessionEvent`` is published to JetStream (what the registry does for an
+  accepted ``pincode_updated`` beacon) at a steady 200/s, open loop; measured from just before that publish
+  to the ``offer`` frame arriving on an agent's WebSocket (the beacon's own HTTP hop is not included).
+- fan-out: 1,000 dashboard WebSockets; one event published; time until the last client has it (median of 5).
+- memory: the service's RSS growth per open agent socket and per dashboard socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+from redis.asyncio import Redis
+
+from shared.accounts import AccountStore, Role
+from shared.messaging import (
+    MSG_ID_HEADER,
+    SessionEvent,
+    SessionState,
+    SessionView,
+    Source,
+    new_event_id,
+    session_subject,
+)
+
+from .harness import BenchEnv, Result, at_most
+
+RATE_PER_S = 200
+CAPACITY = 50
+DASHBOARDS = 1000
+FANOUT_ROUNDS = 5
+MEMORY_AGENTS = 500
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+def _service_pid() -> int:
+    """The notification service process this benchmark started (a child of ours)."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if b"notification_service" in cmdline and ppid == me:
+            return int(entry.name)
+    raise RuntimeError("notification service process not found")
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def _waiting_event(js: Any, session_id: str) -> None:
+    now = time.time()
+    view = SessionView(
+        session_id=session_id, state=SessionState.WAITING, pin=session_id[:8].upper(), created_at=now, updated_at=now
+    )
+    event = SessionEvent(
+        event_id=new_event_id(),
+        type="pin_assigned",
+        source=Source.BEACON,
+        prev_state=SessionState.CREATED,
+        session=view,
+    )
+    await js.publish(session_subject(session_id, event.type), event.encode(), headers={MSG_ID_HEADER: event.event_id})
+
+
+async def _connect(http: aiohttp.ClientSession, url: str, api_key: str) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(url)
+    await ws.send_json({"type": "auth", "api_key": api_key})
+    return ws
+
+
+async def _offer_latency(
+    env: BenchEnv, base: str, http: aiohttp.ClientSession, js: Any, accounts: AccountStore
+) -> list[Result]:
+    total = int(RATE_PER_S * env.duration_s)
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def agent_reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            frame = json.loads(msg.data)
+            if frame["type"] == "offer":
+                arrived[frame["session_id"]] = time.perf_counter()
+                if len(arrived) == total:
+                    done.set()
+
+    sockets = []
+    for i in range(total // CAPACITY + 2):
+        _, key = await accounts.create(f"bench-agent-{i}", Role.AGENT)
+        ws = await _connect(http, base + "/ws/agent", key)
+        assert json.loads((await ws.receive()).data)["type"] == "ready"
+        await ws.send_json({"type": "status", "status": "available", "queues": ["support"], "capacity": CAPACITY})
+        assert json.loads((await ws.receive()).data)["type"] == "status"
+        sockets.append(ws)
+    readers = [asyncio.create_task(agent_reader(ws)) for ws in sockets]
+
+    start = time.perf_counter()
+    for i in range(total):
+        # Open loop: each publish at its own slot, whether or not earlier offers have arrived.
+        delay = start + i / RATE_PER_S - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        session_id = uuid.uuid4().hex[:16]
+        sent[session_id] = time.perf_counter()
+        await _waiting_event(js, session_id)
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        for task in readers:
+            task.cancel()
+        for ws in sockets:
+            await ws.close()
+    latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
+    label = "offer latency, waiting event published -> offer on socket"
+    return [
+        Result("offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
+        Result(f"{label}, p50", statistics.median(latencies), "ms"),
+        at_most(f"{label}, p99", _percentile(latencies, 99), 25, unit="ms"),
+    ]
+
+
+async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_key: str, pid: int) -> list[Result]:
+    before = _rss_kib(pid)
+    sockets = []
+    for _ in range(DASHBOARDS):
+        ws = await _connect(http, base + "/ws/dashboard", supervisor_key)
+        sockets.append(ws)
+    for ws in sockets:
+        assert json.loads((await ws.receive()).data)["type"] == "snapshot"
+    per_dashboard = (_rss_kib(pid) - before) / DASHBOARDS
+
+    rounds = []
+    for _ in range(FANOUT_ROUNDS):
+        session_id = uuid.uuid4().hex[:16]
+        now = time.time()
+        view = SessionView(session_id=session_id, state=SessionState.CREATED, created_at=now, updated_at=now)
+        event = SessionEvent(event_id=new_event_id(), type="created", source=Source.API, session=view)
+
+        async def until_seen(ws: aiohttp.ClientWebSocketResponse, sid: str = session_id) -> float:
+            while True:
+                frame = json.loads((await ws.receive()).data)
+                if frame.get("kind") == "session" and frame["event"]["session"]["session_id"] == sid:
+                    return time.perf_counter()
+
+        waiters = [asyncio.create_task(until_seen(ws)) for ws in sockets]
+        started = time.perf_counter()
+        await js.publish(
+            session_subject(session_id, "created"), event.encode(), headers={MSG_ID_HEADER: event.event_id}
+        )
+        arrivals = await asyncio.wait_for(asyncio.gather(*waiters), timeout=30)
+        rounds.append((max(arrivals) - started) * 1000)
+    for ws in sockets:
+        await ws.close()
+    return [
+        at_most(
+            f"fan-out to {DASHBOARDS} dashboards, last client (median of {FANOUT_ROUNDS})",
+            statistics.median(rounds),
+            250,
+            unit="ms",
+        ),
+        Result("memory per dashboard socket", per_dashboard, "KiB"),
+    ]
+
+
+async def _agent_memory(base: str, http: aiohttp.ClientSession, accounts: AccountStore, pid: int) -> Result:
+    keys = [(await accounts.create(f"mem-agent-{i}", Role.AGENT))[1] for i in range(MEMORY_AGENTS)]
+    before = _rss_kib(pid)
+    sockets = [await _connect(http, base + "/ws/agent", key) for key in keys]
+    for ws in sockets:
+        assert json.loads((await ws.receive()).data)["type"] == "ready"
+    per_agent = (_rss_kib(pid) - before) / MEMORY_AGENTS
+    for ws in sockets:
+        await ws.close()
+    return Result("memory per agent socket", per_agent, "KiB")
+
+
+async def run(env: BenchEnv) -> list[Result]:
+    base = await env.start_service(
+        "notification_service",
+        {"SESSION_TOKEN_SECRET": "bench-session-secret", "NOTIFY_OFFER_TIMEOUT_S": "60", "NOTIFY_MAX_WAIT_S": "600"},
+    )
+    pid = _service_pid()
+    redis = Redis.from_url(env.redis_url, decode_responses=True)
+    accounts = AccountStore(redis)
+    _, supervisor_key = await accounts.create("bench-supervisor", Role.SUPERVISOR)
+    nc = await nats.connect(env.nats_url)
+    js = nc.jetstream()
+    ws_base = base.replace("http://", "ws://")
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            # Fan-out first, while the snapshot each dashboard gets is small.
+            results = await _fanout(ws_base, http, js, supervisor_key, pid)
+            results.append(await _agent_memory(ws_base, http, accounts, pid))
+            results += await _offer_latency(env, ws_base, http, js, accounts)
+    finally:
+        await nc.drain()
+        await redis.aclose()
+    return results
