@@ -17,6 +17,8 @@ Adding a suite: create ``bench/bench_<name>.py`` with one coroutine::
         ]
 
 It is found by its module name (``bench_*``) and selected by ``<name>`` on the command line. ``env`` also
-carries ``redis_url``, ``nats_url``, ``work_dir``, ``duration_s`` (per measurement; ``--duration``) and
-``service_env()`` (the environment a service subprocess gets: URLs, dev credentials, quiet logs).
+carries ``redis_url``, ``nats_url``, ``work_dir``, ``duration_s`` (per measurement; ``--duration``),
+``service_env()`` (the environment a service subprocess gets: URLs, dev credentials, quiet logs),
+``start_process()`` for any other server, and ``cpu_seconds(url)``. A ``LoadResult`` of a server the suite started
+carries ``server_cpu_us`` (CPU per request), which, unlike throughput, does not move with the machine's other load.
 """
