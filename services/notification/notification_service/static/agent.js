@@ -46,6 +46,10 @@
 
   function renderRequests() {
     const list = $("requests");
+    // Re-rendering replaces the buttons: keep keyboard focus on the same button of the same request.
+    const focused = document.activeElement && document.activeElement.closest("#requests [data-session]")
+      ? [document.activeElement.closest("[data-session]").dataset.session, document.activeElement.textContent]
+      : null;
     list.replaceChildren(...[...requests.values()].sort((a, b) => waitedNow(b) - waitedNow(a)).map((request) => {
       const who = request.customer_name || "Customer";
       const left = request.expires_in_s ? request.expires_in_s - (Date.now() - request.receivedAt) / 1000 : null;
@@ -61,6 +65,11 @@
           el("button", { class: "btn ghost small", type: "button", "aria-label": `Decline request from ${who}`,
                          onclick: () => decline(request.session_id) }, "Decline")));
     }));
+    if (focused) {
+      const item = list.querySelector(`[data-session="${CSS.escape(focused[0])}"]`);
+      const button = item && [...item.querySelectorAll("button")].find((b) => b.textContent === focused[1]);
+      if (button) button.focus();
+    }
     $("request-count").textContent = String(requests.size);
     $("no-requests").hidden = requests.size > 0;
     $("no-requests").textContent = document.body.dataset.status === "available"
