@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from shared.errors import Conflict, NotFound
 from shared.messaging import CreateSession, SessionView
 
+from .pipelining import ScriptPipeline
 from .settings import Settings
 
 __all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
@@ -89,7 +90,7 @@ class SessionStore:
         self.outbox_written = asyncio.Event()
         """Set whenever a script of this process may have added to the outbox; wakes the local publisher."""
         self._create = redis.register_script(_script("create"))
-        self._apply = redis.register_script(_script("apply"))
+        self._apply = ScriptPipeline(redis, _script("apply"))
         self._fire = redis.register_script(_script("fire"))
         self._resolve = redis.register_script(_script("resolve"))
         self._views = redis.register_script(_script("views"))
@@ -143,7 +144,7 @@ class SessionStore:
 
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
-        raw = await self._apply(args=[*self._args, session_id, source, json.dumps(events)])
+        raw = await self._apply([*self._args, session_id, source, json.dumps(events)])
         self.outbox_written.set()
         reply = json.loads(raw)
         if "error" in reply:
