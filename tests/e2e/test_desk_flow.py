@@ -74,6 +74,18 @@ def service_urls(stack: Stack) -> Urls:
     return Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
 
 
+async def unlabelled_controls(page: Page) -> list[str]:
+    """Visible form controls and buttons without an accessible name (a label, text or aria attribute)."""
+    found: list[str] = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, textarea, button")]
+          .filter((el) => el.offsetParent !== null)
+          .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                          && !el.getAttribute("aria-labelledby") && !el.textContent.trim())
+          .map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    return found
+
+
 def feed_item(page: Page, event_type: str) -> Any:
     return page.locator(f'#feed li[data-type="{event_type}"]').first
 
@@ -102,6 +114,8 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
     await expect(offer.locator(".waited")).to_have_text(re.compile(r"^\d+s$"))
     await expect(customer.locator("#queue-position")).to_have_text("#1", timeout=STEP_MS)
     await customer.screenshot(path=str(SCREENSHOTS / "customer.png"))
+    for page in (customer, agent, dashboard):
+        assert await unlabelled_controls(page) == []
 
     await offer.get_by_role("button", name="Claim request from Jordan").click()
     desk = agent.locator("#desk")
