@@ -179,7 +179,9 @@ class QueueEvent(Message):
 
     v: Literal[1] = 1
     event_id: str
-    type: str  # queued, offered, offer_timeout, claimed, left, escalated, no_agents
+    # queued, offered, declined, offer_timeout, claimed, left (data.reason: cancelled|ended|joined),
+    # escalated (data: action, to_queue, priority), no_agents / agents_available (session_id "", data.serving)
+    type: str
     queue: str
     session_id: str
     at: float = Field(default_factory=time.time)
@@ -192,7 +194,7 @@ class AgentEvent(Message):
 
     v: Literal[1] = 1
     event_id: str
-    type: str  # connected, disconnected, status
+    type: str  # connected (data.name), disconnected, status (data.capacity, or data.reason: offer_timeout)
     agent_id: str
     at: float = Field(default_factory=time.time)
     status: str | None = None
