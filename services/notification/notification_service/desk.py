@@ -58,7 +58,9 @@ class Desk:
         self.nc = nc
         self.js = js
         self.timers_changed = asyncio.Event()
-        """Set when this replica armed a timer, so its timer loop looks again."""
+        """Set when this replica armed a timer due before its timer loop's next look."""
+        self.next_look = 0.0
+        """When the timer loop looks next (it sets this before it waits)."""
 
     # ------------------------------------------------------------------------------------ output
 
@@ -97,7 +99,7 @@ class Desk:
         kind = outcome[0]
         if kind == "queued":
             log.info("request_queued", session_id=view.session_id, queue=queue)
-            self.timers_changed.set()
+            self._armed(time.time() + self.settings.max_wait(queue))
             # Started first so it is on the stream before the offers, awaited after them: offers go out sooner.
             queued = asyncio.ensure_future(self.publish_queue("queued", queue, view.session_id, priority=view.priority))
             await self.dispatch(queue, only=view.session_id)
@@ -130,7 +132,7 @@ class Desk:
             }
             await self.send(shown.agent_id, frame)
         if result.shown and mode is Mode.OFFER:
-            self.timers_changed.set()
+            self._armed(now + timeout)
         OFFERS.labels(queue).inc(len(result.shown))
         await asyncio.gather(
             *(self.store.count(queue, "offered") for _ in result.shown),
@@ -139,6 +141,10 @@ class Desk:
         if result.flag:
             log.info("queue_serving_changed", queue=queue, flag=result.flag)
             await self.publish_queue(result.flag, queue, "", serving=result.serving)
+
+    def _armed(self, deadline: float) -> None:
+        if deadline < self.next_look:
+            self.timers_changed.set()
 
     async def dispatch_for(self, agent_id: str) -> None:
         """Dispatch every queue the agent serves (it has room again)."""

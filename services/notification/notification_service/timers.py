@@ -37,6 +37,7 @@ async def _timer_loop(app: web.Application, stopping: asyncio.Event) -> None:
         pause = settings.timer_poll_s
         if next_due is not None:
             pause = min(pause, max(next_due - time.time(), 0.0))
+        desk.next_look = time.time() + pause
         # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed.
         waiter = asyncio.ensure_future(desk.timers_changed.wait())
         try:
