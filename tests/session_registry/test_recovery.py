@@ -17,10 +17,11 @@ import aiohttp
 import nats
 import pytest
 
-from devstack.servers import ServerProcess, free_port, start_nats
+from devstack.servers import ServerProcess, free_port, start_nats, start_redis
 from shared.messaging import SESSION_EVENTS, SessionState, Source
+from shared.session_tokens import sign_session_token
 
-from .conftest import BASE, EventLog, ev, open_session
+from .conftest import BASE, SESSION_SECRET, EventLog, ev, open_session
 
 
 class OwnNats:
@@ -137,3 +138,18 @@ async def test_a_killed_registry_loses_no_accepted_event_and_no_timeout(
     assert ended.source is Source.TIMER and ended.session.ended_reason == "agent_wait_timeout"
     assert ended.prev_state is SessionState.RECONNECTING
     assert [e.type for e in log.of(session.id)] == ["created", "pin_assigned", "agent_joined", "reconnecting", "ended"]
+
+
+async def test_redis_down_is_a_503_not_a_500(start_registry, tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis")
+    try:
+        registry = await start_registry(redis_url=server.url)
+        server.stop()
+        token = sign_session_token(SESSION_SECRET.encode(), "a" * 32)
+        response = await registry.post(
+            "/beacons", json={"session_id": "a" * 32, "token": token, "event": ev("heartbeat")}
+        )
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "unavailable"
+    finally:
+        server.stop()

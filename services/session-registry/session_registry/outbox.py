@@ -19,6 +19,7 @@ from aiohttp import web
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.keys import JETSTREAM, REDIS
 from shared.messaging import MSG_ID_HEADER
@@ -64,7 +65,11 @@ class OutboxPublisher:
         return bool(await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]))
 
     async def release(self) -> None:
-        await self._release(keys=[self._lease_key], args=[self._owner])
+        """Hand the lease over at once (at shutdown); if Redis is gone the lease simply expires."""
+        try:
+            await self._release(keys=[self._lease_key], args=[self._owner])
+        except RedisError as exc:
+            log.warning("outbox_lease_not_released", error=repr(exc))
 
     async def publish_batch(self) -> int:
         """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
@@ -131,5 +136,4 @@ async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[JETSTREAM], app[STORE], app[SETTINGS])
     async with background(publisher.run(), "registry-outbox"):
         yield
-    # Hand over at once instead of making the other replicas wait for the lease to expire.
     await publisher.release()

@@ -7,10 +7,13 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.accounts import Role
-from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
+from shared.errors import NotFound, Unavailable, UnsupportedMediaType, ValidationFailed
 from shared.messaging import SessionState
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
@@ -122,7 +125,18 @@ async def beacon_js(request: web.Request) -> web.StreamResponse:
     )
 
 
+@web.middleware
+async def redis_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Redis down is a 503 the browser's beacon retries, not a bug's 500."""
+    try:
+        return await handler(request)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("redis_unavailable", error=repr(exc))
+        raise Unavailable("session store unavailable, retry") from exc
+
+
 def setup_routes(app: web.Application) -> None:
+    app.middlewares.append(redis_unavailable)
     app.router.add_post("/beacons", post_beacon)
     app.router.add_post("/webhooks/zoom", post_zoom_webhook)
     app.router.add_get("/sessions", list_sessions)
