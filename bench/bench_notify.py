@@ -3,9 +3,10 @@
 One service process (``python -m notification_service``) against the harness's Redis and NATS; the clients
 (agents' and dashboards' sockets) run in this process, so on a 2-core machine they share the CPU with it.
 
-- offer latency: a ``waiting`` ``SessionEvent`` is published to JetStream (what the registry does for an
-  accepted ``pincode_updated`` beacon) at a steady 200/s, open loop; measured from just before that publish
-  to the ``offer`` frame arriving on an agent's WebSocket (the beacon's own HTTP hop is not included).
+- offer latency, end to end: a session registry runs too; ``pincode_updated`` beacons are posted at a steady
+  200/s (open loop), and each is measured from just before its POST to the ``offer`` frame arriving on an
+  agent's WebSocket. The same is measured from the JetStream publish of a ``waiting`` ``SessionEvent``
+  (the notification service alone).
 - fan-out: 1,000 dashboard WebSockets; one event published; time until the last client has it (median of 5).
 - memory: the service's RSS growth per open agent socket and per dashboard socket.
 """
@@ -19,6 +20,7 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ from redis.asyncio import Redis
 from shared.accounts import AccountStore, Role
 from shared.messaging import (
     MSG_ID_HEADER,
+    REGISTRY_CREATE,
+    CreatedSession,
+    CreateSession,
     SessionEvent,
     SessionState,
     SessionView,
@@ -36,6 +41,7 @@ from shared.messaging import (
     new_event_id,
     session_subject,
 )
+from shared.rpc import call
 
 from .harness import BenchEnv, Result, at_most
 
@@ -74,10 +80,15 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-async def _waiting_event(js: Any, session_id: str) -> None:
+async def _waiting_event(js: Any, session_id: str, queue: str) -> None:
     now = time.time()
     view = SessionView(
-        session_id=session_id, state=SessionState.WAITING, pin=session_id[:8].upper(), created_at=now, updated_at=now
+        session_id=session_id,
+        state=SessionState.WAITING,
+        pin=session_id[:8].upper(),
+        queue=queue,
+        created_at=now,
+        updated_at=now,
     )
     event = SessionEvent(
         event_id=new_event_id(),
@@ -95,10 +106,21 @@ async def _connect(http: aiohttp.ClientSession, url: str, api_key: str) -> aioht
     return ws
 
 
+Trigger = Callable[[int], Awaitable[str]]
+"""Makes request ``i`` wait for an agent; returns its session id."""
+
+
 async def _offer_latency(
-    env: BenchEnv, base: str, http: aiohttp.ClientSession, js: Any, accounts: AccountStore
+    env: BenchEnv,
+    base: str,
+    http: aiohttp.ClientSession,
+    accounts: AccountStore,
+    queue: str,
+    prepare: Callable[[int], Awaitable[Trigger]],
+    label: str,
 ) -> list[Result]:
     total = int(RATE_PER_S * env.duration_s)
+    trigger = await prepare(total)
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     done = asyncio.Event()
@@ -106,30 +128,35 @@ async def _offer_latency(
     async def agent_reader(ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
             frame = json.loads(msg.data)
-            if frame["type"] == "offer":
+            if frame["type"] == "offer":  # this queue only gets this run's requests
                 arrived[frame["session_id"]] = time.perf_counter()
                 if len(arrived) == total:
                     done.set()
 
     sockets = []
     for i in range(total // CAPACITY + 2):
-        _, key = await accounts.create(f"bench-agent-{i}", Role.AGENT)
+        _, key = await accounts.create(f"bench-agent-{queue}-{i}", Role.AGENT)
         ws = await _connect(http, base + "/ws/agent", key)
         assert json.loads((await ws.receive()).data)["type"] == "ready"
-        await ws.send_json({"type": "status", "status": "available", "queues": ["support"], "capacity": CAPACITY})
+        await ws.send_json({"type": "status", "status": "available", "queues": [queue], "capacity": CAPACITY})
         assert json.loads((await ws.receive()).data)["type"] == "status"
         sockets.append(ws)
     readers = [asyncio.create_task(agent_reader(ws)) for ws in sockets]
 
+    async def one(i: int) -> None:
+        started = time.perf_counter()
+        session_id = await trigger(i)
+        sent[session_id] = started
+
     start = time.perf_counter()
+    pending = []
     for i in range(total):
-        # Open loop: each publish at its own slot, whether or not earlier offers have arrived.
+        # Open loop: each request starts at its own slot, whether or not earlier ones are done.
         delay = start + i / RATE_PER_S - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        session_id = uuid.uuid4().hex[:16]
-        sent[session_id] = time.perf_counter()
-        await _waiting_event(js, session_id)
+        pending.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*pending)
     try:
         await asyncio.wait_for(done.wait(), timeout=30)
     finally:
@@ -138,12 +165,49 @@ async def _offer_latency(
         for ws in sockets:
             await ws.close()
     latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
-    label = "offer latency, waiting event published -> offer on socket"
     return [
-        Result("offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
-        Result(f"{label}, p50", statistics.median(latencies), "ms"),
-        at_most(f"{label}, p99", _percentile(latencies, 99), 25, unit="ms"),
+        Result(f"{label}: offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
+        Result(f"{label}: p50", statistics.median(latencies), "ms"),
+        at_most(f"{label}: p99", _percentile(latencies, 99), 25, unit="ms"),
     ]
+
+
+def _from_jetstream(js: Any) -> Callable[[int], Awaitable[Trigger]]:
+    async def prepare(total: int) -> Trigger:
+        async def trigger(i: int) -> str:
+            session_id = uuid.uuid4().hex[:16]
+            await _waiting_event(js, session_id, "js")
+            return session_id
+
+        return trigger
+
+    return prepare
+
+
+def _from_beacons(nc: Any, http: aiohttp.ClientSession, registry: str) -> Callable[[int], Awaitable[Trigger]]:
+    async def prepare(total: int) -> Trigger:
+        created = [
+            await call(nc, REGISTRY_CREATE, CreateSession(queue="beacon", customer_id=f"bench-{i}"), CreatedSession)
+            for i in range(total)
+        ]
+
+        async def trigger(i: int) -> str:
+            c = created[i]
+            event = {
+                "id": f"pin-{i}",
+                "name": "pincode_updated",
+                "ts": int(time.time() * 1000),
+                "seq": 1,
+                "payload": {"pinCode": f"B{i:07d}"},
+            }
+            body = {"session_id": c.session.session_id, "token": c.beacon_token, "event": event}
+            async with http.post(registry + "/beacons", json=body) as response:
+                response.raise_for_status()
+            return c.session.session_id
+
+        return trigger
+
+    return prepare
 
 
 async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_key: str, pid: int) -> list[Result]:
@@ -189,24 +253,26 @@ async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_ke
     ]
 
 
-async def _agent_memory(base: str, http: aiohttp.ClientSession, accounts: AccountStore, pid: int) -> Result:
+async def _agent_memory(
+    base: str, http: aiohttp.ClientSession, accounts: AccountStore, pid: int
+) -> tuple[Result, list[aiohttp.ClientWebSocketResponse]]:
+    """Open agent sockets (left open, so what they hold is not reused by later measurements)."""
     keys = [(await accounts.create(f"mem-agent-{i}", Role.AGENT))[1] for i in range(MEMORY_AGENTS)]
     before = _rss_kib(pid)
     sockets = [await _connect(http, base + "/ws/agent", key) for key in keys]
     for ws in sockets:
         assert json.loads((await ws.receive()).data)["type"] == "ready"
     per_agent = (_rss_kib(pid) - before) / MEMORY_AGENTS
-    for ws in sockets:
-        await ws.close()
-    return Result("memory per agent socket", per_agent, "KiB")
+    return Result("memory per agent socket", per_agent, "KiB"), sockets
 
 
 async def run(env: BenchEnv) -> list[Result]:
+    secret = {"SESSION_TOKEN_SECRET": "bench-session-secret-0123456789"}
     base = await env.start_service(
-        "notification_service",
-        {"SESSION_TOKEN_SECRET": "bench-session-secret", "NOTIFY_OFFER_TIMEOUT_S": "60", "NOTIFY_MAX_WAIT_S": "600"},
+        "notification_service", {**secret, "NOTIFY_OFFER_TIMEOUT_S": "60", "NOTIFY_MAX_WAIT_S": "600"}
     )
     pid = _service_pid()
+    registry = await env.start_service("session_registry", secret)
     redis = Redis.from_url(env.redis_url, decode_responses=True)
     accounts = AccountStore(redis)
     _, supervisor_key = await accounts.create("bench-supervisor", Role.SUPERVISOR)
@@ -215,10 +281,23 @@ async def run(env: BenchEnv) -> list[Result]:
     ws_base = base.replace("http://", "ws://")
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            # Fan-out first, while the snapshot each dashboard gets is small.
-            results = await _fanout(ws_base, http, js, supervisor_key, pid)
-            results.append(await _agent_memory(ws_base, http, accounts, pid))
-            results += await _offer_latency(env, ws_base, http, js, accounts)
+            # Sockets first, while the snapshot each dashboard gets is small.
+            agent_memory, idle_agents = await _agent_memory(ws_base, http, accounts, pid)
+            results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_key, pid)]
+            for ws in idle_agents:
+                await ws.close()
+            results += await _offer_latency(
+                env,
+                ws_base,
+                http,
+                accounts,
+                "beacon",
+                _from_beacons(nc, http, registry),
+                "beacon POST -> offer on socket",
+            )
+            results += await _offer_latency(
+                env, ws_base, http, accounts, "js", _from_jetstream(js), "waiting event on JetStream -> offer on socket"
+            )
     finally:
         await nc.drain()
         await redis.aclose()
