@@ -109,10 +109,6 @@ class SessionStore:
         return f"{self.prefix}zoom:{zoom_session_id}"
 
     @property
-    def timers_key(self) -> str:
-        return f"{self.prefix}timers"
-
-    @property
     def outbox_key(self) -> str:
         return f"{self.prefix}outbox"
 
