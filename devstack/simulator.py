@@ -41,6 +41,9 @@ FIRST_NAMES = (
 )  # fmt: skip
 
 
+CLOSE_REPLACED = 4409  # the notification service closes an agent's older socket when a newer one signs in
+
+
 @dataclass(frozen=True)
 class SimConfig:
     token_url: str = "http://127.0.0.1:8080"
@@ -221,6 +224,10 @@ class Simulator:
                     status = {"type": "status", "status": "available", "capacity": self.config.capacity}
                     await ws.send_json({**status, "queues": list(self.config.queues)})
                     await self._serve(ws)
+                if ws.close_code == CLOSE_REPLACED:
+                    # Someone opened the agent console with this account: leave the agent to them.
+                    print(f"agent {n} signed in elsewhere; the simulator stops using it", file=sys.stderr, flush=True)
+                    return
             except (aiohttp.ClientError, TimeoutError, ValueError, TypeError) as exc:
                 print(f"agent {n} disconnected: {exc}", file=sys.stderr, flush=True)
             await asyncio.sleep(backoff)
