@@ -254,6 +254,7 @@ async function boot() {
   $("help").addEventListener("click", (event) => {
     if (event.target.closest("button")) panelInUse = true;
   });
+  $("contact-form").addEventListener("submit", (event) => event.preventDefault()); // decoration of the demo
   $("get-help").addEventListener("click", getHelp);
   $("again").addEventListener("click", () => show("idle"));
   $("retry").addEventListener("click", () => show("idle"));
