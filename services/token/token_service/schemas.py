@@ -23,9 +23,9 @@ class _Body(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_null(cls, value: Any) -> Any:
-        # Zoom's sample rejects null too; absent fields get defaults, null ones are errors.
+        # As in Zoom's sample, null is an error; a field left out gets its default.
         if value is None:
-            raise ValueError("must not be null; leave the field out instead")
+            raise ValueError("must not be null")
         return value
 
 
