@@ -146,7 +146,8 @@ async def config(request: web.Request) -> web.Response:
 
 def _file(path: Path) -> Handler:
     async def serve(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(path)  # answers 404 while the file is missing
+        # FileResponse answers 404 while the file is missing; no-cache so a redeployed page is picked up at once.
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     return serve
 
