@@ -35,7 +35,7 @@ from shared.rpc import call
 
 from .metrics import CLAIMS, OFFER_TIMEOUTS, OFFERS, WAIT_SECONDS
 from .settings import Mode, Settings
-from .store import Store, Withdrawn
+from .store import Dispatched, Store, Withdrawn, dispatched
 
 __all__ = ["Desk"]
 
@@ -95,15 +95,16 @@ class Desk:
         if view.queue != queue:
             view = view.model_copy(update={"queue": queue})
         prev = event.prev_state.value if event.prev_state else ""
-        outcome = await self.store.session_event(view, prev, self.settings.max_wait(queue))
+        mode = self.settings.mode(queue)
+        outcome = await self.store.session_event(
+            view, prev, self.settings.max_wait(queue), mode.value, self.settings.offer_timeout_s
+        )
         kind = outcome[0]
         if kind == "queued":
             log.info("request_queued", session_id=view.session_id, queue=queue)
             self._armed(time.time() + self.settings.max_wait(queue))
-            # Started first so it is on the stream before the offers, awaited after them: offers go out sooner.
-            queued = asyncio.ensure_future(self.publish_queue("queued", queue, view.session_id, priority=view.priority))
-            await self.dispatch(queue, only=view.session_id)
-            await queued
+            # Offers go out first; the "queued" event is still published before the "offered" ones.
+            await self._deliver(queue, mode, dispatched(outcome[2:]), view.session_id, view.priority)
         elif kind == "left":
             queue, reason, seen = outcome[1], outcome[2], outcome[3:]
             await self._revoke(seen, view.session_id, "ended" if reason == "ended" else "taken")
@@ -117,8 +118,14 @@ class Desk:
     async def dispatch(self, queue: str, only: str = "") -> None:
         """Show the queue's waiting requests to agents with room (``only``: just that new request)."""
         mode = self.settings.mode(queue)
+        result = await self.store.dispatch(queue, mode.value, self.settings.offer_timeout_s, only)
+        await self._deliver(queue, mode, result)
+
+    async def _deliver(
+        self, queue: str, mode: Mode, result: Dispatched, queued: str | None = None, priority: int = 0
+    ) -> None:
+        """Send a dispatch's offers to the agents, then publish what happened (``queued``: a new request)."""
         timeout = self.settings.offer_timeout_s
-        result = await self.store.dispatch(queue, mode.value, timeout, only)
         now = time.time()
         for shown in result.shown:
             frame = {
@@ -134,9 +141,10 @@ class Desk:
         if result.shown and mode is Mode.OFFER:
             self._armed(now + timeout)
         OFFERS.labels(queue).inc(len(result.shown))
+        if queued is not None:
+            await self.publish_queue("queued", queue, queued, priority=priority)
         await asyncio.gather(
-            *(self.store.count(queue, "offered") for _ in result.shown),
-            *(self.publish_queue("offered", queue, s.session_id, s.agent_id, mode=mode.value) for s in result.shown),
+            *(self.publish_queue("offered", queue, s.session_id, s.agent_id, mode=mode.value) for s in result.shown)
         )
         if result.flag:
             log.info("queue_serving_changed", queue=queue, flag=result.flag)

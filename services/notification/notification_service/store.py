@@ -37,7 +37,7 @@ from redis.commands.core import AsyncScript
 
 from shared.messaging import SessionView
 
-__all__ = ["ClaimResult", "Dispatched", "Shown", "Store", "Withdrawn"]
+__all__ = ["ClaimResult", "Dispatched", "Shown", "Store", "Withdrawn", "dispatched"]
 
 PREFIX = "notify:"
 STATS_TTL_S = 3 * 86400
@@ -93,6 +93,12 @@ def _pairs(flat: list[str]) -> list[Withdrawn]:
     return [Withdrawn(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
+def dispatched(flat: list[Any]) -> Dispatched:
+    """Decode ``dispatch_queue``'s answer: ``flag, serving, (sid, agent, enqueued_at, name)...``."""
+    shown = [Shown(flat[i], flat[i + 1], float(flat[i + 2] or 0), flat[i + 3] or "") for i in range(2, len(flat), 4)]
+    return Dispatched(flat[0], int(flat[1]), shown)
+
+
 def today() -> str:
     return datetime.now(UTC).strftime("%Y%m%d")
 
@@ -113,7 +119,10 @@ class Store:
 
     # ------------------------------------------------------------------------------------ decisions
 
-    async def session_event(self, view: SessionView, prev_state: str, max_wait_s: float) -> list[str]:
+    async def session_event(
+        self, view: SessionView, prev_state: str, max_wait_s: float, mode: str, offer_timeout_s: float
+    ) -> list[Any]:
+        """Apply a session event; a new request is dispatched in the same script (see ``dispatched``)."""
         return await self._run(
             "session",
             view.session_id,
@@ -125,14 +134,14 @@ class Store:
             view.customer_name,
             repr(view.updated_at),
             max_wait_s,
+            mode,
+            offer_timeout_s,
+            today(),
+            STATS_TTL_S,
         )
 
     async def dispatch(self, queue: str, mode: str, offer_timeout_s: float, only: str = "") -> Dispatched:
-        flat = await self._run("dispatch", queue, mode, offer_timeout_s, only)
-        shown = [
-            Shown(flat[i], flat[i + 1], float(flat[i + 2] or 0), flat[i + 3] or "") for i in range(2, len(flat), 4)
-        ]
-        return Dispatched(flat[0], int(flat[1]), shown)
+        return dispatched(await self._run("dispatch", queue, mode, offer_timeout_s, only, today(), STATS_TTL_S))
 
     async def claim(self, session_id: str, agent_id: str) -> ClaimResult:
         flat = await self._run("claim", session_id, agent_id)

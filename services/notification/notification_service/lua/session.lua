@@ -1,7 +1,8 @@
 -- Apply one session event to the help request of that session.
 -- ARGV[4] sid, [5] state, [6] prev_state, [7] pin, [8] queue, [9] priority, [10] customer name,
--- [11] the session's updated_at, [12] max wait of the queue (s).
--- Returns {'queued', queue} | {'left', queue, reason, agents who saw it...} | {'ended', queue, claimed_by}
+-- [11] the session's updated_at, [12] max wait of the queue (s), and for the dispatch of a new request:
+-- [13] the queue's mode, [14] offer timeout (s), [15] day, [16] counters' TTL.
+-- Returns {'queued', queue, dispatch_queue's answer...} | {'left', queue, reason, agents who saw it...} | {'ended', queue, claimed_by}
 -- | {'noop'} | {'stale'}.
 local sid, state, prev, pin = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local queue, priority, name, updated = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -23,7 +24,12 @@ local function create()
   redis.call('ZADD', key('waits'), since + tonumber(ARGV[12]), sid)
   redis.call('SADD', key('queues'), queue)
   redis.call('SADD', key('live'), sid)
-  return {'queued', queue}
+  -- Offer it in the same script: one round trip from the event to the offer.
+  local out = {'queued', queue}
+  for _, v in ipairs(dispatch_queue(queue, ARGV[13], tonumber(ARGV[14]), sid, ARGV[15], tonumber(ARGV[16]))) do
+    table.insert(out, v)
+  end
+  return out
 end
 
 if state == 'waiting' and pin ~= '' then
