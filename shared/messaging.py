@@ -114,6 +114,7 @@ async def ensure_streams(js: JetStreamContext, *, max_age_s: float = 7 * 24 * 36
         discard=DiscardPolicy.OLD,
         max_age=max_age_s,
         duplicate_window=120.0,
+        allow_atomic=True,  # the registry's outbox publishes in atomic batches; servers before 2.12 ignore it
     )
     try:
         await js.add_stream(config)

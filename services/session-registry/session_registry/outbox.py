@@ -2,26 +2,30 @@
 
 The scripts in ``store.py`` write each event to ``reg:outbox`` in the same step as the change, so an accepted
 beacon survives NATS being down and the registry being restarted. One replica at a time holds the publishing
-lease (so JetStream receives events in outbox order); it publishes a batch, waits for the acks, and deletes the
-entries that JetStream stored. A crash between the ack and the delete republishes them, and JetStream drops the
-copy by ``Nats-Msg-Id`` within its duplicate window.
+lease (so JetStream receives events in outbox order); it publishes a batch, waits for JetStream's ack, and deletes
+the entries that JetStream stored. A batch goes out as one JetStream atomic batch (one ack for all; nats-server
+2.12+), or message by message with an ack each where the server cannot, or when the batch repeats events an
+unconfirmed attempt already stored. A crash between the ack and the delete republishes them, and JetStream drops
+the copy by ``Nats-Msg-Id`` within its duplicate window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import cast
 
 import structlog
 from aiohttp import web
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.keys import JETSTREAM, REDIS
+from shared.keys import JETSTREAM, NATS, REDIS
 from shared.messaging import MSG_ID_HEADER
 
 from .keys import SETTINGS, STORE
@@ -44,14 +48,26 @@ return 0
 """
 
 
+# JetStream atomic batch publishing (ADR-50, nats-server 2.12+; the stream needs allow_atomic).
+BATCH_ID = "Nats-Batch-Id"
+BATCH_SEQUENCE = "Nats-Batch-Sequence"
+BATCH_COMMIT = "Nats-Batch-Commit"
+ERR_ATOMIC_DISABLED = 10174
+ERR_BATCH_DUPLICATE = 10201
+
+
 class PublishFailed(Exception):
     pass
 
 
 class OutboxPublisher:
-    def __init__(self, redis: Redis, js: JetStreamContext, store: SessionStore, settings: Settings) -> None:
+    def __init__(
+        self, redis: Redis, nc: NatsClient, js: JetStreamContext, store: SessionStore, settings: Settings
+    ) -> None:
         self._redis = redis
+        self._nc = nc
         self._js = js
+        self._atomic = True
         self._key = store.outbox_key
         self._lease_key = store.outbox_lease_key
         self._owner = uuid.uuid4().hex
@@ -73,12 +89,56 @@ class OutboxPublisher:
 
     async def publish_batch(self) -> int:
         """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
+        self._written.clear()
         entries = cast(
             list[tuple[str, dict[str, str]]],
             await self._redis.xrange(self._key, "-", "+", count=self._settings.outbox_batch),
         )
         if not entries:
             return 0
+        if self._atomic and await self._publish_atomic(entries):
+            stored = [entry_id for entry_id, _ in entries]
+        else:
+            stored = await self._publish_each(entries)
+        if stored:
+            await self._redis.xdel(self._key, *stored)
+        if len(stored) < len(entries):
+            raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
+        return len(stored)
+
+    async def _publish_atomic(self, entries: list[tuple[str, dict[str, str]]]) -> bool:
+        """One JetStream atomic batch (nats-server 2.12+): all entries stored with one ack, or none.
+
+        ``False`` when the batch must go message by message instead: it holds an event that an earlier,
+        unconfirmed attempt did store (a batch with a duplicate id is refused as a whole), or the server cannot.
+        """
+        batch_id = uuid.uuid4().hex
+        last = len(entries)
+        for number, (_, fields) in enumerate(entries, 1):
+            headers = {MSG_ID_HEADER: fields["i"], BATCH_ID: batch_id, BATCH_SEQUENCE: str(number)}
+            if number < last:
+                await self._nc.publish(fields["s"], fields["d"].encode(), headers=headers)
+                continue
+            headers[BATCH_COMMIT] = "1"
+            reply = await self._nc.request(
+                fields["s"], fields["d"].encode(), headers=headers, timeout=self._settings.publish_timeout_s
+            )
+        ack = json.loads(reply.data)
+        error = ack.get("error")
+        if error is None and ack.get("batch") == batch_id and ack.get("count") == last:
+            return True
+        code = error.get("err_code") if isinstance(error, dict) else None
+        if code == ERR_BATCH_DUPLICATE:
+            return False
+        if code == ERR_ATOMIC_DISABLED or error is None:
+            # The stream does not allow atomic batches, or the server ignores them (before 2.12).
+            log.warning("outbox_atomic_batches_unavailable", error=error)
+            self._atomic = False
+            return False
+        raise PublishFailed(f"atomic batch refused: {error}")
+
+    async def _publish_each(self, entries: list[tuple[str, dict[str, str]]]) -> list[str]:
+        """Publish message by message, each with its own ack; returns the ids of the unbroken run stored."""
         pending: list[asyncio.Future[PubAck]] = []
         try:
             for _, fields in entries:
@@ -98,11 +158,7 @@ class OutboxPublisher:
             stored.append(entry_id)
         for future in pending:
             future.cancel()
-        if stored:
-            await self._redis.xdel(self._key, *stored)
-        if len(stored) < len(entries):
-            raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
-        return len(stored)
+        return stored
 
     async def wait_for_entries(self, timeout_s: float) -> None:
         # A local write wakes us at once; another replica's writes are picked up within the timeout.
@@ -133,7 +189,7 @@ class OutboxPublisher:
 
 
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:
-    publisher = OutboxPublisher(app[REDIS], app[JETSTREAM], app[STORE], app[SETTINGS])
+    publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
     async with background(publisher.run(), "registry-outbox"):
         yield
     await publisher.release()
