@@ -1,7 +1,8 @@
 """The token bench's ceiling: the least an aiohttp server can do to issue a token.
 
 ``python -m bench.ceiling PORT``: ``POST /`` parses the JSON body and signs the same HS256 claims with pyjwt,
-without validation, rate limits, logging or metrics. ``GET /readyz`` answers so the harness can wait for it.
+without validation, rate limits, logging or metrics, on uvloop like the services. ``GET /readyz`` answers so the
+harness can wait for it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import time
 
 import jwt
+import uvloop
 from aiohttp import web
 
 SDK_KEY = os.environ["ZOOM_SDK_KEY"]
@@ -40,7 +42,8 @@ def main() -> None:
     app = web.Application()
     app.router.add_post("/", issue)
     app.router.add_get("/readyz", ready)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    # The same event loop as the services, so the ratio compares request handling, not loops.
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=uvloop.new_event_loop())
 
 
 if __name__ == "__main__":
