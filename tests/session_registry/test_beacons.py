@@ -225,3 +225,18 @@ async def test_a_beacon_batch_costs_one_redis_round_trip(new_session, redis) -> 
     # Commands a script runs are logged too, without a client address.
     mine = [e["command"] for e in logged if session.id.encode() in e["command"] and e["client_address"] != b"?:0"]
     assert len(mine) == 1 and mine[0].startswith(b"EVALSHA")
+
+
+async def test_any_site_may_read_beacon_answers_errors_included(client, new_session) -> None:
+    session = await new_session()
+    origin = {"Origin": "https://shop.example"}
+    ok = await client.post(
+        "/beacons", json={"session_id": session.id, "token": session.token, "event": ev("heartbeat")}, headers=origin
+    )
+    bad = await client.post(
+        "/beacons", json={"session_id": session.id, "token": "v1.x.y", "event": ev("heartbeat")}, headers=origin
+    )
+    assert (ok.status, bad.status) == (202, 403)
+    assert ok.headers["Access-Control-Allow-Origin"] == bad.headers["Access-Control-Allow-Origin"] == "*"
+    staff = await client.get("/sessions", headers=origin)
+    assert "Access-Control-Allow-Origin" not in staff.headers
