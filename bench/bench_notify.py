@@ -212,12 +212,16 @@ def _from_beacons(nc: Any, http: aiohttp.ClientSession, registry: str) -> Callab
 
 async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_key: str, pid: int) -> list[Result]:
     before = _rss_kib(pid)
-    sockets = []
+
+    async def first_frame(ws: aiohttp.ClientWebSocketResponse) -> str:
+        return str(json.loads((await ws.receive()).data)["type"])
+
+    sockets, firsts = [], []
     for _ in range(DASHBOARDS):
         ws = await _connect(http, base + "/ws/dashboard", supervisor_key)
         sockets.append(ws)
-    for ws in sockets:
-        assert json.loads((await ws.receive()).data)["type"] == "snapshot"
+        firsts.append(asyncio.create_task(first_frame(ws)))  # read at once: pings are answered while reading
+    assert set(await asyncio.gather(*firsts)) == {"snapshot"}
     per_dashboard = (_rss_kib(pid) - before) / DASHBOARDS
 
     rounds = []

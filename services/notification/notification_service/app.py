@@ -17,7 +17,7 @@ from shared.web import setup_edge
 from .consumer import session_consumer
 from .dashboard import Fanout
 from .desk import Desk
-from .keys import ACCOUNTS, AGENT_CONNS, DESK, FANOUT, SETTINGS, STORE
+from .keys import ACCOUNTS, AGENT_CONNS, DESK, FANOUT, SETTINGS, SNAPSHOTS, STORE, SnapshotCache
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[AGENT_CONNS] = {}
+    app[SNAPSHOTS] = SnapshotCache()
     name = f"notification-{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
     app.cleanup_ctx.append(redis_context(settings.redis_url))
     app.cleanup_ctx.append(nats_context(settings.nats_url, name))

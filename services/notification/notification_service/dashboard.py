@@ -190,7 +190,7 @@ async def stream_to(
     fanout: Fanout,
     client: Client,
     last_id: int | None,
-    snapshot: Callable[[], Awaitable[dict[str, Any]]],
+    snapshot: Callable[[], Awaitable[tuple[int, str]]],
     send: Send,
     keepalive: Callable[[], Awaitable[None]],
     keepalive_s: float,
@@ -200,15 +200,16 @@ async def stream_to(
     Returns why the stream ended (the client was dropped) and the id of the last event it was sent.
     """
     boundary = fanout.last_seq  # every later event is already going into the client's buffer
-    sent = boundary
     if last_id is None:
-        await send(json.dumps({"type": "snapshot", "id": boundary, **(await snapshot())}), boundary)
-    elif last_id < boundary:
+        # A snapshot may be a little older than the boundary (snapshots are shared): what came after it is
+        # replayed like a resume from its id.
+        last_id, frame = await snapshot()
+        await send(frame, last_id)
+    if last_id < boundary:
         async for missed in fanout.replay(last_id + 1, boundary):
             if client.filters.match(missed):
                 await send(missed.frame, missed.seq)
-    else:
-        sent = last_id
+    sent = max(last_id, boundary)
     getter: asyncio.Future[StreamEvent | None] | None = None
     try:
         while True:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
+
 from aiohttp import web
 
 from shared.accounts import AccountStore
@@ -11,7 +14,18 @@ from .desk import Desk
 from .settings import Settings
 from .store import Store
 
-__all__ = ["ACCOUNTS", "AGENT_CONNS", "DESK", "FANOUT", "SETTINGS", "STORE"]
+__all__ = ["ACCOUNTS", "AGENT_CONNS", "DESK", "FANOUT", "SETTINGS", "SNAPSHOTS", "STORE", "SnapshotCache"]
+
+
+@dataclass
+class SnapshotCache:
+    """The last dashboard snapshot of this replica; clients connecting together share one."""
+
+    id: int = 0
+    frame: str | None = None
+    built_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
 
 SETTINGS = web.AppKey("notify_settings", Settings)
 STORE = web.AppKey("notify_store", Store)
@@ -20,3 +34,4 @@ DESK = web.AppKey("notify_desk", Desk)
 FANOUT = web.AppKey("notify_fanout", Fanout)
 AGENT_CONNS = web.AppKey("notify_agent_conns", dict[str, str])
 """Agent sockets open on this replica: connection id -> agent id (for presence refresh only)."""
+SNAPSHOTS = web.AppKey("notify_snapshots", SnapshotCache)

@@ -53,6 +53,8 @@ class Settings(ServiceSettings):
     dashboard_buffer: int = Field(1000, ge=1)
     """Events buffered per dashboard client; a client further behind is dropped (it can resume)."""
     dashboard_keepalive_s: float = Field(15.0, gt=0)
+    dashboard_snapshot_ttl_s: float = Field(1.0, ge=0)
+    """Dashboards connecting within this time share one snapshot (what came after it is replayed)."""
     dashboard_drop_grace_s: float = Field(1.0, gt=0)
     """How long a dropped (slow) dashboard has to read the frame saying so before its connection is cut."""
     ticket_ttl_s: float = Field(30.0, gt=0)

@@ -26,10 +26,13 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-async def queue_overview(store: Store, settings: Settings) -> list[dict[str, Any]]:
+async def queue_overview(
+    store: Store, settings: Settings, agents: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Every known queue: waiting count, longest wait, agents by status, mode."""
     now = time.time()
-    agents = await store.agents()
+    if agents is None:
+        agents = await store.agents()
     out = []
     for queue in sorted(set(await store.queue_names()) | {settings.default_queue}):
         waiting = await store.waiting(queue)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -24,7 +24,7 @@ from shared.keys import WEBSOCKETS
 from .agents import authenticate_socket
 from .dashboard import Filters, Send, parse_last_id, stream_to
 from .frames import Auth
-from .keys import ACCOUNTS, FANOUT, SETTINGS, STORE
+from .keys import ACCOUNTS, FANOUT, SETTINGS, SNAPSHOTS, STORE
 from .stats import queue_overview
 
 __all__ = ["dashboard_socket", "event_stream", "issue_ticket"]
@@ -46,10 +46,22 @@ async def _account(app: web.Application, api_key: str | None, ticket: str | None
     return account.require(Role.SUPERVISOR)
 
 
-async def _snapshot(app: web.Application) -> dict[str, Any]:
-    store = app[STORE]
-    sessions = [{k: v for k, v in req.items() if k not in ("pin", "updated")} for req in await store.live_requests()]
-    return {"sessions": sessions, "queues": await queue_overview(store, app[SETTINGS]), "agents": await store.agents()}
+async def _snapshot(app: web.Application) -> tuple[int, str]:
+    """The snapshot frame and its id, shared by the clients that connect within ``dashboard_snapshot_ttl_s``."""
+    cache = app[SNAPSHOTS]
+    async with cache.lock:
+        now = time.monotonic()
+        if cache.frame is None or now - cache.built_at > app[SETTINGS].dashboard_snapshot_ttl_s:
+            snapshot_id = app[FANOUT].last_seq  # read before the state: the state is at least this recent
+            store = app[STORE]
+            agents = await store.agents()
+            sessions = [
+                {k: v for k, v in req.items() if k not in ("pin", "updated")} for req in await store.live_requests()
+            ]
+            queues = await queue_overview(store, app[SETTINGS], agents)
+            body = {"type": "snapshot", "id": snapshot_id, "sessions": sessions, "queues": queues, "agents": agents}
+            cache.id, cache.frame, cache.built_at = snapshot_id, json.dumps(body), now
+        return cache.id, cache.frame
 
 
 async def issue_ticket(request: web.Request) -> web.Response:
