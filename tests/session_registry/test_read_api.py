@@ -88,3 +88,17 @@ async def test_beacon_script_is_served(client) -> None:
     assert response.status == 200
     assert response.content_type == "application/javascript"
     assert "CobrowseBeacon" in await response.text()
+
+
+async def test_metrics_count_events_timers_and_the_outbox(client, new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "600602"}))
+    await events.wait(session.id, "pin_assigned")
+    text = await (await client.get("/metrics")).text()
+    for name in (
+        'cobrowse_registry_events_total{outcome="applied",source="beacon"}',
+        "cobrowse_registry_events_published_total",
+        "cobrowse_registry_outbox_pending",
+        "cobrowse_registry_timers_fired_total",
+    ):
+        assert name in text

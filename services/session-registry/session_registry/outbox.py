@@ -29,6 +29,7 @@ from shared.keys import JETSTREAM, NATS, REDIS
 from shared.messaging import MSG_ID_HEADER
 
 from .keys import SETTINGS, STORE
+from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from .settings import Settings
 from .store import SessionStore
 from .tasks import background, raise_if_cancelled
@@ -95,6 +96,7 @@ class OutboxPublisher:
             await self._redis.xrange(self._key, "-", "+", count=self._settings.outbox_batch),
         )
         if not entries:
+            OUTBOX_PENDING.set(0)
             return 0
         if self._atomic and await self._publish_atomic(entries):
             stored = [entry_id for entry_id, _ in entries]
@@ -102,6 +104,8 @@ class OutboxPublisher:
             stored = await self._publish_each(entries)
         if stored:
             await self._redis.xdel(self._key, *stored)
+            EVENTS_PUBLISHED.inc(len(stored))
+        OUTBOX_PENDING.set(await self._redis.xlen(self._key))
         if len(stored) < len(entries):
             raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
         return len(stored)

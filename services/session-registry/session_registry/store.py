@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from shared.errors import Conflict, NotFound
 from shared.messaging import CreateSession, SessionView
 
+from .metrics import BEACON_EVENTS, TIMERS_FIRED
 from .pipelining import ScriptPipeline
 from .settings import Settings
 
@@ -40,6 +41,13 @@ __all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
 
 Event = dict[str, Any]
 """A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
+
+
+# The hot path's children, looked up once: (applied, ignored, duplicate) per source.
+BEACON_EVENTS_BY_SOURCE = {
+    source: tuple(BEACON_EVENTS.labels(source, outcome) for outcome in ("applied", "ignored", "duplicate"))
+    for source in ("beacon", "webhook", "api")
+}
 
 
 class ApplyResult(BaseModel):
@@ -145,7 +153,12 @@ class SessionStore:
         reply = json.loads(raw)
         if "error" in reply:
             raise NotFound(f"no session {session_id}", code="session_not_found")
-        return ApplyResult.model_validate(reply)
+        result = ApplyResult.model_validate(reply)
+        counts = BEACON_EVENTS_BY_SOURCE[source]
+        counts[0].inc(result.accepted - result.ignored)
+        counts[1].inc(result.ignored)
+        counts[2].inc(result.duplicates)
+        return result
 
     async def end(self, session_id: str, reason: str, by: str = "") -> SessionView:
         """End a session on behalf of staff (source ``api``); ending an ended session changes nothing."""
@@ -213,5 +226,6 @@ class SessionStore:
         """Fire due timers; returns (fired, looked at)."""
         fired, seen = await self._fire(args=[*self._args, batch])
         if fired:
+            TIMERS_FIRED.inc(fired)
             self.outbox_written.set()
         return int(fired), int(seen)
