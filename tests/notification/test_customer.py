@@ -119,3 +119,11 @@ async def test_queue_without_agents_is_announced_and_then_served(replica, agent,
     await events.expect("agents_available", queue="billing")
     await alice.expect("offer", session_id=sid)
     assert (await _status(client, sid))["agents_available"] == 1
+
+
+async def test_session_with_unusable_queue_name_waits_in_default_queue(replica, session, events):
+    client = await replica()
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED, queue="not a.subject>")
+    await events.expect("queued", session_id=sid, queue="support")
+    assert (await _status(client, sid))["queue"] == "support"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +34,7 @@ from shared.messaging import (
 )
 from shared.rpc import call
 
+from .frames import QUEUE_PATTERN
 from .metrics import CLAIMS, OFFER_TIMEOUTS, OFFERS, WAIT_SECONDS
 from .settings import Mode, Settings
 from .store import Dispatched, Store, Withdrawn, dispatched
@@ -40,6 +42,8 @@ from .store import Dispatched, Store, Withdrawn, dispatched
 __all__ = ["Desk"]
 
 log = structlog.get_logger()
+
+QUEUE_NAME = re.compile(QUEUE_PATTERN)
 
 _CLAIM_REFUSALS: dict[str, CobrowseError] = {
     "taken": Conflict("another agent claimed this request", code="taken"),
@@ -91,8 +95,9 @@ class Desk:
 
     async def on_session_event(self, event: SessionEvent) -> None:
         view = event.session
-        queue = view.queue or self.settings.default_queue
+        queue = view.queue if QUEUE_NAME.fullmatch(view.queue) else self.settings.default_queue
         if view.queue != queue:
+            log.warning("queue_name_invalid", session_id=view.session_id)
             view = view.model_copy(update={"queue": queue})
         prev = event.prev_state.value if event.prev_state else ""
         mode = self.settings.mode(queue)

@@ -15,9 +15,22 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from shared.errors import BadRequest, CobrowseError, ValidationFailed
 from shared.rpc import validation_errors
 
-__all__ = ["AgentFrame", "Auth", "Claim", "Decline", "Ping", "Status", "error_frame", "parse", "send_error"]
+__all__ = [
+    "QUEUE_PATTERN",
+    "AgentFrame",
+    "Auth",
+    "Claim",
+    "Decline",
+    "Ping",
+    "Status",
+    "error_frame",
+    "parse",
+    "send_error",
+]
 
-QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+QUEUE_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+"""Queue names: they are NATS subject tokens (``cobrowse.queue.<queue>.<type>``)."""
+QueueName = Annotated[str, Field(pattern=f"^{QUEUE_PATTERN}$")]
 SessionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
