@@ -9,7 +9,9 @@
     timeout: "offer timed out",
     cancelled: "cancelled by the customer",
     ended: "session ended",
-    withdrawn: "withdrawn (you went away)",
+    withdrawn: "withdrawn (you went away or stopped serving its queue)",
+    away: "withdrawn (you were set away)",
+    escalated: "moved to another queue",
   };
 
   const requests = new Map(); // session_id -> offer frame + receivedAt
