@@ -173,3 +173,23 @@ async def test_stats_count_the_day(replica, agent, account, session, events, tok
     assert support["today"]["offered"] == 1 and support["today"]["claimed"] == 1
     assert support["today"]["wait_p50_s"] is not None
     assert (await client.get("/stats")).status == 401
+
+
+async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, account, session, events):
+    client = await replica()
+    headers = await _supervisor(account)
+    by_header = await client.ws_connect("/ws/dashboard", headers=headers)
+    assert (await by_header.receive_json())["type"] == "snapshot"
+    by_frame = await client.ws_connect("/ws/dashboard", params={"type": "queued"})
+    await by_frame.send_json({"type": "auth", "api_key": headers["Authorization"][7:]})
+    assert (await by_frame.receive_json())["type"] == "snapshot"
+    await by_frame.send_str("hello")
+    assert (await by_frame.receive_json())["code"] == "read_only"
+
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED)
+    assert (await by_header.receive_json())["kind"] == "session"
+    frame = await by_frame.receive_json()
+    assert (frame["kind"], frame["event"]["type"], frame["event"]["session_id"]) == ("queue", "queued", sid)
+    refused = await client.get("/ws/dashboard", headers={"Authorization": "Bearer cbk_nope"})
+    assert refused.status == 401

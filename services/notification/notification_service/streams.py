@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import WSMsgType, web
 
-from shared.accounts import Account, Role
+from shared.accounts import Account, Role, bearer_key
 from shared.errors import Unauthorized
 from shared.keys import WEBSOCKETS
 
@@ -73,9 +73,7 @@ async def issue_ticket(request: web.Request) -> web.Response:
 
 async def event_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
-    auth = request.headers.get("Authorization", "")
-    api_key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-    account = await _account(app, api_key, request.query.get("ticket"))
+    account = await _account(app, bearer_key(request), request.query.get("ticket"))
     last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     filters = Filters.from_query(request.query)
     response = web.StreamResponse(
@@ -99,6 +97,8 @@ async def dashboard_socket(request: web.Request) -> web.WebSocketResponse:
     settings = app[SETTINGS]
     last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     filters = Filters.from_query(request.query)
+    # Non-browser clients may authenticate the upgrade itself; browsers send an auth frame first.
+    header_account = await _account(app, bearer_key(request), None) if bearer_key(request) else None
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes)
     await ws.prepare(request)
     app[WEBSOCKETS].add(ws)
@@ -119,7 +119,7 @@ async def dashboard_socket(request: web.Request) -> web.WebSocketResponse:
                 await ws.send_json({"type": "error", "code": "read_only", "message": "this stream takes no frames"})
 
     try:
-        account = await authenticate_socket(ws, settings.auth_timeout_s, check)
+        account = header_account or await authenticate_socket(ws, settings.auth_timeout_s, check)
         if account is not None:
             reader = asyncio.create_task(drain_input())
             writer = asyncio.create_task(_run(app, account, filters, last_id, send, keepalive, request))
