@@ -92,6 +92,11 @@ local function view(s)
   }
 end
 
+local function remember(s, entry)
+  HISTORY_GREW[s.id] = true
+  redis.call('RPUSH', k_history(s.id), cjson.encode(entry))
+end
+
 -- One accepted change: the SessionEvent goes to the outbox (published to JetStream by outbox.py) and a compact
 -- entry to the session's history, in the same script as the change itself.
 local function emit(s, event_id, etype, source, prev, data)
@@ -101,19 +106,17 @@ local function emit(s, event_id, etype, source, prev, data)
   }
   redis.call('XADD', K_OUTBOX, '*', 's', 'cobrowse.session.' .. s.id .. '.' .. etype, 'i', event_id,
     'd', cjson.encode(event))
-  HISTORY_GREW[s.id] = true
-  redis.call('RPUSH', k_history(s.id), cjson.encode({
-    event_id = event_id, type = etype, source = source, at = NOW / 1000,
-    from = prev or cjson.null, to = s.state, data = data or {},
-  }))
+  remember(s, {
+    event_id = event_id, type = etype, source = source, at = event.at, from = event.prev_state, to = s.state,
+    data = event.data,
+  })
 end
 
 local function record_ignored(s, event_id, name, source, reason, data)
-  HISTORY_GREW[s.id] = true
-  redis.call('RPUSH', k_history(s.id), cjson.encode({
-    event_id = event_id, type = name, source = source, at = NOW / 1000,
-    from = s.state, to = s.state, ignored = reason, data = data or {},
-  }))
+  remember(s, {
+    event_id = event_id, type = name, source = source, at = NOW / 1000, from = s.state, to = s.state,
+    ignored = reason, data = data or {},
+  })
 end
 
 local function release_pin(s, pin)
