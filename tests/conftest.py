@@ -9,7 +9,8 @@ anything shaped like an API key).
 
 from __future__ import annotations
 
-import logging
+import io
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,17 +28,19 @@ SECRET_MARKERS = (TEST_SDK_SECRET, "cbk_")
 LOG_LINES: list[str] = []
 
 
-class _KeepLines(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        LOG_LINES.append(self.format(record))
+class _KeepLines(io.TextIOBase):
+    """Every log line of the run, also written to the current ``sys.stderr`` so pytest shows it on failure."""
+
+    def write(self, text: str) -> int:
+        LOG_LINES.append(text)
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    configure_logging("DEBUG", json=True, cache=False)
-    root = logging.getLogger()
-    keeper = _KeepLines()
-    keeper.setFormatter(root.handlers[0].formatter)
-    root.addHandler(keeper)
+    configure_logging("DEBUG", json=True, cache=False, stream=_KeepLines())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
