@@ -137,9 +137,7 @@ class SessionStore:
             "customer_name": request.customer_name,
             "client_ip": request.client_ip,
         }
-        raw = await self._create(
-            args=[*self._args, session_id, json.dumps(fields), request.custom_pin or "", uuid.uuid4().hex]
-        )
+        raw = await self._create(args=[*self._args, session_id, json.dumps(fields), request.custom_pin or ""])
         reply = json.loads(raw)
         self.outbox_written.set()
         if "error" in reply:

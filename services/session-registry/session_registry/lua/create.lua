@@ -1,7 +1,7 @@
 -- Create a session. ARGV[3] session id, ARGV[4] JSON fields {queue, priority, customer_id, customer_name,
--- client_ip}, ARGV[5] custom (BYOP) PIN or "", ARGV[6] event id. Returns the view JSON or {error = "pin_taken"}.
+-- client_ip}, ARGV[5] custom (BYOP) PIN or "". Returns the view JSON or {error = "pin_taken"}.
 
-local sid, custom, event_id = ARGV[3], ARGV[5], ARGV[6]
+local sid, custom = ARGV[3], ARGV[5]
 if custom ~= '' then
   -- Reserved until the SDK confirms it, so two customers cannot start with the same custom PIN.
   if not redis.call('SET', k_pin(custom), sid, 'NX', 'PX', C.session_ttl_ms) then
@@ -18,6 +18,6 @@ s.custom_pin = custom
 redis.call('ZADD', K_INDEX, NOW, sid)
 -- The index outlives no session: drop members older than any session can be.
 redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
-emit(s, event_id, 'created', 'api', nil, { queue = s.queue })
+emit(s, sid .. ':created', 'created', 'api', nil, { queue = s.queue })
 persist(s)
 return cjson.encode({ session = view(s) })
