@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, session_token
@@ -127,3 +129,33 @@ async def test_session_with_unusable_queue_name_waits_in_default_queue(replica, 
     await session(sid, WAITING, CREATED, queue="not a.subject>")
     await events.expect("queued", session_id=sid, queue="support")
     assert (await _status(client, sid))["queue"] == "support"
+
+
+async def test_status_stream_follows_the_request_until_it_is_claimed(replica, agent, session, events, token_service):
+    client = await replica(offer_timeout_s=10.0)
+    first, second = new_session_id(), new_session_id()
+    await session(first, WAITING, CREATED)
+    await session(second, WAITING, CREATED)
+    await events.expect("queued", session_id=second)
+
+    response = await client.get(f"/api/requests/{second}/events", params={"token": session_token(second)})
+    assert response.headers["Content-Type"] == "text/event-stream"
+
+    async def next_status():
+        while True:
+            line = (await response.content.readline()).decode()
+            if line.startswith("data: "):
+                return json.loads(line[6:])
+
+    assert (await next_status())["position"] == 2
+    await session(first, SessionState.ENDED, WAITING)  # the customer ahead leaves
+    assert (await next_status())["position"] == 1
+
+    alice = await agent(client, "alice")
+    await alice.available()
+    await alice.expect("offer", session_id=second)
+    await alice.send({"type": "claim", "session_id": second})
+    await alice.expect("claimed")
+    final = await next_status()
+    assert final["state"] == "claimed" and final["position"] is None
+    assert (await response.content.read()).strip() == b""  # the stream ended

@@ -6,6 +6,8 @@ The page authenticates with its session token (``X-Session-Token`` header or ``?
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import statistics
 import time
@@ -17,9 +19,14 @@ from shared.accounts import Role
 from shared.errors import NotFound
 from shared.session_tokens import verify_session_token
 
-from .keys import ACCOUNTS, DESK, SETTINGS, STORE
+from .dashboard import Client, Filters
+from .keys import ACCOUNTS, DESK, FANOUT, SETTINGS, STORE
 
-__all__ = ["cancel_request", "claim_request", "request_status"]
+__all__ = ["cancel_request", "claim_request", "request_events", "request_status"]
+
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+STATUS_MIN_INTERVAL_S = 0.5
+"""A busy queue changes many times a second; a customer's stream is recomputed at most this often."""
 
 
 def _session_id(request: web.Request) -> str:
@@ -60,6 +67,61 @@ async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
 
 async def request_status(request: web.Request) -> web.Response:
     return web.json_response(await status_of(request.app, _session_id(request)))
+
+
+async def request_events(request: web.Request) -> web.StreamResponse:
+    """The same status as ``GET /api/requests/{id}`` as Server-Sent Events, sent whenever it changes.
+
+    The stream ends after the request leaves the queue (its last frame says how).
+    """
+    app = request.app
+    session_id = _session_id(request)
+    status = await status_of(app, session_id)
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    fanout = app[FANOUT]
+    client = fanout.register(Filters())
+    try:
+        while True:
+            await response.write(f"data: {json.dumps(status)}\n\n".encode())
+            if status["state"] != "queued":
+                return response
+            while True:
+                if not await _changed(client, session_id, status["queue"], response, app):
+                    return response  # the service is shutting down
+                if client.dropped:
+                    fanout.unregister(client)
+                    client = fanout.register(Filters())
+                await asyncio.sleep(STATUS_MIN_INTERVAL_S)
+                latest = await status_of(app, session_id)
+                if _without_clock(latest) != _without_clock(status):
+                    status = latest
+                    break
+    finally:
+        fanout.unregister(client)
+
+
+def _without_clock(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "waited_s"}
+
+
+async def _changed(
+    client: Client, session_id: str, queue: str, response: web.StreamResponse, app: web.Application
+) -> bool:
+    """Wait for an event that may change the request's status; ``False`` when the service shuts down."""
+    keepalive = app[SETTINGS].dashboard_keepalive_s
+    while True:
+        getter = asyncio.ensure_future(client.events.get())
+        done, _ = await asyncio.wait([getter], timeout=keepalive)
+        if not done:
+            getter.cancel()
+            await response.write(b": keepalive\n\n")
+            continue
+        event = getter.result()
+        if event is None:
+            return client.dropped != "shutdown"
+        if event.session_id == session_id or queue in event.queues:
+            return True
 
 
 async def cancel_request(request: web.Request) -> web.Response:
