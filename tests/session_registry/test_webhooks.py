@@ -112,3 +112,18 @@ async def test_unrelated_and_uncorrelated_webhooks_get_200(client) -> None:
     assert lost.status == 200 and (await lost.json())["status"] == "uncorrelated"
     garbage = await client.post("/webhooks/zoom", data=b"[1,2", headers=signature_headers(b"[1,2"))
     assert garbage.status == 400
+
+
+async def test_odd_signed_webhooks_never_cause_a_5xx(client) -> None:
+    bodies: list[dict[str, Any]] = [
+        {"event": "cobrowse.session_user_joined", "payload": {"object": []}},
+        {"event": "cobrowse.session_user_joined", "payload": {"object": {"role_type": 2, "session_id": 5}}},
+        {"event": "cobrowse.session_ended", "event_ts": "soon", "payload": {"object": {}}},
+        {"event": "cobrowse.session_started", "payload": []},
+        {"event": None},
+        {"event": "endpoint.url_validation", "payload": {"plainToken": 42}},
+        {"payload": {"object": {"session_pin": "../../x"}}},
+    ]
+    for body in bodies:
+        response = await post(client, body)
+        assert 200 <= response.status < 500, (body, response.status)
