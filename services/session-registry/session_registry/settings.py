@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -17,7 +17,7 @@ class Settings(ServiceSettings):
     session_token_secret: SecretStr = Field(validation_alias="SESSION_TOKEN_SECRET", min_length=16)
     """Signs beacon credentials; shared with the notification service, which verifies the same tokens."""
     zoom_webhook_secret_token: SecretStr | None = Field(None, validation_alias="ZOOM_WEBHOOK_SECRET_TOKEN")
-    """Zoom webhook secret token; unset, ``POST /webhooks/zoom`` answers 404."""
+    """Zoom webhook secret token; unset or empty, ``POST /webhooks/zoom`` answers 404."""
     webhook_tolerance_s: float = Field(300.0, gt=0)
     """Webhooks whose ``x-zm-request-timestamp`` is further than this from now are rejected as stale."""
 
@@ -65,3 +65,9 @@ class Settings(ServiceSettings):
     """Longest pause between attempts while NATS is unavailable."""
     publish_timeout_s: float = Field(2.0, gt=0)
     key_prefix: str = Field("reg:", pattern=r"^[A-Za-z0-9:_-]+$")
+
+    @field_validator("zoom_webhook_secret_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # docker-compose passes an unset variable as "": that must switch webhooks off, not sign with an empty key.
+        return None if value == "" else value
