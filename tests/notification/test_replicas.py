@@ -98,3 +98,23 @@ async def test_second_console_of_an_agent_replaces_the_first(replica, agent, acc
     second = await agent(two, api_key=api_key, agent_id=agent_id)
     await first.expect("replaced")
     await second.available()
+
+
+async def test_offer_timeout_fires_once_with_two_replicas(replica, agent, session, events):
+    one = await replica(offer_timeout_s=0.3)
+    two = await replica(offer_timeout_s=0.3)
+    alice = await agent(one, "alice")
+    await alice.available()
+    bob = await agent(two, "bob")
+    await bob.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED)
+
+    await alice.expect("offer", session_id=sid)
+    await events.expect("offer_timeout", session_id=sid, agent_id=alice.agent_id)
+    await bob.expect("offer", session_id=sid)
+    await bob.send({"type": "decline", "session_id": sid})
+    await events.expect("declined", session_id=sid)  # everything about the timeout was published before this
+    later = [events.queue.get_nowait() for _ in range(events.queue.qsize())]
+    assert not [e for e in later if e["type"] == "offer_timeout"]
+    assert [f["reason"] for f in await alice.sync() if f["type"] == "offer_revoked"] == ["timeout"]
