@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["BEACON_EVENTS", "EVENTS_PUBLISHED", "OUTBOX_PENDING", "TIMERS_FIRED"]
+__all__ = ["EVENTS", "EVENTS_PUBLISHED", "EVENT_OUTCOMES", "OUTBOX_PENDING", "TIMERS_FIRED"]
 
-BEACON_EVENTS = Counter(
-    "cobrowse_registry_events_total", "Events received from beacons and webhooks", ["source", "outcome"]
-)
+EVENTS = Counter("cobrowse_registry_events_total", "Events received (beacons, webhooks, staff)", ["source", "outcome"])
+EVENT_OUTCOMES = {
+    source: tuple(EVENTS.labels(source, outcome) for outcome in ("applied", "ignored", "duplicate"))
+    for source in ("beacon", "webhook", "api")
+}
+"""(applied, ignored, duplicate) children per source, looked up once for the hot path."""
 EVENTS_PUBLISHED = Counter("cobrowse_registry_events_published_total", "SessionEvents stored by JetStream")
 OUTBOX_PENDING = Gauge(
     "cobrowse_registry_outbox_pending", "SessionEvents waiting in the Redis outbox (seen by the publishing replica)"

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from shared.errors import Conflict, NotFound
 from shared.messaging import CreateSession, SessionView
 
-from .metrics import BEACON_EVENTS, TIMERS_FIRED
+from .metrics import EVENT_OUTCOMES, TIMERS_FIRED
 from .pipelining import ScriptPipeline
 from .settings import Settings
 
@@ -41,13 +41,6 @@ __all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
 
 Event = dict[str, Any]
 """A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
-
-
-# The hot path's children, looked up once: (applied, ignored, duplicate) per source.
-BEACON_EVENTS_BY_SOURCE = {
-    source: tuple(BEACON_EVENTS.labels(source, outcome) for outcome in ("applied", "ignored", "duplicate"))
-    for source in ("beacon", "webhook", "api")
-}
 
 
 class ApplyResult(BaseModel):
@@ -152,10 +145,10 @@ class SessionStore:
         if "error" in reply:
             raise NotFound(f"no session {session_id}", code="session_not_found")
         result = ApplyResult.model_validate(reply)
-        counts = BEACON_EVENTS_BY_SOURCE[source]
-        counts[0].inc(result.accepted - result.ignored)
-        counts[1].inc(result.ignored)
-        counts[2].inc(result.duplicates)
+        applied, ignored, duplicate = EVENT_OUTCOMES[source]
+        applied.inc(result.accepted - result.ignored)
+        ignored.inc(result.ignored)
+        duplicate.inc(result.duplicates)
         return result
 
     async def end(self, session_id: str, reason: str, by: str = "") -> SessionView:
