@@ -5,6 +5,7 @@
 
 const STORE_KEY = "cobrowse-demo";
 const POLL_MS = 1500;
+const FIRST_POLL_MS = 2000;
 // A site can route its pages to different queues: /demo?queue=billing.
 const QUEUE = new URLSearchParams(location.search).get("queue") || "support";
 const SDK_SETTINGS = {
@@ -155,15 +156,23 @@ async function poll() {
   }
 }
 
-// The request reaches the queue a moment after the PIN (registry -> NATS -> notification), so the first look
-// waits one interval.
+// The request reaches the queue a moment after the PIN (beacon -> registry -> NATS -> notification); looking
+// earlier would get a 404, which the browser logs as an error, so the first look waits FIRST_POLL_MS.
 function startPolling() {
   if (state.poller) return;
-  state.poller = setInterval(poll, POLL_MS);
+  const run = { timer: null }; // one chain of polls; a stopped chain does not schedule again
+  const next = () => {
+    if (state.poller !== run) return;
+    poll().finally(() => {
+      if (state.poller === run) run.timer = setTimeout(next, POLL_MS);
+    });
+  };
+  state.poller = run;
+  run.timer = setTimeout(next, FIRST_POLL_MS);
 }
 
 function stopPolling() {
-  clearInterval(state.poller);
+  if (state.poller) clearTimeout(state.poller.timer);
   state.poller = null;
 }
 
