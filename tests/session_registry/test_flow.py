@@ -34,7 +34,7 @@ async def test_whole_flow_create_pin_resolve_join_end(nc: nats.aio.client.Client
     (ended,) = await events.wait(session.id, "ended")
     assert ended.prev_state is SessionState.ACTIVE and ended.session.state is SessionState.ENDED
     view = await call(nc, REGISTRY_GET, SessionRef(session_id=session.id), SessionView)
-    assert view.state is SessionState.ENDED and view.ended_reason == "ended_by_customer"
+    assert view.state is SessionState.ENDED and view.ended_reason == "ended_in_sdk"
     assert [e.type for e in events.of(session.id)] == [
         "created",
         "session_started",

@@ -71,7 +71,7 @@ async def test_every_live_state_can_end(new_session, events, setup) -> None:
     expected = {(): CREATED, ("pin",): WAITING, ("pin", "agent"): ACTIVE, ("pin", "away"): RECONNECTING}[tuple(setup)]
     await session.beacon(ev("session_ended"))
     (ended,) = await events.wait(session.id, "ended")
-    assert (ended.prev_state, ended.session.state, ended.data["reason"]) == (expected, ENDED, "ended_by_customer")
+    assert (ended.prev_state, ended.session.state, ended.data["reason"]) == (expected, ENDED, "ended_in_sdk")
     assert ended.session.pin is None or ended.session.pin == "100003"
 
 
@@ -107,3 +107,14 @@ async def test_end_over_nats_is_idempotent_and_sourced_api(nc: nats.aio.client.C
     assert again.ended_reason == "ended_by_supervisor"
     (ended,) = await events.wait(session.id, "ended")
     assert ended.source is Source.API and ended.data == {"reason": "ended_by_supervisor", "by": "sup1"}
+
+
+async def test_a_session_ended_beacon_may_name_its_reason(new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("session_ended", {"reason": "customer_left"}))
+    (ended,) = await events.wait(session.id, "ended")
+    assert ended.session.ended_reason == "customer_left"
+    other = await new_session()
+    await other.beacon(ev("session_ended", {"reason": "Not A Reason!"}))
+    (ended,) = await events.wait(other.id, "ended")
+    assert ended.session.ended_reason == "ended_in_sdk"

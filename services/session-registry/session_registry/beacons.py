@@ -37,6 +37,7 @@ CLIENT_EVENTS = frozenset({"heartbeat", "page_hidden", "page_visible", "unknown_
 KNOWN_EVENTS = SDK_EVENTS | CLIENT_EVENTS
 
 PIN_RE = re.compile(r"[A-Za-z0-9]{1,10}")
+REASON_RE = re.compile(r"[a-z0-9_]{1,64}")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -83,6 +84,10 @@ def _normalise(index: int, event: BeaconEvent, errors: list[FieldError]) -> Even
     elif event.name == "session_error":
         code = payload.get("code")
         out["code"] = str(code)[:32] if isinstance(code, str | int) and not isinstance(code, bool) else ""
+    elif event.name == "session_ended":
+        reason = payload.get("reason")
+        if isinstance(reason, str) and REASON_RE.fullmatch(reason):
+            out["reason"] = reason
     elif event.name == "unknown_sdk_event":
         original = payload.get("original_name")
         if not isinstance(original, str) or not 0 < len(original) <= 100:

@@ -30,7 +30,7 @@ local function step(ev)
   local name = ev.name
   if s.state == 'ended' then return nil, nil, 'session_ended' end
   if name == 'session_ended' then
-    finish(s, ev.reason or 'ended_by_customer')
+    finish(s, ev.reason or 'ended_in_sdk')
     return 'ended', { reason = s.ended_reason, by = ev.by }
   elseif name == 'pincode_updated' then
     local pin = ev.pin
