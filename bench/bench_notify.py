@@ -290,6 +290,10 @@ async def run(env: BenchEnv) -> list[Result]:
             results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_key, pid)]
             for ws in idle_agents:
                 await ws.close()
+            # The service alone first, then end to end through the registry.
+            results += await _offer_latency(
+                env, ws_base, http, accounts, "js", _from_jetstream(js), "waiting event on JetStream -> offer on socket"
+            )
             results += await _offer_latency(
                 env,
                 ws_base,
@@ -298,9 +302,6 @@ async def run(env: BenchEnv) -> list[Result]:
                 "beacon",
                 _from_beacons(nc, http, registry),
                 "beacon POST -> offer on socket",
-            )
-            results += await _offer_latency(
-                env, ws_base, http, accounts, "js", _from_jetstream(js), "waiting event on JetStream -> offer on socket"
             )
     finally:
         await nc.drain()
