@@ -112,6 +112,7 @@ Trigger = Callable[[int], Awaitable[str]]
 
 async def _offer_latency(
     env: BenchEnv,
+    nc: Any,
     base: str,
     http: aiohttp.ClientSession,
     accounts: AccountStore,
@@ -162,8 +163,7 @@ async def _offer_latency(
     finally:
         for task in readers:
             task.cancel()
-        for ws in sockets:
-            await ws.close()
+        await _close_agents(nc, sockets)
     latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
     return [
         Result(f"{label}: offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
@@ -270,6 +270,24 @@ async def _agent_memory(
     return Result("memory per agent socket", per_agent, "KiB"), sockets
 
 
+async def _close_agents(nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]) -> None:
+    """Close agent sockets and wait until the service has handled every disconnect (so it is idle again)."""
+    gone = 0
+    all_gone = asyncio.Event()
+
+    async def count(msg: Any) -> None:
+        nonlocal gone
+        gone += 1
+        if gone == len(sockets):
+            all_gone.set()
+
+    sub = await nc.subscribe("cobrowse.agent.*.disconnected", cb=count)
+    for ws in sockets:
+        await ws.close()
+    await asyncio.wait_for(all_gone.wait(), timeout=60)
+    await sub.unsubscribe()
+
+
 async def run(env: BenchEnv) -> list[Result]:
     secret = {"SESSION_TOKEN_SECRET": "bench-session-secret-0123456789"}
     base = await env.start_service(
@@ -288,14 +306,21 @@ async def run(env: BenchEnv) -> list[Result]:
             # Sockets first, while the snapshot each dashboard gets is small.
             agent_memory, idle_agents = await _agent_memory(ws_base, http, accounts, pid)
             results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_key, pid)]
-            for ws in idle_agents:
-                await ws.close()
+            await _close_agents(nc, idle_agents)
             # The service alone first, then end to end through the registry.
             results += await _offer_latency(
-                env, ws_base, http, accounts, "js", _from_jetstream(js), "waiting event on JetStream -> offer on socket"
+                env,
+                nc,
+                ws_base,
+                http,
+                accounts,
+                "js",
+                _from_jetstream(js),
+                "waiting event on JetStream -> offer on socket",
             )
             results += await _offer_latency(
                 env,
+                nc,
                 ws_base,
                 http,
                 accounts,
