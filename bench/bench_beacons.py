@@ -29,6 +29,7 @@ SESSIONS = 101  # odd, so that each session sees joins and leaves in turn
 CONNECTIONS = 16
 HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
 LEASE = "reg:outbox:lease"
+ROUNDS = 2
 
 _REQUEST = """
 local sessions = {sessions}
@@ -97,22 +98,31 @@ async def _drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> fl
 async def _measure(
     env: BenchEnv, url: str, sessions: list[CreatedSession], redis: Redis, batch: int
 ) -> dict[str, float]:
-    """Ingest with this process publishing its outbox, then with the lease held elsewhere (ingest only)."""
-    full = await _load(env, url, sessions, batch, env.duration_s)
-    drained = await _drain_s(redis, time.monotonic())
-    # As if another replica held the publishing lease: what a replica that only ingests can take.
-    await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
-    alone = await _load(env, url, sessions, batch, env.duration_s)
-    await redis.delete(LEASE)
-    await _drain_s(redis, time.monotonic())
+    """Ingest with this process publishing its outbox, then with the lease held elsewhere (ingest only).
+
+    The two alternate for ``ROUNDS`` rounds and the best round of each counts, so that noise from other processes
+    on the machine hits both alike.
+    """
+    full: list[tuple[LoadResult, float]] = []
+    alone: list[LoadResult] = []
+    for _ in range(ROUNDS):
+        result = await _load(env, url, sessions, batch, env.duration_s)
+        full.append((result, await _drain_s(redis, time.monotonic())))
+        # As if another replica held the publishing lease: what a replica that only ingests can take.
+        await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
+        alone.append(await _load(env, url, sessions, batch, env.duration_s))
+        await redis.delete(LEASE)
+        await _drain_s(redis, time.monotonic())
+    best, drained = max(full, key=lambda pair: pair[0].rps)
+    best_alone = max(alone, key=lambda r: r.rps)
     return {
-        "events/s": full.rps * batch,
-        "p50": full.p50_ms,
-        "p99": full.p99_ms,
-        "errors": float(full.errors + alone.errors),
+        "events/s": best.rps * batch,
+        "p50": best.p50_ms,
+        "p99": best.p99_ms,
+        "errors": float(sum(r.errors for r, _ in full) + sum(r.errors for r in alone)),
         "drain": drained,
-        "alone events/s": alone.rps * batch,
-        "alone p99": alone.p99_ms,
+        "alone events/s": best_alone.rps * batch,
+        "alone p99": best_alone.p99_ms,
     }
 
 
