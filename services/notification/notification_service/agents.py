@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import WSMsgType, web
@@ -18,41 +17,19 @@ from nats.aio.msg import Msg
 from structlog.contextvars import bound_contextvars
 
 from shared.accounts import Account, Role
-from shared.errors import BadRequest, CobrowseError, Unauthorized
+from shared.errors import BadRequest, CobrowseError
 from shared.keys import NATS, WEBSOCKETS
 from shared.messaging import agent_inbox
 
-from .frames import Auth, Claim, Decline, Ping, Status, parse, send_error
+from .frames import Auth, Claim, Decline, Ping, Status, authenticate_socket, parse, send_error
 from .keys import ACCOUNTS, AGENT_CONNS, DESK, SETTINGS
 from .metrics import AGENT_SOCKETS
 
-__all__ = ["agent_socket", "authenticate_socket"]
+__all__ = ["agent_socket"]
 
 log = structlog.get_logger()
 
-CLOSE_UNAUTHORIZED = 4401
 CLOSE_REPLACED = 4409
-
-
-Check = Callable[[Auth], Awaitable[Account]]
-
-
-async def authenticate_socket(ws: web.WebSocketResponse, timeout_s: float, check: Check) -> Account | None:
-    """Wait for the ``auth`` frame and ``check`` it; on failure send an error frame, close and return ``None``."""
-    try:
-        msg = await ws.receive(timeout=timeout_s)
-        if msg.type != WSMsgType.TEXT:
-            raise BadRequest("expected an auth frame", code="auth_required")
-        frame = parse(msg.data, auth_only=True)
-        if not isinstance(frame, Auth):
-            raise BadRequest("expected an auth frame", code="auth_required")
-        return await check(frame)
-    except TimeoutError:
-        await send_error(ws, Unauthorized("no auth frame in time", code="auth_timeout"))
-    except CobrowseError as exc:
-        await send_error(ws, exc)
-    await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
-    return None
 
 
 async def agent_socket(request: web.Request) -> web.WebSocketResponse:

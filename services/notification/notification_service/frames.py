@@ -1,4 +1,4 @@
-"""Frames that clients send on the agent and dashboard WebSockets, validated at the edge.
+"""Frames that clients send on the agent and dashboard WebSockets, validated at the edge, and the auth frame.
 
 A frame that is not JSON, not an object, of an unknown type or with bad fields is answered with an
 ``error`` frame naming the problem; the socket stays open.
@@ -7,12 +7,14 @@ A frame that is not JSON, not an object, of an unknown type or with bad fields i
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from shared.errors import BadRequest, CobrowseError, ValidationFailed
+from shared.accounts import Account
+from shared.errors import BadRequest, CobrowseError, Unauthorized, ValidationFailed
 from shared.rpc import validation_errors
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "Decline",
     "Ping",
     "Status",
+    "authenticate_socket",
     "error_frame",
     "parse",
     "send_error",
@@ -94,3 +97,26 @@ def error_frame(exc: CobrowseError, **extra: Any) -> dict[str, Any]:
 async def send_error(ws: web.WebSocketResponse, exc: CobrowseError, **extra: Any) -> None:
     if not ws.closed:
         await ws.send_json(error_frame(exc, **extra))
+
+
+CLOSE_UNAUTHORIZED = 4401
+
+Check = Callable[[Auth], Awaitable[Account]]
+
+
+async def authenticate_socket(ws: web.WebSocketResponse, timeout_s: float, check: Check) -> Account | None:
+    """Wait for the ``auth`` frame and ``check`` it; on failure send an error frame, close and return ``None``."""
+    try:
+        msg = await ws.receive(timeout=timeout_s)
+        if msg.type != WSMsgType.TEXT:
+            raise BadRequest("expected an auth frame", code="auth_required")
+        frame = parse(msg.data, auth_only=True)
+        if not isinstance(frame, Auth):
+            raise BadRequest("expected an auth frame", code="auth_required")
+        return await check(frame)
+    except TimeoutError:
+        await send_error(ws, Unauthorized("no auth frame in time", code="auth_timeout"))
+    except CobrowseError as exc:
+        await send_error(ws, exc)
+    await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
+    return None

@@ -189,11 +189,11 @@ class Store:
         deadlines = [score for row in rows for _, score in row]
         return min(deadlines) if deadlines else None
 
-    async def refresh_presence(self, conns: dict[str, str], ttl_s: float) -> None:
-        if not conns:
+    async def refresh_presence(self, agent_ids: set[str], ttl_s: float) -> None:
+        if not agent_ids:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for agent_id in conns:
+            for agent_id in agent_ids:
                 pipe.pexpire(f"{PREFIX}conn:{agent_id}", int(ttl_s * 1000))
             await pipe.execute()
 

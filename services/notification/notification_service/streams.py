@@ -21,9 +21,8 @@ from shared.accounts import Account, Role, bearer_key
 from shared.errors import Unauthorized
 from shared.keys import WEBSOCKETS
 
-from .agents import authenticate_socket
 from .dashboard import Filters, Send, parse_last_id, stream_to
-from .frames import Auth
+from .frames import Auth, authenticate_socket
 from .keys import ACCOUNTS, FANOUT, SETTINGS, SNAPSHOTS, STORE
 from .stats import queue_overview
 

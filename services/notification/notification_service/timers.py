@@ -52,9 +52,7 @@ async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), settings.presence_ttl_s / 3)
         try:
-            await store.refresh_presence(
-                {agent: conn for conn, agent in app[AGENT_CONNS].items()}, settings.presence_ttl_s
-            )
+            await store.refresh_presence(set(app[AGENT_CONNS].values()), settings.presence_ttl_s)
         except Exception:
             log.exception("presence_refresh_failed")
 
