@@ -19,12 +19,11 @@ from shared.accounts import Role
 from shared.errors import NotFound
 from shared.session_tokens import verify_session_token
 
-from .dashboard import Client, Filters
+from .dashboard import SSE_HEADERS, Client, Filters
 from .keys import ACCOUNTS, DESK, FANOUT, SETTINGS, STORE
 
 __all__ = ["cancel_request", "claim_request", "request_events", "request_status"]
 
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 STATUS_MIN_INTERVAL_S = 0.5
 """A busy queue changes many times a second; a customer's stream is recomputed at most this often."""
 

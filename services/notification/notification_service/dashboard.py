@@ -25,11 +25,12 @@ from shared.messaging import STREAM, STREAM_SUBJECTS
 
 from .metrics import DASHBOARD_CLIENTS, DASHBOARD_DROPS
 
-__all__ = ["Client", "Fanout", "Filters", "StreamEvent", "stream_to"]
+__all__ = ["SSE_HEADERS", "Client", "Fanout", "Filters", "StreamEvent", "stream_to"]
 
 log = structlog.get_logger()
 
 REPLAY_IDLE_S = 2.0
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from shared.accounts import Account, Role, bearer_key
-from shared.errors import Unauthorized
+from shared.errors import NotFound, Unauthorized
 from shared.keys import WEBSOCKETS
 
-from .dashboard import Filters, Send, parse_last_id, stream_to
+from .dashboard import SSE_HEADERS, Filters, Send, parse_last_id, stream_to
 from .frames import Auth, authenticate_socket
 from .keys import ACCOUNTS, FANOUT, SETTINGS, SNAPSHOTS, STORE
 from .stats import queue_overview
@@ -37,7 +37,10 @@ async def _account(app: web.Application, api_key: str | None, ticket: str | None
         account_id = await app[STORE].redeem_ticket(ticket)
         if account_id is None:
             raise Unauthorized("unknown, used or expired ticket", code="invalid_ticket")
-        account = await accounts.get(account_id)
+        try:
+            account = await accounts.get(account_id)
+        except NotFound as exc:
+            raise Unauthorized("account is gone", code="invalid_ticket") from exc
         if account.disabled:
             raise Unauthorized("account is disabled", code="account_disabled")
     else:
@@ -72,12 +75,10 @@ async def issue_ticket(request: web.Request) -> web.Response:
 
 async def event_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
-    account = await _account(app, bearer_key(request), request.query.get("ticket"))
     last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
     filters = Filters.from_query(request.query)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    account = await _account(app, bearer_key(request), request.query.get("ticket"))  # spends a ticket: last
+    response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
 
     async def send(frame: str, event_id: int | None) -> None:
