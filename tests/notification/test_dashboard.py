@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from notification_service.keys import FANOUT
@@ -193,3 +194,16 @@ async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, ac
     assert (frame["kind"], frame["event"]["type"], frame["event"]["session_id"]) == ("queue", "queued", sid)
     refused = await client.get("/ws/dashboard", headers={"Authorization": "Bearer cbk_nope"})
     assert refused.status == 401
+
+
+async def test_queue_gauges_reach_prometheus(replica, session, events):
+    client = await replica(metrics_refresh_s=0.05)
+    sid = new_session_id()
+    await session(sid, WAITING, CREATED, queue="gauged")
+    await events.expect("queued", session_id=sid)
+    async with asyncio.timeout(3):
+        while True:  # the gauges are refreshed in the background; each scrape is a fresh look
+            text = await (await client.get("/metrics")).text()
+            if 'notify_queue_waiting{queue="gauged"} 1.0' in text:
+                break
+    assert 'notify_queue_agents{queue="gauged",status="available"} 0.0' in text

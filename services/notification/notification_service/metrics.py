@@ -1,10 +1,17 @@
-"""Prometheus metrics of this replica (served by ``/metrics``); fleet-wide numbers come from ``GET /stats``."""
+"""Prometheus metrics (``/metrics``).
+
+Counters and histograms count what this replica did (sum them over replicas). The ``notify_queue_*`` gauges are
+fleet-wide, read from Redis every ``NOTIFY_METRICS_REFRESH_S`` by each replica (so take ``max`` over replicas).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "QUEUE_AGENTS",
+    "QUEUE_LONGEST_WAIT",
+    "QUEUE_WAITING",
     "AGENT_SOCKETS",
     "CLAIMS",
     "DASHBOARD_CLIENTS",
@@ -26,3 +33,6 @@ WAIT_SECONDS = Histogram(
 AGENT_SOCKETS = Gauge("notify_agent_sockets", "Agent WebSockets open on this replica")
 DASHBOARD_CLIENTS = Gauge("notify_dashboard_clients", "Dashboard streams open on this replica")
 DASHBOARD_DROPS = Counter("notify_dashboard_drops_total", "Dashboard clients dropped", ["reason"])
+QUEUE_WAITING = Gauge("notify_queue_waiting", "Requests waiting in the queue (fleet-wide)", ["queue"])
+QUEUE_LONGEST_WAIT = Gauge("notify_queue_longest_wait_seconds", "Longest current wait in the queue", ["queue"])
+QUEUE_AGENTS = Gauge("notify_queue_agents", "Agents serving the queue, by status", ["queue", "status"])

@@ -65,6 +65,8 @@ class Settings(ServiceSettings):
     """Durable JetStream consumer shared by all replicas."""
     consumer_concurrency: int = Field(64, ge=1)
     """Session events a replica handles at once."""
+    metrics_refresh_s: float = Field(5.0, gt=0)
+    """How often the fleet-wide ``notify_queue_*`` gauges are read from Redis."""
     max_frame_bytes: int = Field(65536, ge=1024)
 
     def mode(self, queue: str) -> Mode:

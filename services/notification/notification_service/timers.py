@@ -1,4 +1,4 @@
-"""Background loops of a replica: shared timers (offer timeouts, escalations) and agent presence.
+"""Background loops of a replica: shared timers (offer timeouts, escalations), agent presence, queue gauges.
 
 Timers live in Redis sorted sets; each replica leases due ones with one script, so each fires once, and a
 lease that is not finished (the replica died) comes due again for another replica.
@@ -15,6 +15,8 @@ import structlog
 from aiohttp import web
 
 from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
+from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
+from .stats import queue_overview
 
 __all__ = ["background_loops"]
 
@@ -57,9 +59,25 @@ async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
             log.exception("presence_refresh_failed")
 
 
+async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
+    settings, store = app[SETTINGS], app[STORE]
+    while not stopping.is_set():
+        try:
+            for row in await queue_overview(store, settings):
+                QUEUE_WAITING.labels(row["queue"]).set(row["waiting"])
+                QUEUE_LONGEST_WAIT.labels(row["queue"]).set(row["longest_wait_s"])
+                for status, count in row["agents"].items():
+                    QUEUE_AGENTS.labels(row["queue"], status).set(count)
+        except Exception:
+            log.exception("queue_gauges_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.metrics_refresh_s)
+
+
 async def background_loops(app: web.Application) -> AsyncIterator[None]:
     stopping = asyncio.Event()
-    tasks = [asyncio.create_task(_timer_loop(app, stopping)), asyncio.create_task(_presence_loop(app, stopping))]
+    loops = (_timer_loop, _presence_loop, _gauge_loop)
+    tasks = [asyncio.create_task(loop(app, stopping)) for loop in loops]
     yield
     # A flag as well as cancel(): a client library that swallows a CancelledError must not keep a loop alive.
     stopping.set()
