@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 sources := services shared devstack tests bench
 
-.PHONY: install up test lint format typecheck mypy testcov bench demo browser-deps all clean
+.PHONY: install up test lint format typecheck mypy testcov bench demo browser-deps screenshots all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ browser-deps:
 
 test: install browser-deps
 	$(BIN)/pytest
+
+# Refresh docs/screenshots/ (shown in the README) from the end-to-end test of the whole desk flow.
+screenshots: install browser-deps
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_desk_flow.py
 
 testcov: install browser-deps
 	$(BIN)/pytest --cov=services --cov=shared --cov-report=term-missing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,12 @@ from devstack.stack import Stack
 from tests.browser.chromium import launch_chromium
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
 
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+# `make screenshots` refreshes the README's pictures; other runs keep the work tree clean.
+SCREENSHOTS = (
+    Path(__file__).parents[2] / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "cobrowse-desk-screenshots"
+)
 
 STACK_ENV = {
     "ZOOM_SDK_KEY": TEST_SDK_KEY,
