@@ -159,3 +159,20 @@ async def test_status_stream_follows_the_request_until_it_is_claimed(replica, ag
     final = await next_status()
     assert final["state"] == "claimed" and final["position"] is None
     assert (await response.content.read()).strip() == b""  # the stream ended
+
+
+async def test_last_agent_going_away_announces_no_agents(replica, agent, session, events, token_service):
+    client = await replica(offer_timeout_s=10.0)
+    alice = await agent(client, "alice")
+    await alice.available(queues=["solo"])
+    busy, waiting = new_session_id(), new_session_id()
+    await session(busy, WAITING, CREATED, queue="solo")
+    await alice.expect("offer", session_id=busy)
+    await alice.send({"type": "claim", "session_id": busy})
+    await alice.expect("claimed")
+    await session(waiting, WAITING, CREATED, queue="solo")  # alice is at capacity: it just waits
+    await events.expect("queued", session_id=waiting)
+
+    await alice.send({"type": "status", "status": "away", "queues": ["solo"]})
+    await events.expect("no_agents", queue="solo")
+    assert (await _status(client, waiting))["no_agents"] is True

@@ -216,8 +216,8 @@ class Desk:
         for item in withdrawn:
             await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": "withdrawn"})
         await self.publish_agent("status", agent_id, status, queues, capacity=capacity)
-        affected = {w.queue for w in withdrawn if w.queue}
-        return sorted(affected | set(queues) if status == "available" else affected)
+        # Every queue the agent serves is looked at again: as well as new offers, "nobody serves it" may change.
+        return sorted({w.queue for w in withdrawn if w.queue} | set(queues))
 
     async def dispatch_all(self, queues: Iterable[str]) -> None:
         for queue in queues:
@@ -233,7 +233,9 @@ class Desk:
 
     async def disconnected(self, agent_id: str, conn_id: str) -> None:
         withdrawn = await self.store.gone(agent_id, conn_id)
-        await self._moved_on(withdrawn)  # the agent's offers move on first; events can wait
+        # The agent's offers move on first (events can wait); its queues may now have nobody serving them.
+        queues = {w.queue for w in withdrawn if w.queue} | set(await self.store.agent_queues(agent_id))
+        await self.dispatch_all(sorted(queues))
         await self.publish_agent("disconnected", agent_id)
 
     # ------------------------------------------------------------------------------------ timers
