@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
+import aiohttp
+import pytest
+
+from devstack.servers import free_port
 from shared.messaging import SessionState
 
-from .conftest import new_session_id
+from .conftest import SESSION_SECRET, new_session_id
 
 WAITING = SessionState.WAITING
 
@@ -118,3 +125,60 @@ async def test_offer_timeout_fires_once_with_two_replicas(replica, agent, sessio
     later = [events.queue.get_nowait() for _ in range(events.queue.qsize())]
     assert not [e for e in later if e["type"] == "offer_timeout"]
     assert [f["reason"] for f in await alice.sync() if f["type"] == "offer_revoked"] == ["timeout"]
+
+
+@pytest.fixture(name="process_replica")
+async def _process_replica(redis_url, nats_url):
+    """A replica in its own process, so a test can kill it outright (SIGKILL: no shutdown code runs)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "NATS_URL": nats_url,
+        "SESSION_TOKEN_SECRET": SESSION_SECRET,
+        "NOTIFY_PORT": str(port),
+        "NOTIFY_OFFER_TIMEOUT_S": "1.0",
+        "NOTIFY_PRESENCE_TTL_S": "0.6",
+        "NOTIFY_TIMER_POLL_S": "0.05",
+        "LOG_LEVEL": "WARNING",
+        "LOG_JSON": "true",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "notification_service", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        async with asyncio.timeout(15):
+            while True:  # a child process's port: there is no event to await
+                try:
+                    async with http.get(url + "/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+    yield url, process
+    if process.returncode is None:
+        process.kill()
+    await process.wait()
+
+
+async def test_replica_killed_mid_offer_loses_no_request(replica, agent, account, session, process_replica):
+    url, process = process_replica
+    two = await replica(offer_timeout_s=1.0, presence_ttl_s=0.6)
+    _, alice_key = await account("alice")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url.replace("http", "ws") + "/ws/agent")
+        await ws.send_json({"type": "auth", "api_key": alice_key})
+        assert (await ws.receive_json())["type"] == "ready"
+        await ws.send_json({"type": "status", "status": "available", "queues": ["support"]})
+        assert (await ws.receive_json())["type"] == "status"
+        bob = await agent(two, "bob")
+        await bob.available()
+        sid = new_session_id()
+        await session(sid, WAITING, SessionState.CREATED)
+        offer = await ws.receive_json()
+        assert offer["type"] == "offer" and offer["session_id"] == sid  # alice, idle longer, has it
+
+        process.kill()  # no goodbye: her socket, presence refresh and timers on that replica just stop
+        # The surviving replica fires the shared offer timer and the request moves on to bob.
+        await bob.expect("offer", session_id=sid, within=5.0)
