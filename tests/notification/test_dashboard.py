@@ -168,7 +168,9 @@ async def test_stats_count_the_day(replica, agent, account, session, events, tok
 
     response = await client.get("/stats", headers=await _supervisor(account))
     assert response.status == 200
-    support = {q["queue"]: q for q in (await response.json())["queues"]}["support"]
+    body = await response.json()
+    assert body["since"] == "00:00 UTC"
+    support = {q["queue"]: q for q in body["queues"]}["support"]
     assert support["waiting"] == 0
     assert support["agents"] == {"available": 0, "busy": 1, "away": 0, "offline": 0}
     assert support["today"]["offered"] == 1 and support["today"]["claimed"] == 1

@@ -28,7 +28,7 @@ __all__ = ["create_app"]
 
 async def _components(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[STORE] = Store(app[REDIS], retention_s=settings.request_retention_s)
+    app[STORE] = Store(app[REDIS], retention_s=settings.request_retention_s, stats_timezone=settings.stats_zone())
     app[ACCOUNTS] = AccountStore(app[REDIS])
     app[DESK] = Desk(settings, app[STORE], app[NATS], app[JETSTREAM])
     fanout = Fanout(app[JETSTREAM], settings.dashboard_buffer)

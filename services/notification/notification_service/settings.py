@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -20,6 +22,11 @@ class Mode(StrEnum):
 class Overflow(StrEnum):
     PRIORITY = "priority"  # raise the request's priority in its queue
     MOVE = "move"  # move the request to the overflow queue
+
+
+def _zone(name: str) -> tzinfo:
+    # UTC needs no time zone database (slim images may have none).
+    return UTC if name == "UTC" else ZoneInfo(name)
 
 
 class Settings(ServiceSettings):
@@ -65,9 +72,23 @@ class Settings(ServiceSettings):
     """Durable JetStream consumer shared by all replicas."""
     consumer_concurrency: int = Field(64, ge=1)
     """Session events a replica handles at once."""
+    stats_timezone: str = "UTC"
+    """IANA time zone whose midnight starts the day of ``GET /stats``, e.g. ``Europe/Berlin``."""
     metrics_refresh_s: float = Field(5.0, gt=0)
     """How often the fleet-wide ``notify_queue_*`` gauges are read from Redis."""
     max_frame_bytes: int = Field(65536, ge=1024)
+
+    @field_validator("stats_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            _zone(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def stats_zone(self) -> tzinfo:
+        return _zone(self.stats_timezone)
 
     def mode(self, queue: str) -> Mode:
         return self.queue_modes.get(queue, self.default_mode)

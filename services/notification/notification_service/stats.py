@@ -70,4 +70,5 @@ async def stats_handler(request: web.Request) -> web.Response:
             "wait_p99_s": percentile(waits, 99),
             "wait_mean_s": round(statistics.fmean(waits), 3) if waits else None,
         }
-    return web.json_response({"at": time.time(), "since": "00:00 UTC", "queues": queues})
+    since = f"00:00 {request.app[SETTINGS].stats_timezone}"
+    return web.json_response({"at": time.time(), "day": store.today(), "since": since, "queues": queues})

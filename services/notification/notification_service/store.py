@@ -28,7 +28,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 from importlib import resources
 from typing import Any, cast
 
@@ -99,19 +99,20 @@ def dispatched(flat: list[Any]) -> Dispatched:
     return Dispatched(flat[0], int(flat[1]), shown)
 
 
-def today() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d")
-
-
 class Store:
-    def __init__(self, redis: Redis, *, retention_s: int) -> None:
+    def __init__(self, redis: Redis, *, retention_s: int, stats_timezone: tzinfo) -> None:
         self.redis = redis
         self._retention = retention_s
+        self._timezone = stats_timezone
         prelude = resources.files(__package__).joinpath("lua/common.lua").read_text()
         self._scripts: dict[str, AsyncScript] = {}
         for name in SCRIPTS:
             body = resources.files(__package__).joinpath(f"lua/{name}.lua").read_text()
             self._scripts[name] = redis.register_script(prelude + body)
+
+    def today(self) -> str:
+        """The statistics day: counters start again at midnight in ``stats_timezone``."""
+        return datetime.now(self._timezone).strftime("%Y%m%d")
 
     async def _run(self, name: str, *args: str | int | float) -> list[Any]:
         result = await self._scripts[name](args=[PREFIX, repr(time.time()), self._retention, *args])
@@ -136,12 +137,12 @@ class Store:
             max_wait_s,
             mode,
             offer_timeout_s,
-            today(),
+            self.today(),
             STATS_TTL_S,
         )
 
     async def dispatch(self, queue: str, mode: str, offer_timeout_s: float, only: str = "") -> Dispatched:
-        return dispatched(await self._run("dispatch", queue, mode, offer_timeout_s, only, today(), STATS_TTL_S))
+        return dispatched(await self._run("dispatch", queue, mode, offer_timeout_s, only, self.today(), STATS_TTL_S))
 
     async def claim(self, session_id: str, agent_id: str) -> ClaimResult:
         flat = await self._run("claim", session_id, agent_id)
@@ -272,7 +273,7 @@ class Store:
     # ------------------------------------------------------------------------------------ statistics
 
     async def count(self, queue: str, field: str, waited_s: float | None = None) -> None:
-        day = today()
+        day = self.today()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(f"{PREFIX}stats:{day}:{queue}", field, 1)
             pipe.expire(f"{PREFIX}stats:{day}:{queue}", STATS_TTL_S)
@@ -285,7 +286,7 @@ class Store:
             await pipe.execute()
 
     async def day_stats(self, queue: str) -> tuple[dict[str, int], list[float]]:
-        day = today()
+        day = self.today()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(f"{PREFIX}stats:{day}:{queue}")
             pipe.lrange(f"{PREFIX}waited:{day}:{queue}", 0, -1)
