@@ -107,3 +107,22 @@ async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, agent, s
     await bob.expect("offer", session_id=sid)
     await session(sid, SessionState.ENDED, WAITING)
     await bob.expect("offer_revoked", session_id=sid, reason="ended")
+
+
+async def test_reconnecting_agent_finds_its_claimed_sessions_in_ready(replica, agent, account, session, token_service):
+    client = await replica()
+    agent_id, api_key = await account("alice")
+    alice = await agent(client, api_key=api_key, agent_id=agent_id)
+    await alice.available()
+    sid = new_session_id()
+    await session(sid, WAITING, SessionState.CREATED, pin="BACK42")
+    await alice.expect("offer", session_id=sid)
+    await alice.send({"type": "claim", "session_id": sid})
+    await alice.expect("claimed")
+    await alice.ws.close()
+
+    ws = await client.ws_connect("/ws/agent")
+    await ws.send_json({"type": "auth", "api_key": api_key})
+    ready = await ws.receive_json()
+    assert ready["status"] == "available" and ready["queues"] == ["support"]
+    assert ready["sessions"] == [{"session_id": sid, "queue": "support", "pin": "BACK42"}]

@@ -22,7 +22,7 @@ from shared.keys import NATS, WEBSOCKETS
 from shared.messaging import agent_inbox
 
 from .frames import Auth, Claim, Decline, Ping, Status, authenticate_socket, parse, send_error
-from .keys import ACCOUNTS, AGENT_CONNS, DESK, SETTINGS
+from .keys import ACCOUNTS, AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import AGENT_SOCKETS
 
 __all__ = ["agent_socket"]
@@ -85,6 +85,7 @@ async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Accou
                 "status": state["status"],
                 "queues": state["queues"],
                 "capacity": state["capacity"],
+                "sessions": await app[STORE].claimed(account.id),
                 "offer_timeout_s": settings.offer_timeout_s,
                 "heartbeat_s": settings.heartbeat_s,
             }

@@ -245,6 +245,15 @@ class Store:
                 )
         return out
 
+    async def claimed(self, agent_id: str) -> list[dict[str, str]]:
+        """The live sessions an agent claimed (what its console shows again after a reload)."""
+        sids = sorted(cast(set[str], await self.redis.smembers(f"{PREFIX}asessions:{agent_id}")))
+        return [
+            {"session_id": r["session_id"], "queue": r["queue"], "pin": r.get("pin", "")}
+            for r in await self._hashes("req", sids)
+            if r.get("state") == "claimed"
+        ]
+
     async def agent_queues(self, agent_id: str) -> list[str]:
         queues = cast(str | None, await self.redis.hget(f"{PREFIX}agent:{agent_id}", "queues"))
         return [q for q in (queues or "").split(",") if q]
