@@ -3,16 +3,17 @@
 The scripts in ``store.py`` write each event to ``reg:outbox`` in the same step as the change, so an accepted
 beacon survives NATS being down and the registry being restarted. One replica at a time holds the publishing
 lease (so JetStream receives events in outbox order); it publishes a batch, waits for JetStream's ack, and deletes
-the entries that JetStream stored. A batch goes out as one JetStream atomic batch (one ack for all; nats-server
-2.12+), or message by message with an ack each where the server cannot, or when the batch repeats events an
-unconfirmed attempt already stored. A crash between the ack and the delete republishes them, and JetStream drops
-the copy by ``Nats-Msg-Id`` within its duplicate window.
+the entries that JetStream stored. A large batch goes out as one JetStream atomic batch (one ack for all;
+nats-server 2.12+); a small one, one the server cannot take atomically, or one that repeats events an unconfirmed
+attempt already stored goes message by message with an ack each. A crash between the ack and the delete
+republishes them, and JetStream drops the copy by ``Nats-Msg-Id`` within its duplicate window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import cast
@@ -53,6 +54,9 @@ return 0
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQUENCE = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
+# An atomic batch saves us ~20 µs of CPU per event but has a fixed cost on the server; a handful of events gains
+# nothing from it and goes message by message.
+ATOMIC_MIN = 8
 ERR_ATOMIC_DISABLED = 10174
 ERR_BATCH_DUPLICATE = 10201
 
@@ -77,9 +81,18 @@ class OutboxPublisher:
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
         self._written = store.outbox_written
+        self._renew_at = 0.0
+        self._gauge_at = 0.0
 
     async def holds_lease(self) -> bool:
-        return bool(await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]))
+        """Take or renew the publishing lease; renewed a third of its lifetime before it would lapse."""
+        now = time.monotonic()
+        if now < self._renew_at:
+            return True
+        if await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]):
+            self._renew_at = now + self._settings.outbox_lease_s / 3
+            return True
+        return False
 
     async def release(self) -> None:
         """Hand the lease over at once (at shutdown); if Redis is gone the lease simply expires."""
@@ -98,14 +111,16 @@ class OutboxPublisher:
         if not entries:
             OUTBOX_PENDING.set(0)
             return 0
-        if self._atomic and await self._publish_atomic(entries):
+        if self._atomic and len(entries) >= ATOMIC_MIN and await self._publish_atomic(entries):
             stored = [entry_id for entry_id, _ in entries]
         else:
             stored = await self._publish_each(entries)
         if stored:
             await self._redis.xdel(self._key, *stored)
             EVENTS_PUBLISHED.inc(len(stored))
-        OUTBOX_PENDING.set(await self._redis.xlen(self._key))
+        if time.monotonic() >= self._gauge_at:
+            self._gauge_at = time.monotonic() + 1.0
+            OUTBOX_PENDING.set(await self._redis.xlen(self._key))
         if len(stored) < len(entries):
             raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
         return len(stored)
@@ -182,8 +197,10 @@ class OutboxPublisher:
                 if not await self.holds_lease():
                     await asyncio.sleep(lease_s / 2)
                     continue
-                if await self.publish_batch() == 0:
+                if await self.publish_batch() < self._settings.outbox_batch:
+                    # Caught up: wait for more, then let a burst gather into one batch.
                     await self.wait_for_entries(self._settings.outbox_poll_interval_s)
+                    await asyncio.sleep(self._settings.outbox_linger_s)
                 delay = 0.05
             except Exception as exc:
                 raise_if_cancelled(exc)
