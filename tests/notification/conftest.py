@@ -258,3 +258,29 @@ async def _events(nc: nats.aio.client.Client) -> AsyncIterator[Events]:
     yield events
     await sub.unsubscribe()
     await agents.unsubscribe()
+
+
+@pytest.fixture(name="available")
+def _available(agent: Callable[..., Awaitable[AgentSocket]]) -> Callable[..., Awaitable[AgentSocket]]:
+    """An agent socket that has said it is available (default queue ``support``, capacity 1)."""
+
+    async def connect(
+        client: Client, name: str, queues: list[str] | None = None, capacity: int = 1, **options: Any
+    ) -> AgentSocket:
+        sock = await agent(client, name, **options)
+        await sock.available(queues, capacity)
+        return sock
+
+    return connect
+
+
+@pytest.fixture(name="waiting")
+def _waiting(session: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[str]]:
+    """Publish a new session that starts waiting for an agent; returns its id."""
+
+    async def publish(**fields: Any) -> str:
+        session_id = new_session_id()
+        await session(session_id, SessionState.WAITING, SessionState.CREATED, **fields)
+        return session_id
+
+    return publish

@@ -48,12 +48,10 @@ async def test_status_needs_the_sessions_own_token(replica, session, events):
     assert missing.status == 404
 
 
-async def test_cancel_takes_request_out_and_tells_agents(replica, agent, session, events):
+async def test_cancel_takes_request_out_and_tells_agents(replica, events, available, waiting):
     client = await replica(offer_timeout_s=10.0)
-    alice = await agent(client, "alice")
-    await alice.available()
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED)
+    alice = await available(client, "alice")
+    sid = await waiting()
     await alice.expect("offer", session_id=sid)
 
     response = await client.delete(f"/api/requests/{sid}", headers={"X-Session-Token": session_token(sid)})
@@ -66,10 +64,9 @@ async def test_cancel_takes_request_out_and_tells_agents(replica, agent, session
     assert again.status == 200  # cancelling twice is harmless
 
 
-async def test_session_ending_or_joined_elsewhere_revokes_offer(replica, agent, session, events):
+async def test_session_ending_or_joined_elsewhere_revokes_offer(replica, session, events, available):
     client = await replica(offer_timeout_s=10.0)
-    alice = await agent(client, "alice")
-    await alice.available(capacity=2)
+    alice = await available(client, "alice", capacity=2)
     ended, joined = new_session_id(), new_session_id()
     await session(ended, WAITING, CREATED)
     await session(joined, WAITING, CREATED)
@@ -83,12 +80,10 @@ async def test_session_ending_or_joined_elsewhere_revokes_offer(replica, agent, 
     assert (await _status(client, joined))["state"] == "joined"
 
 
-async def test_overdue_request_moves_to_overflow_queue(replica, agent, session, events):
+async def test_overdue_request_moves_to_overflow_queue(replica, events, available, waiting):
     client = await replica(max_wait_s=0.2, overflow_action="move", overflow_queue="overflow")
-    helper = await agent(client, "overflow-helper")
-    await helper.available(queues=["overflow"])
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED)
+    helper = await available(client, "overflow-helper", queues=["overflow"])
+    sid = await waiting()
 
     escalated = await events.expect("escalated", session_id=sid)
     assert escalated["queue"] == "support"
@@ -99,39 +94,37 @@ async def test_overdue_request_moves_to_overflow_queue(replica, agent, session, 
     assert body["queue"] == "overflow" and body["escalated"] is True
 
 
-async def test_overdue_request_is_reprioritised(replica, session, events):
+async def test_overdue_request_is_reprioritised(replica, events, waiting):
     client = await replica(queue_max_wait_s={"support": 0.2}, overflow_priority_boost=7)
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED, priority=1)
+    sid = await waiting(priority=1)
     escalated = await events.expect("escalated", session_id=sid)
     assert escalated["data"] == {"action": "priority", "to_queue": "support", "priority": 8}
     body = await _status(client, sid)
     assert (body["priority"], body["escalated"], body["queue"]) == (8, True, "support")
 
 
-async def test_queue_without_agents_is_announced_and_then_served(replica, agent, session, events):
+async def test_queue_without_agents_is_announced_and_then_served(replica, events, available, waiting):
     client = await replica()
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED, queue="billing")
+    sid = await waiting(queue="billing")
     await events.expect("no_agents", queue="billing")
     assert (await _status(client, sid))["no_agents"] is True
 
-    alice = await agent(client, "alice")
-    await alice.available(queues=["billing"])
+    alice = await available(client, "alice", queues=["billing"])
     await events.expect("agents_available", queue="billing")
     await alice.expect("offer", session_id=sid)
     assert (await _status(client, sid))["agents_available"] == 1
 
 
-async def test_session_with_unusable_queue_name_waits_in_default_queue(replica, session, events):
+async def test_session_with_unusable_queue_name_waits_in_default_queue(replica, events, waiting):
     client = await replica()
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED, queue="not a.subject>")
+    sid = await waiting(queue="not a.subject>")
     await events.expect("queued", session_id=sid, queue="support")
     assert (await _status(client, sid))["queue"] == "support"
 
 
-async def test_status_stream_follows_the_request_until_it_is_claimed(replica, agent, session, events, token_service):
+async def test_status_stream_follows_the_request_until_it_is_claimed(
+    replica, session, events, token_service, available
+):
     client = await replica(offer_timeout_s=10.0)
     first, second = new_session_id(), new_session_id()
     await session(first, WAITING, CREATED)
@@ -151,8 +144,7 @@ async def test_status_stream_follows_the_request_until_it_is_claimed(replica, ag
     await session(first, SessionState.ENDED, WAITING)  # the customer ahead leaves
     assert (await next_status())["position"] == 1
 
-    alice = await agent(client, "alice")
-    await alice.available()
+    alice = await available(client, "alice")
     await alice.expect("offer", session_id=second)
     await alice.send({"type": "claim", "session_id": second})
     await alice.expect("claimed")
@@ -161,10 +153,9 @@ async def test_status_stream_follows_the_request_until_it_is_claimed(replica, ag
     assert (await response.content.read()).strip() == b""  # the stream ended
 
 
-async def test_last_agent_going_away_announces_no_agents(replica, agent, session, events, token_service):
+async def test_last_agent_going_away_announces_no_agents(replica, session, events, token_service, available):
     client = await replica(offer_timeout_s=10.0)
-    alice = await agent(client, "alice")
-    await alice.available(queues=["solo"])
+    alice = await available(client, "alice", queues=["solo"])
     busy, waiting = new_session_id(), new_session_id()
     await session(busy, WAITING, CREATED, queue="solo")
     await alice.expect("offer", session_id=busy)

@@ -47,10 +47,9 @@ async def _last_seq(nc) -> int:
     return (await nc.jetstream().stream_info(STREAM)).state.last_seq
 
 
-async def test_new_client_gets_snapshot_then_live_events(replica, account, session, events):
+async def test_new_client_gets_snapshot_then_live_events(replica, account, session, events, waiting):
     client = await replica()
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED)
+    sid = await waiting()
     await events.expect("no_agents")
     headers = await _supervisor(account)
 
@@ -155,12 +154,10 @@ async def test_streams_are_for_supervisors(replica, account):
     assert bad.status in (400, 401)
 
 
-async def test_stats_count_the_day(replica, agent, account, session, events, token_service):
+async def test_stats_count_the_day(replica, account, events, token_service, available, waiting):
     client = await replica(offer_timeout_s=10.0)
-    alice = await agent(client, "alice")
-    await alice.available()
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED)
+    alice = await available(client, "alice")
+    sid = await waiting()
     await alice.expect("offer", session_id=sid)
     await alice.send({"type": "claim", "session_id": sid})
     await alice.expect("claimed")
@@ -178,7 +175,7 @@ async def test_stats_count_the_day(replica, agent, account, session, events, tok
     assert (await client.get("/stats")).status == 401
 
 
-async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, account, session, events):
+async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, account, events, waiting):
     client = await replica()
     headers = await _supervisor(account)
     by_header = await client.ws_connect("/ws/dashboard", headers=headers)
@@ -189,8 +186,7 @@ async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, ac
     await by_frame.send_str("hello")
     assert (await by_frame.receive_json())["code"] == "read_only"
 
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED)
+    sid = await waiting()
     assert (await by_header.receive_json())["kind"] == "session"
     frame = await by_frame.receive_json()
     assert (frame["kind"], frame["event"]["type"], frame["event"]["session_id"]) == ("queue", "queued", sid)
@@ -198,10 +194,9 @@ async def test_dashboard_websocket_takes_bearer_header_or_auth_frame(replica, ac
     assert refused.status == 401
 
 
-async def test_queue_gauges_reach_prometheus(replica, session, events):
+async def test_queue_gauges_reach_prometheus(replica, events, waiting):
     client = await replica(metrics_refresh_s=0.05)
-    sid = new_session_id()
-    await session(sid, WAITING, CREATED, queue="gauged")
+    sid = await waiting(queue="gauged")
     await events.expect("queued", session_id=sid)
     async with asyncio.timeout(3):
         while True:  # the gauges are refreshed in the background; each scrape is a fresh look

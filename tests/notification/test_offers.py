@@ -9,12 +9,10 @@ from .conftest import new_session_id
 WAITING = SessionState.WAITING
 
 
-async def test_waiting_session_is_offered_and_claimed_with_pin_and_token(replica, agent, session, token_service):
+async def test_waiting_session_is_offered_and_claimed_with_pin_and_token(replica, token_service, available, waiting):
     client = await replica()
-    alice = await agent(client, "alice")
-    await alice.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED, pin="PIN777")
+    alice = await available(client, "alice")
+    sid = await waiting(pin="PIN777")
 
     offer = await alice.expect("offer", session_id=sid)
     assert offer["queue"] == "support" and offer["mode"] == "offer"
@@ -28,14 +26,12 @@ async def test_waiting_session_is_offered_and_claimed_with_pin_and_token(replica
     assert token_service[0].pin == "PIN777" and token_service[0].account_id == alice.agent_id
 
 
-async def test_unanswered_offer_times_out_sets_agent_away_and_moves_on(replica, agent, session):
+async def test_unanswered_offer_times_out_sets_agent_away_and_moves_on(replica, agent, available, waiting):
     client = await replica()
-    alice = await agent(client, "alice")
-    await alice.available()
+    alice = await available(client, "alice")
     bob = await agent(client, "bob")
     await bob.available()  # alice has been idle longer: she is offered first
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    sid = await waiting()
 
     await alice.expect("offer", session_id=sid)
     revoked = await alice.expect("offer_revoked", session_id=sid)
@@ -45,14 +41,11 @@ async def test_unanswered_offer_times_out_sets_agent_away_and_moves_on(replica, 
     await bob.expect("offer", session_id=sid)
 
 
-async def test_declined_offer_goes_to_the_next_agent_and_never_back(replica, agent, session, token_service):
+async def test_declined_offer_goes_to_the_next_agent_and_never_back(replica, token_service, available, waiting):
     client = await replica(offer_timeout_s=5.0)
-    alice = await agent(client, "alice")
-    await alice.available()
-    bob = await agent(client, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    alice = await available(client, "alice")
+    bob = await available(client, "bob")
+    sid = await waiting()
 
     await alice.expect("offer", session_id=sid)
     await alice.send({"type": "decline", "session_id": sid})
@@ -64,10 +57,9 @@ async def test_declined_offer_goes_to_the_next_agent_and_never_back(replica, age
     assert error["code"] == "not_offered"
 
 
-async def test_capacity_limits_concurrent_offers_and_claims(replica, agent, session, token_service):
+async def test_capacity_limits_concurrent_offers_and_claims(replica, session, token_service, available):
     client = await replica(offer_timeout_s=5.0)
-    alice = await agent(client, "alice")
-    await alice.available(capacity=2)
+    alice = await available(client, "alice", capacity=2)
     first, second, third = new_session_id(), new_session_id(), new_session_id()
     for sid in (first, second):
         await session(sid, WAITING, SessionState.CREATED)
@@ -81,41 +73,34 @@ async def test_capacity_limits_concurrent_offers_and_claims(replica, agent, sess
     await alice.expect("offer", session_id=third)
 
 
-async def test_dropped_agent_offer_moves_on_at_once(replica, agent, session):
+async def test_dropped_agent_offer_moves_on_at_once(replica, available, waiting):
     client = await replica(offer_timeout_s=30.0)
-    alice = await agent(client, "alice")
-    await alice.available()
-    bob = await agent(client, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    alice = await available(client, "alice")
+    bob = await available(client, "bob")
+    sid = await waiting()
 
     await alice.expect("offer", session_id=sid)
     await alice.ws.close()
     await bob.expect("offer", session_id=sid, within=5.0)  # far sooner than the 30 s offer timeout
 
 
-async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, agent, session):
+async def test_half_open_agent_socket_is_detected_by_heartbeat(replica, session, available, waiting):
     client = await replica(offer_timeout_s=30.0, heartbeat_s=0.3)
-    alice = await agent(client, "alice", autoping=False)  # never answers pings, like a dead network path
-    await alice.available()
-    bob = await agent(client, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    await available(client, "alice", autoping=False)  # never answers pings, like a dead network path
+    bob = await available(client, "bob")
+    sid = await waiting()
 
     await bob.expect("offer", session_id=sid)
     await session(sid, SessionState.ENDED, WAITING)
     await bob.expect("offer_revoked", session_id=sid, reason="ended")
 
 
-async def test_reconnecting_agent_finds_its_claimed_sessions_in_ready(replica, agent, account, session, token_service):
+async def test_reconnecting_agent_finds_its_claimed_sessions_in_ready(replica, agent, account, token_service, waiting):
     client = await replica()
     agent_id, api_key = await account("alice")
     alice = await agent(client, api_key=api_key, agent_id=agent_id)
     await alice.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED, pin="BACK42")
+    sid = await waiting(pin="BACK42")
     await alice.expect("offer", session_id=sid)
     await alice.send({"type": "claim", "session_id": sid})
     await alice.expect("claimed")

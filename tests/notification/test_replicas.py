@@ -18,14 +18,13 @@ from .conftest import SESSION_SECRET, new_session_id
 WAITING = SessionState.WAITING
 
 
-async def test_broadcast_simultaneous_claims_have_exactly_one_winner(replica, agent, session, token_service):
+async def test_broadcast_simultaneous_claims_have_exactly_one_winner(replica, agent, token_service, waiting):
     one = await replica(default_mode="broadcast")
     two = await replica(default_mode="broadcast")
     agents = [await agent(one, f"one-{i}") for i in range(3)] + [await agent(two, f"two-{i}") for i in range(3)]
     for sock in agents:
         await sock.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    sid = await waiting()
     for sock in agents:
         offer = await sock.expect("offer", session_id=sid)
         assert offer["mode"] == "broadcast" and offer["expires_in_s"] is None
@@ -39,15 +38,13 @@ async def test_broadcast_simultaneous_claims_have_exactly_one_winner(replica, ag
     assert len(token_service) == 1
 
 
-async def test_http_claim_answers_409_when_taken(replica, agent, account, session, token_service):
+async def test_http_claim_answers_409_when_taken(replica, agent, account, token_service, available, waiting):
     client = await replica(default_mode="broadcast")
-    alice = await agent(client, "alice")
-    await alice.available()
+    alice = await available(client, "alice")
     bob_id, bob_key = await account("bob")
     bob = await agent(client, api_key=bob_key, agent_id=bob_id)
     await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED, pin="HTTP42")
+    sid = await waiting(pin="HTTP42")
     await alice.expect("offer", session_id=sid)
     await bob.expect("offer", session_id=sid)
 
@@ -64,30 +61,24 @@ async def test_http_claim_answers_409_when_taken(replica, agent, account, sessio
     assert alice_key_answer.status == 401
 
 
-async def test_offer_decided_on_one_replica_reaches_agent_on_the_other(replica, agent, session):
+async def test_offer_decided_on_one_replica_reaches_agent_on_the_other(replica, available, waiting):
     one = await replica(offer_timeout_s=10.0)
     two = await replica(offer_timeout_s=10.0)
-    bob = await agent(two, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    bob = await available(two, "bob")
+    sid = await waiting()
     await bob.expect("offer", session_id=sid)
-    alice = await agent(one, "alice")
-    await alice.available()
+    alice = await available(one, "alice")
 
     await bob.send({"type": "decline", "session_id": sid})  # replica two decides the next offer
     await alice.expect("offer", session_id=sid)
 
 
-async def test_replica_going_down_mid_offer_loses_no_request(replica, agent, session):
+async def test_replica_going_down_mid_offer_loses_no_request(replica, available, waiting):
     one = await replica(offer_timeout_s=10.0)
     two = await replica(offer_timeout_s=10.0)
-    alice = await agent(one, "alice")
-    await alice.available()
-    bob = await agent(two, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    alice = await available(one, "alice")
+    bob = await available(two, "bob")
+    sid = await waiting()
     await alice.expect("offer", session_id=sid)
 
     # alice's replica shuts down (her console sees the close); her pending offer moves to bob on the other one
@@ -107,15 +98,12 @@ async def test_second_console_of_an_agent_replaces_the_first(replica, agent, acc
     await second.available()
 
 
-async def test_offer_timeout_fires_once_with_two_replicas(replica, agent, session, events):
+async def test_offer_timeout_fires_once_with_two_replicas(replica, events, available, waiting):
     one = await replica(offer_timeout_s=0.3)
     two = await replica(offer_timeout_s=0.3)
-    alice = await agent(one, "alice")
-    await alice.available()
-    bob = await agent(two, "bob")
-    await bob.available()
-    sid = new_session_id()
-    await session(sid, WAITING, SessionState.CREATED)
+    alice = await available(one, "alice")
+    bob = await available(two, "bob")
+    sid = await waiting()
 
     await alice.expect("offer", session_id=sid)
     await events.expect("offer_timeout", session_id=sid, agent_id=alice.agent_id)
