@@ -70,3 +70,12 @@ async def test_supervisor_key_cannot_open_agent_console(replica, account):
     ws = await client.ws_connect("/ws/agent")
     await ws.send_json({"type": "auth", "api_key": key})
     assert (await ws.receive_json())["code"] == "role_required"
+
+
+async def test_pages_are_served(replica):
+    client = await replica()
+    for path in ("/agent", "/dashboard"):
+        response = await client.get(path)
+        assert response.status == 200 and response.content_type == "text/html"
+    assert (await client.get("/static/agent.js")).status == 200
+    assert (await client.get("/static/nothing.js")).status == 404

@@ -111,3 +111,15 @@ async def test_reconnecting_agent_finds_its_claimed_sessions_in_ready(replica, a
     ready = await ws.receive_json()
     assert ready["status"] == "available" and ready["queues"] == ["support"]
     assert ready["sessions"] == [{"session_id": sid, "queue": "support", "pin": "BACK42"}]
+
+
+async def test_queue_mode_is_set_per_queue(replica, available, waiting):
+    client = await replica(queue_modes={"vip": "broadcast"})
+    alice = await available(client, "alice", queues=["vip", "support"], capacity=2)
+    bob = await available(client, "bob", queues=["vip", "support"], capacity=2)
+    vip = await waiting(queue="vip")
+    for sock in (alice, bob):
+        assert (await sock.expect("offer", session_id=vip))["mode"] == "broadcast"
+    support = await waiting()
+    assert (await alice.expect("offer", session_id=support))["mode"] == "offer"  # alice has been idle longer
+    assert not [f for f in await bob.sync() if f.get("session_id") == support]
