@@ -170,3 +170,23 @@ async def test_replica_killed_mid_offer_loses_no_request(replica, agent, account
         process.kill()  # no goodbye: her socket, presence refresh and timers on that replica just stop
         # The surviving replica fires the shared offer timer and the request moves on to bob.
         await bob.expect("offer", session_id=sid, within=5.0)
+
+
+async def test_agent_full_after_a_claim_stops_seeing_broadcasts_until_it_has_room(
+    replica, available, waiting, session, token_service
+):
+    client = await replica(default_mode="broadcast")
+    alice = await available(client, "alice")
+    bob = await available(client, "bob")
+    first, second = await waiting(), await waiting()
+    for sock in (alice, bob):
+        await sock.expect("offer", session_id=first)
+        await sock.expect("offer", session_id=second)
+
+    await alice.send({"type": "claim", "session_id": first})
+    await alice.expect("claimed", session_id=first)
+    await alice.expect("offer_revoked", session_id=second, reason="withdrawn")
+    await bob.expect("offer_revoked", session_id=first, reason="taken")
+
+    await session(first, SessionState.ENDED, SessionState.ACTIVE)  # alice has room again
+    await alice.expect("offer", session_id=second)

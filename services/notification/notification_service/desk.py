@@ -198,6 +198,8 @@ class Desk:
             waited = time.time() - result.enqueued_at
             log.info("request_claimed", session_id=session_id, agent_id=agent_id, waited_s=round(waited, 3))
             await self._revoke(result.others, session_id, "taken")
+            for other in result.withdrawn:
+                await self.send(agent_id, {"type": "offer_revoked", "session_id": other, "reason": "withdrawn"})
             CLAIMS.labels(result.queue).inc()
             WAIT_SECONDS.labels(result.queue).observe(waited)
             await self.store.count(result.queue, "claimed", waited)

@@ -87,6 +87,9 @@ class ClaimResult:
     pin: str = ""
     enqueued_at: float = 0.0
     others: tuple[str, ...] = ()
+    """Agents who were shown the request (they are told it is taken)."""
+    withdrawn: tuple[str, ...] = ()
+    """Requests no longer shown to the claimant because it is now full."""
 
 
 def _pairs(flat: list[str]) -> list[Withdrawn]:
@@ -146,9 +149,12 @@ class Store:
 
     async def claim(self, session_id: str, agent_id: str) -> ClaimResult:
         flat = await self._run("claim", session_id, agent_id)
-        if flat[0] not in ("ok", "already"):
+        if flat[0] == "already":
+            return ClaimResult(flat[0], flat[1], flat[2], float(flat[3]))
+        if flat[0] != "ok":
             return ClaimResult(flat[0])
-        return ClaimResult(flat[0], flat[1], flat[2], float(flat[3]), tuple(flat[4:]))
+        n = int(flat[4])
+        return ClaimResult(flat[0], flat[1], flat[2], float(flat[3]), tuple(flat[5 : 5 + n]), tuple(flat[5 + n :]))
 
     async def decline(self, session_id: str, agent_id: str) -> str | None:
         flat = await self._run("decline", session_id, agent_id)

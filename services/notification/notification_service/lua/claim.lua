@@ -1,6 +1,7 @@
 -- An agent claims a request; exactly one claim wins.
 -- ARGV[4] session id, ARGV[5] agent id.
--- Returns {'ok', queue, pin, enqueued_at, other agents who saw it...}, {'already', queue, pin, enqueued_at}
+-- Returns {'ok', queue, pin, enqueued_at, n, n other agents who saw it..., requests withdrawn from the agent...},
+-- {'already', queue, pin, enqueued_at}
 -- or {reason}: taken, not_found, gone, not_offered, not_available, at_capacity.
 local sid, agent = ARGV[4], ARGV[5]
 local rk = key('req', sid)
@@ -26,6 +27,16 @@ redis.call('SADD', key('asessions', agent), sid)
 touch(key('asessions', agent))
 -- Idle time counts from the last claim: the agent goes to the back of every queue it serves.
 for _, q in ipairs(split(a[3])) do redis.call('ZADD', key('qagents', q), 'XX', NOW, agent) end
-local out = {'ok', r[2], r[3], r[4]}
+local out = {'ok', r[2], r[3], r[4], #others}
 for _, other in ipairs(others) do table.insert(out, other) end
+-- Now full: the broadcasts it still sees are withdrawn (shown again when it has room); its offers stay.
+if load + 1 >= (tonumber(a[2]) or 1) then
+  for _, other in ipairs(redis.call('SMEMBERS', key('aseen', agent))) do
+    if redis.call('SISMEMBER', key('aoffers', agent), other) == 0 then
+      redis.call('SREM', key('seen', other), agent)
+      redis.call('SREM', key('aseen', agent), other)
+      table.insert(out, other)
+    end
+  end
+end
 return out
