@@ -123,3 +123,16 @@ async def test_queue_mode_is_set_per_queue(replica, available, waiting):
     support = await waiting()
     assert (await alice.expect("offer", session_id=support))["mode"] == "offer"  # alice has been idle longer
     assert not [f for f in await bob.sync() if f.get("session_id") == support]
+
+
+async def test_claim_stands_when_the_token_service_is_down_and_can_be_retried(replica, available, waiting, nc):
+    client = await replica(token_timeout_s=0.3)  # no token service on NATS
+    alice = await available(client, "alice")
+    sid = await waiting(pin="NOTOK1")
+    await alice.expect("offer", session_id=sid)
+    await alice.send({"type": "claim", "session_id": sid})
+    claimed = await alice.expect("claimed", session_id=sid)
+    assert claimed["pin"] == "NOTOK1" and claimed["token"] is None
+    assert claimed["token_error"]["code"] == "unavailable"
+    await alice.send({"type": "claim", "session_id": sid})  # still hers: asking again retries the token
+    assert (await alice.expect("claimed", session_id=sid))["token"] is None

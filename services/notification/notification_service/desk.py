@@ -173,6 +173,11 @@ class Desk:
         result = await self.store.claim(session_id, agent_id)
         if result.outcome not in ("ok", "already"):
             raise _CLAIM_REFUSALS[result.outcome]
+        if result.outcome == "ok":
+            # The claim is decided: the others learn it before the token is fetched.
+            await self._revoke(result.others, session_id, "taken")
+            for other in result.withdrawn:
+                await self.send(agent_id, {"type": "offer_revoked", "session_id": other, "reason": "withdrawn"})
         frame: dict[str, Any] = {
             "type": "claimed",
             "session_id": session_id,
@@ -197,9 +202,6 @@ class Desk:
         if result.outcome == "ok":
             waited = time.time() - result.enqueued_at
             log.info("request_claimed", session_id=session_id, agent_id=agent_id, waited_s=round(waited, 3))
-            await self._revoke(result.others, session_id, "taken")
-            for other in result.withdrawn:
-                await self.send(agent_id, {"type": "offer_revoked", "session_id": other, "reason": "withdrawn"})
             CLAIMS.labels(result.queue).inc()
             WAIT_SECONDS.labels(result.queue).observe(waited)
             await self.store.count(result.queue, "claimed", waited)
