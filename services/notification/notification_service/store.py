@@ -26,7 +26,6 @@ see half a change: a claim wins once, an offer goes to one agent, a timer fires 
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from importlib import resources
@@ -118,7 +117,7 @@ class Store:
         return datetime.now(self._timezone).strftime("%Y%m%d")
 
     async def _run(self, name: str, *args: str | int | float) -> list[Any]:
-        result = await self._scripts[name](args=[PREFIX, repr(time.time()), self._retention, *args])
+        result = await self._scripts[name](args=[PREFIX, self._retention, *args])
         return cast(list[Any], result)
 
     # ------------------------------------------------------------------------------------ decisions

@@ -1,9 +1,9 @@
 -- An agent claims a request; exactly one claim wins.
--- ARGV[4] session id, ARGV[5] agent id.
+-- ARGV[3] session id, ARGV[4] agent id.
 -- Returns {'ok', queue, pin, enqueued_at, n, n other agents who saw it..., requests withdrawn from the agent...},
 -- {'already', queue, pin, enqueued_at}
 -- or {reason}: taken, not_found, gone, not_offered, not_available, at_capacity.
-local sid, agent = ARGV[4], ARGV[5]
+local sid, agent = ARGV[3], ARGV[4]
 local rk = key('req', sid)
 local r = redis.call('HMGET', rk, 'state', 'queue', 'pin', 'enqueued_at', 'claimed_by')
 if not r[1] then return {'not_found'} end
@@ -22,7 +22,7 @@ if load >= (tonumber(a[2]) or 1) then return {'at_capacity'} end
 redis.call('SREM', key('seen', sid), agent)
 redis.call('SREM', key('aseen', agent), sid)
 local others = dequeue(sid, 'claimed')
-redis.call('HSET', rk, 'claimed_by', agent, 'claimed_at', ARGV[2])
+redis.call('HSET', rk, 'claimed_by', agent, 'claimed_at', NOW)
 redis.call('SADD', key('asessions', agent), sid)
 touch(key('asessions', agent))
 -- Idle time counts from the last claim: the agent goes to the back of every queue it serves.

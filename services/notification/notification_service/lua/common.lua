@@ -1,9 +1,11 @@
--- Prelude of every script. ARGV[1] key prefix, ARGV[2] now (epoch seconds), ARGV[3] retention (seconds).
+-- Prelude of every script. ARGV[1] key prefix, ARGV[2] retention (seconds); each script's own arguments follow.
+-- The time is Redis's, so replicas on hosts whose clocks differ still agree on when a timer is due.
 -- Keys are built here from the prefix because they depend on stored values (queues, agents): the service
 -- needs one Redis (or one cluster slot), which it documents.
 local P = ARGV[1]
-local NOW = tonumber(ARGV[2])
-local RETENTION = tonumber(ARGV[3])
+local CLOCK = redis.call('TIME')
+local NOW = tonumber(CLOCK[1]) + tonumber(CLOCK[2]) / 1e6
+local RETENTION = tonumber(ARGV[2])
 
 local function key(...)
   return P .. table.concat({...}, ':')
@@ -54,7 +56,7 @@ local function dequeue(sid, state)
   redis.call('ZREM', key('q', queue), sid)
   redis.call('ZREM', key('u', queue), sid)
   redis.call('ZREM', key('waits'), sid)
-  redis.call('HSET', rk, 'state', state, 'left_at', ARGV[2])
+  redis.call('HSET', rk, 'state', state, 'left_at', NOW)
   if state ~= 'claimed' then redis.call('SREM', key('live'), sid) end
   return forget_seen(sid)
 end

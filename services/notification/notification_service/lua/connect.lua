@@ -1,11 +1,11 @@
 -- An agent's socket authenticated on a replica.
--- ARGV[4] agent, ARGV[5] connection id, ARGV[6] presence ttl (ms), ARGV[7] display name.
+-- ARGV[3] agent, ARGV[4] connection id, ARGV[5] presence ttl (ms), ARGV[6] display name.
 -- Returns {previous connection id or '', status, queues, capacity}.
-local agent, conn = ARGV[4], ARGV[5]
+local agent, conn = ARGV[3], ARGV[4]
 local ak = key('agent', agent)
 local prev = redis.call('GET', key('conn', agent)) or ''
-redis.call('SET', key('conn', agent), conn, 'PX', ARGV[6])
-redis.call('HSET', ak, 'name', ARGV[7])
+redis.call('SET', key('conn', agent), conn, 'PX', ARGV[5])
+redis.call('HSET', ak, 'name', ARGV[6])
 redis.call('HSETNX', ak, 'status', 'away')
 redis.call('HSETNX', ak, 'queues', '')
 redis.call('HSETNX', ak, 'capacity', '1')

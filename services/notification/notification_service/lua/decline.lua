@@ -1,6 +1,6 @@
 -- An agent declines a request it was shown; it is not shown to that agent again.
--- ARGV[4] session id, ARGV[5] agent id. Returns {queue} when something changed, else {}.
-local sid, agent = ARGV[4], ARGV[5]
+-- ARGV[3] session id, ARGV[4] agent id. Returns {queue} when something changed, else {}.
+local sid, agent = ARGV[3], ARGV[4]
 local rk = key('req', sid)
 local r = redis.call('HMGET', rk, 'state', 'queue', 'offered_to')
 if r[1] ~= 'queued' or redis.call('SREM', key('seen', sid), agent) == 0 then return {} end

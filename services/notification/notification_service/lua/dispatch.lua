@@ -1,3 +1,3 @@
 -- Dispatch a queue (see dispatch_queue in common.lua).
--- ARGV[4] queue, [5] mode, [6] offer timeout (s), [7] only this session id or '', [8] day, [9] counters' TTL.
-return dispatch_queue(ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8], tonumber(ARGV[9]))
+-- ARGV[3] queue, [4] mode, [5] offer timeout (s), [6] only this session id or '', [7] day, [8] counters' TTL.
+return dispatch_queue(ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]))

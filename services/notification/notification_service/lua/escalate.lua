@@ -1,7 +1,7 @@
--- A request waited longer than its queue allows. ARGV[4] sid, [5] action (priority|move), [6] overflow queue,
--- [7] priority boost. Returns {} when nothing changed, else {action, from queue, to queue, priority,
+-- A request waited longer than its queue allows. ARGV[3] sid, [4] action (priority|move), [5] overflow queue,
+-- [6] priority boost. Returns {} when nothing changed, else {action, from queue, to queue, priority,
 -- agents who saw it (move only)...}.
-local sid, action, overflow, boost = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local sid, action, overflow, boost = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local rk = key('req', sid)
 redis.call('ZREM', key('waits'), sid)
 local r = redis.call('HMGET', rk, 'state', 'queue', 'priority', 'escalated', 'enqueued_at')

@@ -1,11 +1,11 @@
 -- Apply one session event to the help request of that session.
--- ARGV[4] sid, [5] state, [6] prev_state, [7] pin, [8] queue, [9] priority, [10] customer name,
--- [11] the session's updated_at, [12] max wait of the queue (s), and for the dispatch of a new request:
--- [13] the queue's mode, [14] offer timeout (s), [15] day, [16] counters' TTL.
--- Returns {'queued', queue, dispatch_queue's answer...} | {'left', queue, reason, agents who saw it...} | {'ended', queue, claimed_by}
--- | {'noop'} | {'stale'}.
-local sid, state, prev, pin = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local queue, priority, name, updated = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+-- ARGV[3] sid, [4] state, [5] prev_state, [6] pin, [7] queue, [8] priority, [9] customer name,
+-- [10] the session's updated_at, [11] max wait of the queue (s), and for the dispatch of a new request:
+-- [12] the queue's mode, [13] offer timeout (s), [14] day, [15] counters' TTL.
+-- Returns {'queued', queue, dispatch_queue's answer...} | {'left', queue, reason, agents who saw it...}
+-- | {'ended', queue, claimed_by} | {'noop'} | {'stale'}.
+local sid, state, prev, pin = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local queue, priority, name, updated = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local rk = key('req', sid)
 local r = redis.call('HMGET', rk, 'state', 'updated', 'queue')
 -- Replicas may handle two events of one session concurrently: never let an older one undo a newer one.
@@ -21,12 +21,12 @@ local function create()
   touch(rk)
   redis.call('ZADD', key('q', queue), score(priority, since), sid)
   redis.call('ZADD', key('u', queue), score(priority, since), sid)
-  redis.call('ZADD', key('waits'), since + tonumber(ARGV[12]), sid)
+  redis.call('ZADD', key('waits'), since + tonumber(ARGV[11]), sid)
   redis.call('SADD', key('queues'), queue)
   redis.call('SADD', key('live'), sid)
   -- Offer it in the same script: one round trip from the event to the offer.
   local out = {'queued', queue}
-  for _, v in ipairs(dispatch_queue(queue, ARGV[13], tonumber(ARGV[14]), sid, ARGV[15], tonumber(ARGV[16]))) do
+  for _, v in ipairs(dispatch_queue(queue, ARGV[12], tonumber(ARGV[13]), sid, ARGV[14], tonumber(ARGV[15]))) do
     table.insert(out, v)
   end
   return out

@@ -1,7 +1,7 @@
 -- An agent sets its status, queues and capacity.
--- ARGV[4] agent, ARGV[5] status, ARGV[6] queues (comma separated), ARGV[7] capacity.
+-- ARGV[3] agent, ARGV[4] status, ARGV[5] queues (comma separated), ARGV[6] capacity.
 -- Returns {sid, queue, ...} withdrawn from the agent (it went away or stopped serving a queue).
-local agent, status, queues, capacity = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local agent, status, queues, capacity = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ak = key('agent', agent)
 local old = redis.call('HMGET', ak, 'status', 'queues')
 local before = {}
