@@ -186,14 +186,15 @@ class Store:
     async def due(self, timers: str, lease_s: float, limit: int = 100) -> list[str]:
         return await self._run("due", timers, lease_s, limit)
 
-    async def next_due(self) -> float | None:
-        """The earliest deadline of any timer, or ``None``."""
+    async def next_due_in(self) -> float | None:
+        """Seconds until the earliest timer is due, on Redis's clock (``None``: no timers)."""
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
             pipe.zrange(f"{PREFIX}offers", 0, 0, withscores=True)
             pipe.zrange(f"{PREFIX}waits", 0, 0, withscores=True)
-            rows = await pipe.execute()
+            (seconds, micros), *rows = await pipe.execute()
         deadlines = [score for row in rows for _, score in row]
-        return min(deadlines) if deadlines else None
+        return min(deadlines) - (seconds + micros / 1e6) if deadlines else None
 
     async def refresh_presence(self, agent_ids: set[str], ttl_s: float) -> None:
         if not agent_ids:

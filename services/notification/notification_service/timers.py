@@ -32,13 +32,11 @@ async def _timer_loop(app: web.Application, stopping: asyncio.Event) -> None:
                 await desk.offer_lapsed(member)
             for session_id in await store.due("waits", settings.timer_lease_s):
                 await desk.escalate(session_id)
-            next_due = await store.next_due()
+            due_in = await store.next_due_in()
         except Exception:
             log.exception("timer_loop_failed")
-            next_due = None
-        pause = settings.timer_poll_s
-        if next_due is not None:
-            pause = min(pause, max(next_due - time.time(), 0.0))
+            due_in = None
+        pause = settings.timer_poll_s if due_in is None else min(settings.timer_poll_s, max(due_in, 0.0))
         desk.next_look = time.time() + pause
         # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed.
         waiter = asyncio.ensure_future(desk.timers_changed.wait())
