@@ -39,6 +39,7 @@ KNOWN_EVENTS = SDK_EVENTS | CLIENT_EVENTS
 PIN_RE = re.compile(r"[A-Za-z0-9]{1,10}")
 REASON_RE = re.compile(r"[a-z0-9_]{1,64}")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+JS_SAFE_INTEGER = 2**53 - 1  # what a page can count to exactly; Lua's numbers are doubles too
 
 
 class BeaconEvent(BaseModel):
@@ -46,9 +47,9 @@ class BeaconEvent(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(max_length=64)
-    ts: float = Field(ge=0)
+    ts: float = Field(ge=0, le=JS_SAFE_INTEGER)
     """Client time, epoch milliseconds."""
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=JS_SAFE_INTEGER)
     """Per-session sequence number from the page."""
     payload: dict[str, Any] = Field(default_factory=dict)
 
