@@ -112,6 +112,12 @@ async def test_bad_input_never_causes_a_5xx(client, new_session) -> None:
             {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"ts": -1}]}
         ).encode(),
         json.dumps(
+            {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"seq": 10**300}]}
+        ).encode(),
+        json.dumps(
+            {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"ts": 1e300}]}
+        ).encode(),
+        json.dumps(
             {"session_id": session.id, "token": session.token, "events": [ev("heartbeat") | {"id": "a b"}]}
         ).encode(),
         json.dumps(
