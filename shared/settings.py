@@ -8,13 +8,14 @@ service's ``env_prefix`` (``TOKEN_``, ``REGISTRY_``, ``NOTIFY_``).
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ServiceSettings", "redact_url"]
+__all__ = ["ServiceSettings", "load_settings", "redact_url"]
 
 DEFAULT_CORS_ORIGINS = (
     "http://localhost:8080",
@@ -65,3 +66,21 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(settings_class: type[S], service: str) -> S:
+    """Read ``settings_class`` from the environment, or exit 2 naming each bad setting (never its value).
+
+    For ``__main__``: pydantic's own message would print the rejected value, which may be a secret.
+    """
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            problem = "is required" if error["type"] == "missing" else error["msg"]
+            print(f"{service}: setting {name} {problem} (environment or .env)", file=sys.stderr)
+        sys.exit(2)

@@ -6,13 +6,14 @@ import uvloop
 from aiohttp import web
 
 from shared.logs import configure_logging
+from shared.settings import load_settings
 
 from .app import create_app
 from .settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings(Settings, "session-registry")
     configure_logging(settings.log_level, settings.log_json)
     web.run_app(
         create_app(settings),

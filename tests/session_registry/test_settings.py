@@ -1,0 +1,30 @@
+"""Start-up settings: a bad or missing secret stops the process by name, never printing its value."""
+
+from __future__ import annotations
+
+import pytest
+
+from session_registry.settings import Settings
+from shared.settings import load_settings
+
+
+def test_a_bad_secret_exits_naming_the_setting_not_the_value(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SESSION_TOKEN_SECRET", "tiny-secret")
+    with pytest.raises(SystemExit) as exit_info:
+        load_settings(Settings, "session-registry")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "SESSION_TOKEN_SECRET" in err and "tiny-secret" not in err
+
+
+def test_a_missing_secret_is_named(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("SESSION_TOKEN_SECRET", raising=False)
+    with pytest.raises(SystemExit):
+        load_settings(Settings, "session-registry")
+    assert "SESSION_TOKEN_SECRET is required" in capsys.readouterr().err
+
+
+def test_an_empty_webhook_secret_switches_webhooks_off(monkeypatch) -> None:
+    monkeypatch.setenv("SESSION_TOKEN_SECRET", "s" * 32)
+    monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", "")
+    assert load_settings(Settings, "session-registry").zoom_webhook_secret_token is None
