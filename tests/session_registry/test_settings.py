@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from session_registry.settings import Settings
 from shared.settings import load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_env_file(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # a developer's .env must not decide these tests
 
 
 def test_a_bad_secret_exits_naming_the_setting_not_the_value(monkeypatch, capsys) -> None:
