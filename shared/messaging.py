@@ -195,7 +195,9 @@ class AgentEvent(Message):
 
     v: Literal[1] = 1
     event_id: str
-    type: str  # connected (data.name), disconnected, status (data.capacity, or data.reason: offer_timeout)
+    # connected (data.name), disconnected, status (data.capacity, or data.reason: offer_timeout),
+    # released (data.session_id)
+    type: str
     agent_id: str
     at: float = Field(default_factory=time.time)
     status: str | None = None

@@ -136,3 +136,21 @@ async def test_claim_stands_when_the_token_service_is_down_and_can_be_retried(re
     assert claimed["token_error"]["code"] == "unavailable"
     await alice.send({"type": "claim", "session_id": sid})  # still hers: asking again retries the token
     assert (await alice.expect("claimed", session_id=sid))["token"] is None
+
+
+async def test_released_session_gives_capacity_back(replica, available, waiting, events, token_service):
+    client = await replica()
+    alice = await available(client, "alice")
+    first = await waiting()
+    await alice.expect("offer", session_id=first)
+    await alice.send({"type": "claim", "session_id": first})
+    await alice.expect("claimed", session_id=first)
+    second = await waiting()
+    await events.expect("queued", session_id=second)
+    assert not [f for f in await alice.sync() if f["type"] == "offer"]  # full
+
+    await alice.send({"type": "release", "session_id": first})  # done, though the session may go on
+    await alice.expect("released", session_id=first)
+    await alice.expect("offer", session_id=second)
+    await alice.send({"type": "release", "session_id": first})
+    assert (await alice.expect("error", session_id=first))["code"] == "not_claimed"

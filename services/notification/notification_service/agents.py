@@ -21,7 +21,7 @@ from shared.errors import BadRequest, CobrowseError
 from shared.keys import NATS, WEBSOCKETS
 from shared.messaging import agent_inbox
 
-from .frames import Auth, Claim, Decline, Ping, Status, authenticate_socket, parse, send_error
+from .frames import Auth, Claim, Decline, Ping, Release, Status, authenticate_socket, parse, send_error
 from .keys import ACCOUNTS, AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import AGENT_SOCKETS
 
@@ -124,6 +124,11 @@ async def _handle(app: web.Application, ws: web.WebSocketResponse, account: Acco
         elif isinstance(frame, Decline):
             session_id = frame.session_id
             await desk.decline(account.id, frame.session_id)
+        elif isinstance(frame, Release):
+            session_id = frame.session_id
+            await desk.release(account.id, frame.session_id)
+            await ws.send_json({"type": "released", "session_id": frame.session_id})
+            await desk.dispatch_for(account.id)
         else:
             raise BadRequest("already authenticated", code="already_authenticated")
     except CobrowseError as exc:

@@ -208,6 +208,12 @@ class Desk:
             await self.publish_queue("claimed", result.queue, session_id, agent_id, waited_s=round(waited, 3))
         return frame
 
+    async def release(self, agent_id: str, session_id: str) -> None:
+        """The agent is done with a claimed session: its capacity comes back (dispatch its queues after)."""
+        if not await self.store.release(session_id, agent_id):
+            raise NotFound("you hold no such session", code="not_claimed")
+        await self.publish_agent("released", agent_id, session_id=session_id)
+
     async def decline(self, agent_id: str, session_id: str) -> None:
         queue = await self.store.decline(session_id, agent_id)
         if queue:

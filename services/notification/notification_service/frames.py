@@ -24,6 +24,7 @@ __all__ = [
     "Claim",
     "Decline",
     "Ping",
+    "Release",
     "Status",
     "authenticate_socket",
     "error_frame",
@@ -64,16 +65,21 @@ class Decline(_Frame):
     session_id: SessionId
 
 
+class Release(_Frame):
+    type: Literal["release"]
+    session_id: SessionId
+
+
 class Ping(_Frame):
     type: Literal["ping"]
 
 
-AgentFrame = Annotated[Auth | Status | Claim | Decline | Ping, Field(discriminator="type")]
-_AGENT_FRAME: TypeAdapter[Auth | Status | Claim | Decline | Ping] = TypeAdapter(AgentFrame)
+AgentFrame = Annotated[Auth | Status | Claim | Decline | Release | Ping, Field(discriminator="type")]
+_AGENT_FRAME: TypeAdapter[Auth | Status | Claim | Decline | Release | Ping] = TypeAdapter(AgentFrame)
 _AUTH_FRAME: TypeAdapter[Auth] = TypeAdapter(Auth)
 
 
-def parse(raw: str, *, auth_only: bool = False) -> Auth | Status | Claim | Decline | Ping:
+def parse(raw: str, *, auth_only: bool = False) -> Auth | Status | Claim | Decline | Release | Ping:
     """Decode one client frame; raises ``BadRequest``/``ValidationFailed`` describing what is wrong."""
     try:
         data = json.loads(raw)

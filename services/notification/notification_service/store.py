@@ -42,6 +42,7 @@ PREFIX = "notify:"
 STATS_TTL_S = 3 * 86400
 RECENT_WAITS = 50
 SCRIPTS = (
+    "release",
     "dispatch",
     "claim",
     "decline",
@@ -154,6 +155,9 @@ class Store:
             return ClaimResult(flat[0])
         n = int(flat[4])
         return ClaimResult(flat[0], flat[1], flat[2], float(flat[3]), tuple(flat[5 : 5 + n]), tuple(flat[5 + n :]))
+
+    async def release(self, session_id: str, agent_id: str) -> bool:
+        return bool(await self._run("release", session_id, agent_id))
 
     async def decline(self, session_id: str, agent_id: str) -> str | None:
         flat = await self._run("decline", session_id, agent_id)
