@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -85,3 +86,17 @@ async def test_a_zero_duration_disables_a_timer(start_registry, nc, redis) -> No
     registry = await start_registry(no_pin_timeout_s=0)
     session = await open_session(nc, registry)
     assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
+
+
+async def test_two_instances_posting_for_one_session_lose_no_update(start_registry, nc, redis) -> None:
+    first, second = await start_registry(max_agents=100), await start_registry(max_agents=100)
+    session = await open_session(nc, first)
+    await session.beacon(ev("pincode_updated", {"pinCode": "700003"}))
+    other = type(session)(second, session.created)
+    beacons = [
+        (session if i % 2 else other).beacon(ev("agent_joined" if i % 4 < 2 else "agent_left")) for i in range(40)
+    ]
+    await asyncio.gather(*beacons)
+    assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["20", "20"]
+    history = await redis.lrange(f"reg:s:{session.id}:h", 0, -1)
+    assert len(history) == 2 + 40  # created, pin_assigned, then every beacon
