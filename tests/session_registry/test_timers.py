@@ -1,4 +1,4 @@
-"""Timeouts kept in Redis fire exactly once with two registry instances polling the same timers."""
+"""Two registry instances on one Redis: each timeout fires exactly once, concurrent beacons lose no update."""
 
 from __future__ import annotations
 
