@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         log.info("webhook_uncorrelated", zoom_event=body.event)
         return web.json_response({"status": "uncorrelated"})
     result = await store.apply(session_id, "webhook", zoom_event.events)
-    return web.json_response({"status": "applied", "session_id": session_id, **result.model_dump()})
+    return web.json_response({"status": "applied", "session_id": session_id, **asdict(result)})
 
 
 class ListQuery(BaseModel):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,7 +44,10 @@ Event = dict[str, Any]
 """A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
 
 
-class ApplyResult(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What ``apply.lua`` did with a batch (a plain dataclass: it is built on every beacon)."""
+
     accepted: int
     duplicates: int
     ignored: int
@@ -144,11 +148,13 @@ class SessionStore:
         reply = json.loads(raw)
         if "error" in reply:
             raise NotFound(f"no session {session_id}", code="session_not_found")
-        result = ApplyResult.model_validate(reply)
+        result = ApplyResult(**reply)
         applied, ignored, duplicate = EVENT_OUTCOMES[source]
         applied.inc(result.accepted - result.ignored)
-        ignored.inc(result.ignored)
-        duplicate.inc(result.duplicates)
+        if result.ignored:
+            ignored.inc(result.ignored)
+        if result.duplicates:
+            duplicate.inc(result.duplicates)
         return result
 
     async def end(self, session_id: str, reason: str, by: str = "") -> SessionView:
