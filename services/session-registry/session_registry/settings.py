@@ -55,7 +55,7 @@ class Settings(ServiceSettings):
 
     timer_poll_interval_s: float = Field(1.0, gt=0)
     timer_batch: int = Field(100, ge=1)
-    outbox_batch: int = Field(256, ge=1, le=1000)
+    outbox_batch: int = Field(128, ge=1, le=1000)
     """Events per JetStream batch (the server takes at most 1,000 in one atomic batch)."""
     outbox_poll_interval_s: float = Field(0.2, gt=0)
     """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
