@@ -81,3 +81,12 @@ async def test_byop_pins_are_reserved_upper_cased_and_unique(nc, new_session) ->
         with pytest.raises(RemoteError) as info:
             await new_session(custom_pin=bad)
         assert info.value.code == "validation_failed"
+
+
+async def test_a_byop_reservation_is_released_when_the_sdk_reports_another_pin(nc, new_session, redis) -> None:
+    session = await new_session(custom_pin="abc1")
+    await session.beacon(ev("pincode_updated", {"pinCode": "123456"}))
+    assert await redis.get("reg:pin:ABC1") is None
+    assert (await resolve(nc, "123456")).session_id == session.id
+    assert await resolve_error(nc, "ABC1") == (404, "pin_not_found")
+    assert (await new_session(custom_pin="ABC1")).id != session.id  # free for the next customer
