@@ -8,7 +8,7 @@ import pytest
 from shared.messaging import REGISTRY_END, EndSession, SessionState, SessionView, Source
 from shared.rpc import call
 
-from .conftest import ev
+from .conftest import ev, open_session
 
 CREATED, WAITING, ACTIVE, RECONNECTING, ENDED = (
     SessionState.CREATED,
@@ -118,3 +118,14 @@ async def test_a_session_ended_beacon_may_name_its_reason(new_session, events) -
     await other.beacon(ev("session_ended", {"reason": "Not A Reason!"}))
     (ended,) = await events.wait(other.id, "ended")
     assert ended.session.ended_reason == "ended_in_sdk"
+
+
+async def test_keys_live_for_the_session_ttl_then_for_the_retention(start_registry, nc, redis) -> None:
+    registry = await start_registry(session_ttl_s=600, ended_retention_s=3600)
+    session = await open_session(nc, registry)
+    await session.beacon(ev("pincode_updated", {"pinCode": "100005"}))
+    keys = [f"reg:s:{session.id}", f"reg:s:{session.id}:h", f"reg:s:{session.id}:seen", "reg:pin:100005"]
+    assert all(0 < await redis.pttl(key) <= 600_000 for key in keys)
+    await session.beacon(ev("session_ended"))
+    assert all(600_000 < await redis.pttl(key) <= 3_600_000 for key in keys[:3])
+    assert await redis.exists("reg:pin:100005") == 0
