@@ -41,8 +41,9 @@ local function step(ev)
     local old = s.pin
     release_pin(s, old)
     if set(s.custom_pin) and s.custom_pin ~= pin then release_pin(s, s.custom_pin) end
-    redis.call('SET', k_pin(pin), sid)
+    redis.call('SET', k_pin(pin), sid, 'PX', C.session_ttl_ms)
     redis.call('SADD', k_bucket(bucket_of(pin)), pin)
+    redis.call('PEXPIRE', k_bucket(bucket_of(pin)), C.session_ttl_ms)
     s.pin = pin
     s.pin_retired = '0'
     return set(old) and 'pin_changed' or 'pin_assigned', { pin = pin, previous = old }

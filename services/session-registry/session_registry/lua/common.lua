@@ -175,27 +175,30 @@ end
 -- Key lifetimes are renewed at most once a minute while a session lives, and set once when it ends.
 local TTL_RENEW_MS = 60000
 
-local function expire(s)
+-- The lifetime to give the session's keys now, or nil when they need no renewal.
+local function lifetime(s)
   local ended = s.state == 'ended'
-  if not ended and NOW - n(s, 'ttl_at') < TTL_RENEW_MS then return end
-  if ended and (ORIGINAL[s.id] or {}).state == 'ended' then return end
+  if not ended and NOW - n(s, 'ttl_at') < TTL_RENEW_MS then return nil end
+  if ended and (ORIGINAL[s.id] or {}).state == 'ended' then return nil end
   s.ttl_at = NOW
-  local ttl = ended and C.retention_ms or C.session_ttl_ms
-  redis.call('PEXPIRE', k_session(s.id), ttl)
-  redis.call('PEXPIRE', k_seen(s.id), ttl)
-  redis.call('PEXPIRE', k_history(s.id), ttl)
-  if set(s.pin) and not ended then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+  return ended and C.retention_ms or C.session_ttl_ms
 end
 
--- Write a changed session back: timers, key lifetimes, history bound, then the hash itself.
+-- Write a changed session back: timers, history bound, the hash itself, then key lifetimes (the hash may only
+-- now exist).
 local function persist(s)
   sync_timers(s)
-  expire(s)
+  local ttl = lifetime(s)
   if HISTORY_GREW[s.id] and C.history_limit > 0 then redis.call('LTRIM', k_history(s.id), -C.history_limit, -1) end
   save(s)
+  if ttl then
+    redis.call('PEXPIRE', k_session(s.id), ttl)
+    redis.call('PEXPIRE', k_seen(s.id), ttl)
+    redis.call('PEXPIRE', k_history(s.id), ttl)
+    if set(s.pin) and s.state ~= 'ended' then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+  end
 end
 
--- Apply a change made by ``mutate`` (which returns the event type, data) and publish it.
 local function commit(s, event_id, etype, source, prev, data)
   s.state = derive(s)
   if s.state == 'waiting' and prev ~= 'waiting' then s.waiting_since = NOW end

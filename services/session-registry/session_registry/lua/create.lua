@@ -8,6 +8,7 @@ if custom ~= '' then
     return cjson.encode({ error = 'pin_taken' })
   end
   redis.call('SADD', k_bucket(bucket_of(custom)), custom)
+  redis.call('PEXPIRE', k_bucket(bucket_of(custom)), C.session_ttl_ms)
 end
 local s = cjson.decode(ARGV[4])
 s.id = sid
@@ -15,6 +16,8 @@ s.state = 'created'
 s.created_at = NOW
 s.updated_at = NOW
 s.custom_pin = custom
+-- The dedupe set exists from the start, so that the lifetime set below covers it (no event id is empty).
+redis.call('SADD', k_seen(sid), '')
 redis.call('ZADD', K_INDEX, NOW, sid)
 -- The index outlives no session: drop members older than any session can be.
 redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
