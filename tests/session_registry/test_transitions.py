@@ -129,3 +129,18 @@ async def test_keys_live_for_the_session_ttl_then_for_the_retention(start_regist
     await session.beacon(ev("session_ended"))
     assert all(600_000 < ttl <= 3_600_000 for ttl in [await redis.pttl(key) for key in keys[:3]])
     assert await redis.exists("reg:pin:100005") == 0
+
+
+async def test_every_key_but_the_shared_structures_has_a_lifetime(client, nc, new_session, redis) -> None:
+    from .test_pins import resolve_error
+    from .test_webhooks import post, zoom
+
+    live = await new_session(custom_pin="ttl1")
+    await live.beacon(ev("pincode_updated", {"pinCode": "TTL1"}), ev("agent_joined"), ev("page_hidden"))
+    ended = await new_session()
+    await ended.beacon(ev("pincode_updated", {"pinCode": "100006"}), ev("session_ended"))
+    await post(client, zoom("cobrowse.session_user_joined", session_id="zs-ttl", session_pin="TTL1", role_type="agent"))
+    await resolve_error(nc, "999999")
+    shared = {"reg:timers", "reg:index", "reg:outbox"}
+    forever = [key async for key in redis.scan_iter("reg:*") if key not in shared and await redis.pttl(key) < 0]
+    assert forever == []
