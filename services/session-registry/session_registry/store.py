@@ -6,7 +6,7 @@ Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/
     reg:s:<sid>:h          list   its history, JSON entries (accepted and ignored)        same TTL
     reg:s:<sid>:seen       set    event ids already applied (dedupe)                      same TTL
     reg:pin:<PIN>          str    session id owning a live PIN (or a reserved BYOP PIN)   session TTL
-    reg:pinb:<bucket>      set    live PINs of a miss bucket                              members leave with PINs
+    reg:pinb:<bucket>      set    live PINs of a miss bucket                              session TTL; members leave
     reg:pinmiss:<bucket>   str    failed lookups in the bucket                            pin_miss_window_s
     reg:timers             zset   "<sid>|<kind>" scored by due time (ms)                  members leave when fired
     reg:index              zset   session ids by creation time (ms), for listings         pruned past TTL+retention
