@@ -126,6 +126,10 @@ class Session:
         self.token = created.beacon_token
         self.created = created
 
+    def via(self, client: TestClient) -> Session:
+        """The same session, posting its beacons to another registry instance."""
+        return Session(client, self.created)
+
     async def beacon(self, *events: dict[str, Any], expect: int = 202, **extra: Any) -> dict[str, Any]:
         body = {"session_id": self.id, "token": self.token, "events": list(events), **extra}
         response = await self.client.post("/beacons", json=body)

@@ -92,7 +92,7 @@ async def test_two_instances_posting_for_one_session_lose_no_update(start_regist
     first, second = await start_registry(max_agents=100), await start_registry(max_agents=100)
     session = await open_session(nc, first)
     await session.beacon(ev("pincode_updated", {"pinCode": "700003"}))
-    other = type(session)(second, session.created)
+    other = session.via(second)
     beacons = [
         (session if i % 2 else other).beacon(ev("agent_joined" if i % 4 < 2 else "agent_left")) for i in range(40)
     ]
