@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ServiceSettings", "load_settings", "redact_url"]
+__all__ = ["ServiceSettings", "env_name", "load_settings", "redact_url"]
 
 DEFAULT_CORS_ORIGINS = (
     "http://localhost:8080",
@@ -71,6 +71,14 @@ def redact_url(url: str) -> str:
 S = TypeVar("S", bound=ServiceSettings)
 
 
+def env_name(settings_class: type[ServiceSettings], field: str) -> str:
+    """The environment variable that sets ``field``: its alias, or the class's prefix plus its name."""
+    info = settings_class.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"{settings_class.model_config.get('env_prefix', '')}{field}".upper()
+
+
 def load_settings(settings_class: type[S], service: str) -> S:
     """Read ``settings_class`` from the environment, or exit 2 naming each bad setting (never its value).
 
@@ -80,7 +88,10 @@ def load_settings(settings_class: type[S], service: str) -> S:
         return settings_class()
     except ValidationError as exc:
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper()
-            problem = "is required" if error["type"] == "missing" else error["msg"]
+            field = str(error["loc"][0]) if error["loc"] else ""
+            fields = settings_class.model_fields
+            # pydantic reports an aliased field under its alias, others under the field name.
+            name = env_name(settings_class, field) if field in fields else field.upper()
+            problem = "is required" if error["type"] in ("missing", "too_short") else error["msg"]
             print(f"{service}: setting {name} {problem} (environment or .env)", file=sys.stderr)
         sys.exit(2)

@@ -11,6 +11,7 @@ import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -24,7 +25,7 @@ from .errors import BadRequest, CobrowseError, RateLimited, UnsupportedMediaType
 from .keys import NATS, REDIS, WEBSOCKETS
 from .rpc import validation_errors
 
-__all__ = ["client_ip", "error_response", "read_json", "setup_edge"]
+__all__ = ["client_ip", "error_response", "read_json", "setup_edge", "static_file"]
 
 log = structlog.get_logger()
 M = TypeVar("M", bound=BaseModel)
@@ -181,6 +182,19 @@ def setup_edge(app: web.Application, *, service: str, cors_origins: Iterable[str
     app.router.add_get("/metrics", _metrics)
     app[WEBSOCKETS] = weakref.WeakSet()
     app.on_shutdown.append(_close_websockets)
+
+
+def static_file(path: Path, *, cache_control: str = "no-cache") -> Handler:
+    """A handler serving one file of a service's package (a page, a script, a document).
+
+    ``no-cache`` by default: browsers revalidate (cheap, with ETag/Last-Modified) so a deploy shows at once.
+    A missing file is aiohttp's 404, which the edge answers as JSON.
+    """
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers={"Cache-Control": cache_control})
+
+    return serve
 
 
 async def read_json(request: web.Request, model: type[M], *, allow_text_plain: bool = False) -> M:

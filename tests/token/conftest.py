@@ -90,6 +90,7 @@ class FakeRegistry:
     sessions: dict[str, SessionView] = field(default_factory=dict)
     created: list[CreateSession] = field(default_factory=list)
     resolved: list[ResolvePin] = field(default_factory=list)
+    not_ready: set[str] = field(default_factory=set)
     create_error: CobrowseError | None = None
 
     def add_session(self, pin: str, session_id: str = "s-1") -> SessionView:
@@ -117,6 +118,8 @@ class FakeRegistry:
 
     async def resolve(self, request: ResolvePin) -> SessionView:
         self.resolved.append(request)
+        if request.pin in self.not_ready:
+            raise NotFound("the session has not confirmed this PIN yet", code="pin_not_ready")
         if request.pin not in self.sessions:
             raise NotFound("no live session with this PIN", code="pin_not_found")
         return self.sessions[request.pin]

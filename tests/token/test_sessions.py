@@ -154,6 +154,10 @@ async def test_live_pins_do_not_use_up_the_guess_budget(
 ) -> None:
     client = await make_client(pin_failures_per_agent=1)
     registry.add_session("999999")
+    registry.not_ready.add("888888")
     for _ in range(3):
         response = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(agent_key))
         assert response.status == 200
+        response = await client.post("/api/agent/connect", json={"pin": "888888"}, headers=_auth(agent_key))
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "pin_not_ready"

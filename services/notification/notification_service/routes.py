@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+
+from shared.web import static_file
 
 from .agents import agent_socket
 from .customer import cancel_request, claim_request, request_events, request_status
@@ -15,16 +16,6 @@ from .streams import dashboard_socket, event_stream, issue_ticket
 __all__ = ["setup_routes"]
 
 STATIC = Path(__file__).parent / "static"
-
-
-def _page(name: str) -> Handler:
-    async def page(request: web.Request) -> web.FileResponse:
-        path = STATIC / name
-        if not path.is_file():
-            raise web.HTTPNotFound(text=f"{name} is not installed")
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    return page
 
 
 def setup_routes(app: web.Application) -> None:
@@ -37,6 +28,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/requests/{session_id}/events", request_events)
     app.router.add_delete("/api/requests/{session_id}", cancel_request)
     app.router.add_post("/api/requests/{session_id}/claim", claim_request)
-    app.router.add_get("/agent", _page("agent.html"))
-    app.router.add_get("/dashboard", _page("dashboard.html"))
+    app.router.add_get("/agent", static_file(STATIC / "agent.html"))
+    app.router.add_get("/dashboard", static_file(STATIC / "dashboard.html"))
     app.router.add_static("/static/", STATIC)

@@ -30,6 +30,10 @@ log = structlog.get_logger()
 AGENT_ROLES = (Role.AGENT, Role.SUPERVISOR)
 """Roles that may take agent tokens; ``Account.require`` lets admins through as well."""
 
+GUESS_CODES = frozenset({"pin_not_found", "pin_retired"})
+"""Registry answers that mean the PIN was a miss. A live PIN whose session cannot take the agent yet
+(``pin_not_ready``, ``agent_limit``) is no guess and costs no guessing budget."""
+
 
 class AgentTokens:
     def __init__(
@@ -63,7 +67,7 @@ class AgentTokens:
                 self._nc, REGISTRY_RESOLVE_PIN, request, SessionView, timeout_s=self._settings.registry_timeout_s
             )
         except RemoteError as exc:
-            if exc.status == 404:
+            if exc.code in GUESS_CODES:
                 await limits.pin_failures_agent.hit(account.id)
                 if client_ip:
                     await limits.pin_failures_ip.hit(client_ip)

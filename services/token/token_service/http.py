@@ -8,14 +8,13 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from structlog.contextvars import get_contextvars
 
 from shared.errors import ValidationFailed
 from shared.keys import NATS
 from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
 from shared.rpc import call
-from shared.web import client_ip, read_json
+from shared.web import client_ip, read_json, static_file
 
 from .agents import AGENT_ROLES
 from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
@@ -144,21 +143,13 @@ async def config(request: web.Request) -> web.Response:
     return web.json_response({"zoom": _zoom_config(settings), "urls": urls})
 
 
-def _file(path: Path) -> Handler:
-    async def serve(request: web.Request) -> web.FileResponse:
-        # FileResponse answers 404 while the file is missing; no-cache so a redeployed page is picked up at once.
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    return serve
-
-
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/", issue_token)
     app.router.add_post("/token", issue_token)
     app.router.add_post("/api/customer/start", customer_start)
     app.router.add_post("/api/agent/connect", agent_connect)
     app.router.add_get("/api/config", config)
-    app.router.add_get("/openapi.json", _file(OPENAPI_PATH))
-    app.router.add_get("/demo", _file(STATIC_DIR / "customer.html"))
-    app.router.add_get("/demo/desk", _file(STATIC_DIR / "desk.html"))
+    app.router.add_get("/openapi.json", static_file(OPENAPI_PATH))
+    app.router.add_get("/demo", static_file(STATIC_DIR / "customer.html"))
+    app.router.add_get("/demo/desk", static_file(STATIC_DIR / "desk.html"))
     app.router.add_static("/static/", STATIC_DIR)
