@@ -67,8 +67,11 @@ def nats_context(url: str, name: str) -> Callable[[web.Application], AsyncIterat
         app[NATS] = nc
         app[JETSTREAM] = js
         yield
-        # Drain lets in-flight handlers finish (they may still use Redis, which closes after us).
-        if not nc.is_closed:
+        # Drain lets in-flight handlers finish (they may still use Redis, which closes after us); with the server
+        # unreachable there is nothing to drain to, so just close.
+        if nc.is_connected:
             await nc.drain()
+        elif not nc.is_closed:
+            await nc.close()
 
     return ctx

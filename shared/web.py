@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
-from .errors import BadRequest, CobrowseError, RateLimited, UnsupportedMediaType, ValidationFailed
+from .errors import BadRequest, CobrowseError, NotFound, RateLimited, UnsupportedMediaType, ValidationFailed
 from .keys import NATS, REDIS, WEBSOCKETS
 from .rpc import validation_errors
 
@@ -188,10 +188,11 @@ def static_file(path: Path, *, cache_control: str = "no-cache") -> Handler:
     """A handler serving one file of a service's package (a page, a script, a document).
 
     ``no-cache`` by default: browsers revalidate (cheap, with ETag/Last-Modified) so a deploy shows at once.
-    A missing file is aiohttp's 404, which the edge answers as JSON.
     """
 
     async def serve(request: web.Request) -> web.StreamResponse:
+        if not await asyncio.to_thread(path.is_file):
+            raise NotFound(f"{path.name} is not installed", code="file_missing")
         return web.FileResponse(path, headers={"Cache-Control": cache_control})
 
     return serve
