@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerProcess", "find_binary", "free_port", "start_nats", "start_redis", "url_answers"]
+__all__ = ["ServerProcess", "find_binary", "free_port", "start_nats", "start_redis", "terminate", "url_answers"]
 
 
 def free_port() -> int:
@@ -78,14 +78,19 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-2000:]
         return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self) -> None:
+        terminate(self.process)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within ``timeout_s``; always reaps it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:

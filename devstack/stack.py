@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from shared.accounts import AccountStore, Role
 
-from .servers import ServerProcess, free_port, start_nats, start_redis
+from .servers import ServerProcess, free_port, start_nats, start_redis, terminate
 
 __all__ = ["DEV_SDK_KEY", "SERVICES", "ServiceProcess", "Stack"]
 
@@ -158,7 +158,7 @@ class Stack:
 
     def restart(self, name: str, timeout_s: float = 30.0) -> None:
         """Stop one service (SIGTERM) and start it again with the same port and environment."""
-        self._terminate(self.services.pop(name))
+        terminate(self.services.pop(name).process)
         self._spawn(name)
         self.wait_ready(timeout_s)
 
@@ -174,21 +174,11 @@ class Stack:
     def stop(self) -> None:
         """Stop services first (they drain NATS and use Redis while stopping), then the servers we started."""
         for service in reversed(list(self.services.values())):
-            self._terminate(service)
+            terminate(service.process)
         self.services.clear()
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
-
-    @staticmethod
-    def _terminate(service: ServiceProcess, timeout_s: float = 10.0) -> None:
-        if service.process.poll() is None:
-            service.process.terminate()
-            try:
-                service.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
 
 
 def _ready(url: str) -> bool:
