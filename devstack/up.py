@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
+
 from shared.accounts import Role
 
 from .servers import url_answers
@@ -72,12 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    redis_url = os.environ.get("REDIS_URL")
-    nats_url = os.environ.get("NATS_URL")
+    # The services read .env themselves, but the launcher decides from the same values (which servers to use,
+    # whether real Zoom credentials exist), so it reads it too; the environment wins, as for the services.
+    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    configured = {**from_file, **os.environ}
+    redis_url = configured.get("REDIS_URL")
+    nats_url = configured.get("NATS_URL")
     redis_url = redis_url if _reachable(redis_url, 6379) else None
     nats_url = nats_url if _reachable(nats_url, 4222) else None
-    ports = {name: int(os.environ.get(spec.port_env, spec.default_port)) for name, spec in SERVICES.items()}
-    env = {k: v for k, v in _dev_secrets(run_dir).items() if not os.environ.get(k)}
+    ports = {name: int(configured.get(spec.port_env, spec.default_port)) for name, spec in SERVICES.items()}
+    env = {**{k: v for k, v in _dev_secrets(run_dir).items() if not configured.get(k)}, **from_file}
 
     print("Starting cobrowse-desk ...", flush=True)
     stack = Stack.start(run_dir, redis_url=redis_url, nats_url=nats_url, ports=ports, env=env, persist=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.servers import ServerProcess, free_port
+from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
 
 
 def _descendants(pid: int) -> set[int]:
@@ -40,9 +41,17 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("use_existing", [False, True], ids=["own-servers", "existing-servers"])
+@pytest.mark.parametrize(
+    ("use_existing", "dotenv_credentials"),
+    [(False, False), (True, False), (True, True)],
+    ids=["own-servers", "existing-servers", "credentials-in-dotenv"],
+)
 def test_up_runs_everything_and_ctrl_c_stops_it_all(
-    tmp_path: Path, redis_server: ServerProcess, nats_server: ServerProcess, use_existing: bool
+    tmp_path: Path,
+    redis_server: ServerProcess,
+    nats_server: ServerProcess,
+    use_existing: bool,
+    dotenv_credentials: bool,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "REDIS_URL", "NATS_URL"))}
     env |= {"TOKEN_PORT": str(free_port()), "REGISTRY_PORT": str(free_port()), "NOTIFY_PORT": str(free_port())}
@@ -50,8 +59,11 @@ def test_up_runs_everything_and_ctrl_c_stops_it_all(
         env |= {"REDIS_URL": redis_server.url, "NATS_URL": nats_server.url}
     else:
         env |= {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}  # nothing answers there: start our own
+    if dotenv_credentials:
+        (tmp_path / ".env").write_text(f"ZOOM_SDK_KEY={TEST_SDK_KEY}\nZOOM_SDK_SECRET={TEST_SDK_SECRET}\n")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "devstack.up", "--run-dir", str(tmp_path / "run")],
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -65,7 +77,8 @@ def test_up_runs_everything_and_ctrl_c_stops_it_all(
             break
     output = "".join(lines)
     assert launcher.poll() is None, output
-    assert "DEVELOPMENT CREDENTIALS" in output
+    assert ("DEVELOPMENT CREDENTIALS" in output) is not dotenv_credentials
+    assert TEST_SDK_SECRET not in output
     assert f"127.0.0.1:{env['TOKEN_PORT']}/demo" in output
     assert "/agent" in output and "/dashboard" in output
     assert ("yours at REDIS_URL" in output) is use_existing
