@@ -45,13 +45,14 @@ log = structlog.get_logger()
 
 QUEUE_NAME = re.compile(QUEUE_PATTERN)
 
-_CLAIM_REFUSALS: dict[str, CobrowseError] = {
-    "taken": Conflict("another agent claimed this request", code="taken"),
-    "not_found": NotFound("no such help request", code="request_not_found"),
-    "gone": Conflict("the request is no longer waiting", code="request_gone"),
-    "not_offered": Forbidden("this request was not offered to you", code="not_offered"),
-    "not_available": Conflict("set your status to available first", code="not_available"),
-    "at_capacity": Conflict("you are at your capacity", code="at_capacity"),
+# A fresh exception per refusal: raising one shared instance would keep growing its traceback.
+_CLAIM_REFUSALS: dict[str, tuple[type[CobrowseError], str, str]] = {
+    "taken": (Conflict, "taken", "another agent claimed this request"),
+    "not_found": (NotFound, "request_not_found", "no such help request"),
+    "gone": (Conflict, "request_gone", "the request is no longer waiting"),
+    "not_offered": (Forbidden, "not_offered", "this request was not offered to you"),
+    "not_available": (Conflict, "not_available", "set your status to available first"),
+    "at_capacity": (Conflict, "at_capacity", "you are at your capacity"),
 }
 
 
@@ -172,7 +173,8 @@ class Desk:
         """Claim a request; returns the ``claimed`` frame. Raises with code ``taken`` when another agent won."""
         result = await self.store.claim(session_id, agent_id)
         if result.outcome not in ("ok", "already"):
-            raise _CLAIM_REFUSALS[result.outcome]
+            error_class, code, message = _CLAIM_REFUSALS[result.outcome]
+            raise error_class(message, code=code)
         if result.outcome == "ok":
             # The claim is decided: the others learn it before the token is fetched.
             await self._revoke(result.others, session_id, "taken")
