@@ -60,45 +60,50 @@ class ResolveResult(BaseModel):
     misses: int = 0
 
 
-def _script(name: str) -> str:
+def _script(name: str, settings: Settings) -> str:
     lua = Path(__file__).parent / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    return "\n".join([_constants(settings), (lua / "common.lua").read_text(), (lua / f"{name}.lua").read_text()])
 
 
-def _config(settings: Settings) -> str:
+def _constants(settings: Settings) -> str:
+    """The Lua prelude's constants: key prefix ``P`` and configuration ``C``.
+
+    They are part of the script (its SHA changes with them) rather than arguments of every call: a beacon's call
+    then neither sends nor decodes them.
+    """
     ms = 1000
-    return json.dumps(
-        {
-            "max_agents": settings.max_agents,
-            "max_customers": settings.max_customers,
-            "history_limit": settings.history_limit,
-            "session_ttl_ms": settings.session_ttl_s * ms,
-            "retention_ms": settings.ended_retention_s * ms,
-            "no_pin_ms": int(settings.no_pin_timeout_s * ms),
-            "waiting_ms": int(settings.waiting_timeout_s * ms),
-            "reconnect_ms": int(settings.reconnect_window_s * ms),
-            "agent_wait_ms": int(settings.agent_wait_timeout_s * ms),
-            "heartbeat_ms": int(settings.heartbeat_timeout_s * ms),
-            "pin_miss_limit": settings.pin_miss_limit,
-            "pin_miss_window_ms": settings.pin_miss_window_s * ms,
-            "pin_bucket_drop": settings.pin_bucket_drop,
-        }
-    )
+    config = {
+        "max_agents": settings.max_agents,
+        "max_customers": settings.max_customers,
+        "history_limit": settings.history_limit,
+        "session_ttl_ms": settings.session_ttl_s * ms,
+        "retention_ms": settings.ended_retention_s * ms,
+        "no_pin_ms": int(settings.no_pin_timeout_s * ms),
+        "waiting_ms": int(settings.waiting_timeout_s * ms),
+        "reconnect_ms": int(settings.reconnect_window_s * ms),
+        "agent_wait_ms": int(settings.agent_wait_timeout_s * ms),
+        "heartbeat_ms": int(settings.heartbeat_timeout_s * ms),
+        "pin_miss_limit": settings.pin_miss_limit,
+        "pin_miss_window_ms": settings.pin_miss_window_s * ms,
+        "pin_bucket_drop": settings.pin_bucket_drop,
+    }
+    table = ", ".join(f"{key} = {int(value)}" for key, value in config.items())
+    # The prefix is letters, digits and ``:_-`` (settings), so it needs no escaping in a Lua string.
+    return f"local P = '{settings.key_prefix}'\nlocal C = {{ {table} }}"
 
 
 class SessionStore:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.prefix = settings.key_prefix
-        self._args = [self.prefix, _config(settings)]
         self._ttl_ms = settings.session_ttl_s * 1000
         self.outbox_written = asyncio.Event()
         """Set whenever a script of this process may have added to the outbox; wakes the local publisher."""
-        self._create = redis.register_script(_script("create"))
-        self._apply = ScriptPipeline(redis, _script("apply"))
-        self._fire = redis.register_script(_script("fire"))
-        self._resolve = redis.register_script(_script("resolve"))
-        self._views = redis.register_script(_script("views"))
+        self._create = redis.register_script(_script("create", settings))
+        self._apply = ScriptPipeline(redis, _script("apply", settings))
+        self._fire = redis.register_script(_script("fire", settings))
+        self._resolve = redis.register_script(_script("resolve", settings))
+        self._views = redis.register_script(_script("views", settings))
 
     # keys, for the Python side (the scripts build the same ones)
     def session_key(self, session_id: str) -> str:
@@ -134,7 +139,7 @@ class SessionStore:
             "customer_name": request.customer_name,
             "client_ip": request.client_ip,
         }
-        raw = await self._create(args=[*self._args, session_id, json.dumps(fields), request.custom_pin or ""])
+        raw = await self._create(args=[session_id, json.dumps(fields), request.custom_pin or ""])
         reply = json.loads(raw)
         self.outbox_written.set()
         if "error" in reply:
@@ -143,7 +148,7 @@ class SessionStore:
 
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
-        raw = await self._apply([*self._args, session_id, source, json.dumps(events)])
+        raw = await self._apply([session_id, source, json.dumps(events)])
         self.outbox_written.set()
         reply = json.loads(raw)
         if "error" in reply:
@@ -166,7 +171,7 @@ class SessionStore:
     async def views(self, session_ids: list[str]) -> list[SessionView]:
         if not session_ids:
             return []
-        raw = await self._views(args=[*self._args, *session_ids])
+        raw = await self._views(args=session_ids)
         rows = json.loads(raw)
         # cjson encodes an empty table as an object
         return [SessionView.model_validate(row) for row in rows] if isinstance(rows, list) else []
@@ -215,13 +220,13 @@ class SessionStore:
         return session_id
 
     async def resolve(self, pin: str) -> ResolveResult:
-        raw = await self._resolve(args=[*self._args, pin])
+        raw = await self._resolve(args=[pin])
         self.outbox_written.set()
         return ResolveResult.model_validate_json(raw)
 
     async def fire_due(self, batch: int) -> tuple[int, int]:
         """Fire due timers; returns (fired, looked at)."""
-        fired, seen = await self._fire(args=[*self._args, batch])
+        fired, seen = await self._fire(args=[batch])
         if fired:
             TIMERS_FIRED.inc(fired)
             self.outbox_written.set()

@@ -1,11 +1,11 @@
 -- Apply a batch of events to one session: dedupe by event id, transition, history, outbox, timers.
--- ARGV[3] session id, ARGV[4] source (beacon|webhook|api), ARGV[5] JSON list of normalised events
+-- ARGV[1] session id, ARGV[2] source (beacon|webhook|api), ARGV[3] JSON list of normalised events
 -- {id, name, ts, seq, pin?, code?, reason?, original_name?}; event names were validated by the caller.
 -- Returns JSON {accepted, duplicates, ignored, state} or {error = "not_found"}; nothing is written for an unknown
 -- session.
 
-local sid, source = ARGV[3], ARGV[4]
-local events = cjson.decode(ARGV[5])
+local sid, source = ARGV[1], ARGV[2]
+local events = cjson.decode(ARGV[3])
 local s = load(sid)
 if not s then return cjson.encode({ error = 'not_found' }) end
 

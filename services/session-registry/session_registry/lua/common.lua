@@ -1,13 +1,12 @@
 -- Shared prelude of every registry script (store.py prepends it). The state machine lives here so that a beacon
 -- batch, a webhook, an API call and a firing timer all change a session in one atomic step with its outbox entry.
 --
--- ARGV[1] key prefix, ARGV[2] config JSON (see store.py), the rest per script. Keys are built here from the
+-- store.py puts the key prefix P and the configuration table C in front of it (constants of the script, not
+-- arguments, so that no call sends or decodes them); ARGV is each script's own. Keys are built here from the
 -- prefix (store.py documents the same scheme), so the registry needs a single Redis, not a cluster.
 
 redis.replicate_commands()  -- TIME below, then writes: replicate effects (the default since Redis 5)
 
-local P = ARGV[1]
-local C = cjson.decode(ARGV[2])
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 

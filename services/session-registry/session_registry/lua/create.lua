@@ -1,7 +1,7 @@
--- Create a session. ARGV[3] session id, ARGV[4] JSON fields {queue, priority, customer_id, customer_name,
--- client_ip}, ARGV[5] custom (BYOP) PIN or "". Returns the view JSON or {error = "pin_taken"}.
+-- Create a session. ARGV[1] session id, ARGV[2] JSON fields {queue, priority, customer_id, customer_name,
+-- client_ip}, ARGV[3] custom (BYOP) PIN or "". Returns the view JSON or {error = "pin_taken"}.
 
-local sid, custom = ARGV[3], ARGV[5]
+local sid, custom = ARGV[1], ARGV[3]
 if custom ~= '' then
   -- Reserved until the SDK confirms it, so two customers cannot start with the same custom PIN.
   if not redis.call('SET', k_pin(custom), sid, 'NX', 'PX', C.session_ttl_ms) then
@@ -10,7 +10,7 @@ if custom ~= '' then
   redis.call('SADD', k_bucket(bucket_of(custom)), custom)
   redis.call('PEXPIRE', k_bucket(bucket_of(custom)), C.session_ttl_ms)
 end
-local s = cjson.decode(ARGV[4])
+local s = cjson.decode(ARGV[2])
 s.id = sid
 s.state = 'created'
 s.created_at = NOW

@@ -1,8 +1,8 @@
 -- Claim and fire due timers: removing the member and ending the session happen in this one script, so a timer
--- fires exactly once whichever replica runs it. ARGV[3] maximum number of timers to look at.
+-- fires exactly once whichever replica runs it. ARGV[1] maximum number of timers to look at.
 -- Returns {fired, looked_at}.
 
-local due = redis.call('ZRANGEBYSCORE', K_TIMERS, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[3]))
+local due = redis.call('ZRANGEBYSCORE', K_TIMERS, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[1]))
 local fired = 0
 for _, member in ipairs(due) do
   redis.call('ZREM', K_TIMERS, member)

@@ -1,8 +1,8 @@
--- Resolve a PIN for an agent. ARGV[3] PIN (normalised). Returns JSON {session = view} or {error = code, misses?}.
+-- Resolve a PIN for an agent. ARGV[1] PIN (normalised). Returns JSON {session = view} or {error = code, misses?}.
 -- A failed lookup counts one miss for the PIN's bucket (the PIN without its last C.pin_bucket_drop characters);
 -- once a bucket holds C.pin_miss_limit misses within the window, every live PIN in it is retired for good.
 
-local pin = ARGV[3]
+local pin = ARGV[1]
 local bucket = bucket_of(pin)
 
 local function retire(s)

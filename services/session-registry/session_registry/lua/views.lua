@@ -1,6 +1,6 @@
--- Views of the sessions ARGV[3..] (JSON list, unknown ids left out).
+-- Views of the sessions whose ids are the arguments (a JSON list; unknown ids left out).
 local out = {}
-for i = 3, #ARGV do
+for i = 1, #ARGV do
   local s = load(ARGV[i])
   if s then out[#out + 1] = view(s) end
 end
