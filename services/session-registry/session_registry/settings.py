@@ -59,7 +59,7 @@ class Settings(ServiceSettings):
     """Events per JetStream batch (the server takes at most 1,000 in one atomic batch)."""
     outbox_poll_interval_s: float = Field(0.2, gt=0)
     """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
-    outbox_linger_s: float = Field(0.01, ge=0)
+    outbox_linger_s: float = Field(0.025, ge=0)
     """How long the publisher lets new events gather before it publishes them (fewer, larger batches)."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
