@@ -8,11 +8,13 @@ call goes out at once). Each script still runs atomically on its own; only the r
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["ScriptPipeline"]
 
@@ -79,10 +81,15 @@ class ScriptPipeline:
         sha = self._script.sha
         await connection.send_packed_command(connection.pack_commands([("EVALSHA", sha, 0, *args) for args in calls]))
         results: list[Any] = []
-        for _ in calls:
-            # Every reply is read, errors included, so that the connection goes back to the pool in step.
-            try:
-                results.append(await connection.read_response())
-            except ResponseError as exc:
-                results.append(exc)
+        try:
+            # One deadline for all the replies, the connection's socket timeout (redis-py would arm one per reply).
+            async with asyncio.timeout(connection.socket_timeout):
+                for _ in calls:
+                    # Every reply is read, errors included, so that the connection goes back to the pool in step.
+                    try:
+                        results.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as exc:
+                        results.append(exc)
+        except TimeoutError as exc:  # read_response has disconnected: the retry reconnects
+            raise RedisTimeoutError("timeout reading the beacon scripts' replies") from exc
         return results
