@@ -194,6 +194,7 @@ class OutboxPublisher:
 
     async def run(self) -> None:
         lease_s = self._settings.outbox_lease_s
+        rate = _Rate()
         delay = 0.05
         while True:
             raise_if_cancelled()
@@ -201,16 +202,38 @@ class OutboxPublisher:
                 if not await self.holds_lease():
                     await asyncio.sleep(lease_s / 2)
                     continue
-                if await self.publish_batch() < self._settings.outbox_batch:
-                    # Caught up: wait for more, then let a burst gather into one batch.
+                published = await self.publish_batch()
+                rate.add(published)
+                if published < self._settings.outbox_batch:
+                    # Caught up: wait for more. Under load, let the burst gather into one batch; below the rate, an
+                    # event goes out at once (a waiting customer's offer must not wait for a batch to fill).
                     await self.wait_for_entries(self._settings.outbox_poll_interval_s)
-                    await asyncio.sleep(self._settings.outbox_linger_s)
+                    if rate.per_second >= self._settings.outbox_linger_min_rate:
+                        await asyncio.sleep(self._settings.outbox_linger_s)
                 delay = 0.05
             except Exception as exc:
                 raise_if_cancelled(exc)
                 log.warning("outbox_retry", error=repr(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._settings.outbox_retry_max_s)
+
+
+class _Rate:
+    """Events per second over the last completed window (0.1 s), to tell load from a quiet trickle."""
+
+    def __init__(self, window_s: float = 0.1) -> None:
+        self._window_s = window_s
+        self._start = time.monotonic()
+        self._count = 0
+        self.per_second = 0.0
+
+    def add(self, count: int) -> None:
+        self._count += count
+        elapsed = time.monotonic() - self._start
+        if elapsed >= self._window_s:
+            self.per_second = self._count / elapsed
+            self._start += elapsed
+            self._count = 0
 
 
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:

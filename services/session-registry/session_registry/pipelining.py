@@ -74,6 +74,10 @@ class ScriptPipeline:
                     lambda: self._round_trip(connection, calls), lambda _: connection.disconnect()
                 ),
             )
+        except BaseException:
+            # Cancelled or failed mid-read: replies may still be on the wire, so the connection must not be reused.
+            await connection.disconnect()
+            raise
         finally:
             await pool.release(connection)
 

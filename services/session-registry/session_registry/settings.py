@@ -60,7 +60,9 @@ class Settings(ServiceSettings):
     outbox_poll_interval_s: float = Field(0.2, gt=0)
     """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
     outbox_linger_s: float = Field(0.025, ge=0)
-    """How long the publisher lets new events gather before it publishes them (fewer, larger batches)."""
+    """Under load, how long the publisher lets new events gather before it publishes them (larger batches)."""
+    outbox_linger_min_rate: float = Field(1000.0, ge=0)
+    """Linger only while the outbox runs at this many events/s or more: below it an event is published at once."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
     outbox_retry_max_s: float = Field(5.0, gt=0)
