@@ -16,7 +16,7 @@ __all__ = ["sign_session_token", "verify_session_token"]
 
 
 def _signature(secret: bytes, session_id: str) -> str:
-    digest = hmac.new(secret, f"session:{session_id}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret, f"session:{session_id}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
