@@ -18,7 +18,7 @@ from shared.errors import NotFound, Unavailable, UnsupportedMediaType, Validatio
 from shared.messaging import SessionState
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
-from shared.web import read_json
+from shared.web import read_json, static_file
 
 from .beacons import parse_beacon
 from .keys import ACCOUNTS, SETTINGS, STORE
@@ -117,15 +117,6 @@ async def end_session(request: web.Request) -> web.Response:
     return web.json_response({"session": session.model_dump(mode="json")})
 
 
-async def beacon_js(request: web.Request) -> web.StreamResponse:
-    path = STATIC / "beacon.js"
-    if not path.is_file():
-        raise NotFound("beacon.js is not built", code="not_found")
-    return web.FileResponse(
-        path, headers={"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "max-age=300"}
-    )
-
-
 @web.middleware
 async def redis_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Redis down is a 503 the browser's beacon retries, not a bug's 500."""
@@ -152,4 +143,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/sessions", list_sessions)
     app.router.add_get("/sessions/{session_id}", get_session)
     app.router.add_post("/sessions/{session_id}/end", end_session)
-    app.router.add_get("/beacon.js", beacon_js)
+    # Customers' sites load it on every page: a short cache, so a new version still spreads within minutes.
+    app.router.add_get("/beacon.js", static_file(STATIC / "beacon.js", cache_control="max-age=300"))
