@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from shared.accounts import AccountStore, Role
 
 from .servers import ServerProcess, free_port, start_nats, start_redis, terminate
 
-__all__ = ["DEV_SDK_KEY", "SERVICES", "ServiceProcess", "Stack"]
+__all__ = ["DEV_SDK_KEY", "SERVICES", "ServiceProcess", "Stack", "wait_until_ready"]
 
 DEV_SDK_KEY = "DEV-ONLY-simulated-zoom-sdk-key"
 
@@ -179,6 +180,20 @@ class Stack:
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
+
+
+def wait_until_ready(url: str, exited: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll ``url``'s ``/readyz`` until it answers 200; raise if ``exited()`` or after ``timeout_s``.
+
+    A child process's port offers no event to await, so this polls; async callers run it with ``asyncio.to_thread``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not _ready(url):
+        if exited():
+            raise RuntimeError(f"the service at {url} exited before it was ready")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {timeout_s} s")
+        time.sleep(0.05)
 
 
 def _ready(url: str) -> bool:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from devstack.servers import free_port
+from devstack.stack import wait_until_ready
 from shared.messaging import SessionState
 
 from .conftest import SESSION_SECRET, new_session_id
@@ -135,15 +136,7 @@ async def _process_replica(redis_url, nats_url):
         sys.executable, "-m", "notification_service", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        async with asyncio.timeout(15):
-            while True:  # a child process's port: there is no event to await
-                try:
-                    async with http.get(url + "/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
+    await asyncio.to_thread(wait_until_ready, url, lambda: process.returncode is not None, 15)
     yield url, process
     if process.returncode is None:
         process.kill()

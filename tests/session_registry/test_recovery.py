@@ -18,6 +18,7 @@ import nats
 import pytest
 
 from devstack.servers import ServerProcess, free_port, start_nats, start_redis
+from devstack.stack import wait_until_ready
 from shared.messaging import SESSION_EVENTS, SessionState, Source
 from shared.session_tokens import sign_session_token
 
@@ -96,19 +97,6 @@ def spawn_registry(redis_url: str, nats_url: str, port: int, log_path: Path) -> 
         return subprocess.Popen([sys.executable, "-m", "session_registry"], env=env, stdout=log, stderr=log)
 
 
-async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http, asyncio.timeout(20):
-        while process.poll() is None:
-            try:
-                async with http.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)  # polling a child process's port; there is no event to await
-    raise RuntimeError(f"registry exited with {process.returncode}")
-
-
 @pytest.mark.slow
 async def test_a_killed_registry_loses_no_accepted_event_and_no_timeout(
     own_nats: OwnNats, redis_url: str, start_registry, watch, tmp_path: Path
@@ -116,7 +104,7 @@ async def test_a_killed_registry_loses_no_accepted_event_and_no_timeout(
     port = free_port()
     process = spawn_registry(redis_url, own_nats.url, port, tmp_path / "registry.log")
     try:
-        await wait_ready(f"http://127.0.0.1:{port}", process)
+        await asyncio.to_thread(wait_until_ready, f"http://127.0.0.1:{port}", lambda: process.poll() is not None, 20)
         nc = await nats.connect(own_nats.url, max_reconnect_attempts=0)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             session = await open_session(nc, http)  # type: ignore[arg-type]
