@@ -13,13 +13,22 @@ Request/reply (``nats.micro`` services; errors travel as ``Nats-Service-Error-Co
 
     registry.sessions.create     CreateSession   -> CreatedSession
     registry.sessions.get        SessionRef      -> SessionView
-    registry.sessions.end        EndSession      -> SessionView
+    registry.sessions.end        EndSession      -> SessionView     (staff end, or the notification service ending a
+                                                                    cancelled request: reason "cancelled")
     registry.pins.resolve        ResolvePin      -> SessionView     (a live session that can take one more agent)
     token.agent.issue            IssueAgentToken -> AgentToken      (role-2 token for an account, for a live PIN)
 
 Core NATS, not persisted::
 
     notify.agent.<agent_id>      bytes           a frame for an agent's socket, whichever replica holds it
+    accounts.revoked             AccountRevoked  an account was disabled or its key rotated: every replica closes
+                                                 that account's sockets and streams and withdraws its offers
+    registry.outbox.written      b""             a registry replica wrote to its outbox: wakes the lease holder's
+                                                 publisher on any replica at once (a hint; the poll stays as backstop)
+
+Ordering: every ``SessionView`` carries ``version``, a per-session counter the registry increments with each
+accepted change (in the same Lua step as the change). A consumer that keeps the last version it applied per
+session ignores any event whose version is not newer, so events applied late or out of order never undo a newer one.
 """
 
 from __future__ import annotations
@@ -35,6 +44,9 @@ from nats.js.errors import BadRequestError
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ACCOUNTS_REVOKED",
+    "REGISTRY_OUTBOX_WRITTEN",
+    "AccountRevoked",
     "AgentEvent",
     "AgentToken",
     "CreateSession",
@@ -43,6 +55,7 @@ __all__ = [
     "IssueAgentToken",
     "QueueEvent",
     "ResolvePin",
+    "RevocationReason",
     "SessionEvent",
     "SessionRef",
     "SessionState",
@@ -72,6 +85,9 @@ REGISTRY_RESOLVE_PIN = "registry.pins.resolve"
 
 TOKEN_SERVICE = "token"
 TOKEN_AGENT_ISSUE = "token.agent.issue"
+
+ACCOUNTS_REVOKED = "accounts.revoked"
+REGISTRY_OUTBOX_WRITTEN = "registry.outbox.written"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 
@@ -160,6 +176,8 @@ class SessionView(Message):
     updated_at: float
     ended_reason: str | None = None
     pin_retired: bool = False  # too many failed lookups near this PIN: agents can no longer resolve it
+    version: int = 0
+    """Per-session change counter assigned by the registry: each accepted change is exactly one higher."""
 
 
 class SessionEvent(Message):
@@ -205,6 +223,18 @@ class AgentEvent(Message):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class RevocationReason(StrEnum):
+    DISABLED = "disabled"
+    ROTATED = "rotated"
+
+
+class AccountRevoked(Message):
+    """``accounts.revoked``: whatever an account opened with its old key must close now."""
+
+    account_id: str
+    reason: RevocationReason
+
+
 class CreateSession(Message):
     queue: str = "support"
     priority: int = 0
@@ -212,6 +242,8 @@ class CreateSession(Message):
     customer_name: str = ""
     client_ip: str = ""
     custom_pin: str | None = None  # BYOP only
+    idempotency_key: str | None = None
+    """The client's ``Idempotency-Key`` (scoped by the token service): a retried create returns the same session."""
 
 
 class CreatedSession(Message):
