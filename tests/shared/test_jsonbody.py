@@ -1,0 +1,51 @@
+"""parse_json: every hostile document is a BadRequest, never another exception."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.errors import BadRequest
+from shared.jsonbody import MAX_DEPTH, parse_json
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b"NaN",
+        b'{"t": Infinity}',
+        b'{"t": 1e400}',
+        b'{"t": -1e400}',
+        b"\xff\xfe",
+        b"",
+        b'{"a": 1',
+    ],
+)
+def test_hostile_documents_are_bad_requests(raw: bytes) -> None:
+    with pytest.raises(BadRequest):
+        parse_json(raw)
+
+
+def test_depth_limit_is_exact() -> None:
+    assert parse_json("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+    with pytest.raises(BadRequest) as info:
+        parse_json("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    assert info.value.code == "json_too_deep"
+
+
+def test_many_shallow_brackets_are_fine() -> None:
+    doc = {"events": [{"id": str(i), "payload": {"a": [1, 2]}} for i in range(100)]}
+    assert parse_json(json.dumps(doc)) == doc
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_parse_or_bad_request(raw: bytes) -> None:
+    try:
+        parse_json(raw)
+    except BadRequest:
+        pass
