@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from devstack.servers import start_nats, start_redis
 from shared.errors import Conflict
+from shared.keys import REDIS
 from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
+from shared.settings import ServiceSettings
 from shared.web import read_json, setup_edge, static_file
 from tests.conftest import LOG_LINES
 
@@ -23,7 +28,13 @@ class Body(BaseModel):
     count: int
 
 
-def _app(tmp_path: Path, redis_url: str | None = None, nats_url: str | None = None) -> web.Application:
+def _settings(**overrides: object) -> ServiceSettings:
+    return ServiceSettings(cors_origins=(ORIGIN,), **overrides)  # type: ignore[arg-type]
+
+
+def _app(
+    tmp_path: Path, redis_url: str | None = None, nats_url: str | None = None, **overrides: object
+) -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         body = await read_json(request, Body)
         return web.json_response(body.model_dump())
@@ -34,18 +45,21 @@ def _app(tmp_path: Path, redis_url: str | None = None, nats_url: str | None = No
     async def bug(request: web.Request) -> web.Response:
         raise RuntimeError("internal detail cbk_must_not_leak")
 
+    settings = _settings(**overrides, **({"redis_url": redis_url} if redis_url else {}))
+    settings = settings.model_copy(update={"nats_url": nats_url} if nats_url else {})
     app = web.Application(client_max_size=1024)
     if redis_url:
-        app.cleanup_ctx.append(redis_context(redis_url))
+        app.cleanup_ctx.append(redis_context(settings))
     if nats_url:
-        app.cleanup_ctx.append(nats_context(nats_url, "test"))
-    setup_edge(app, service="test", cors_origins=[ORIGIN])
+        app.cleanup_ctx.append(nats_context(settings, "test"))
+    setup_edge(app, service="test", settings=settings)
     (tmp_path / "page.html").write_text("<h1>hi</h1>")
     app.router.add_post("/echo", echo)
     app.router.add_get("/conflict", conflict)
     app.router.add_get("/bug", bug)
     app.router.add_get("/page", static_file(tmp_path / "page.html"))
     app.router.add_get("/missing", static_file(tmp_path / "missing.html"))
+    app.router.add_static("/static/", tmp_path)
     return app
 
 
@@ -117,3 +131,73 @@ async def test_readiness_names_what_is_down(aiohttp_client, tmp_path: Path) -> N
     finally:
         redis.stop()
         nats.stop()
+
+
+def _redis_app(redis_url: str, tmp_path: Path, **overrides: object) -> web.Application:
+    app = _app(tmp_path, redis_url, **overrides)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.json_response({"value": await request.app[REDIS].get("k")})
+
+    app.router.add_get("/get", get)
+    return app
+
+
+async def test_a_burst_past_the_redis_pool_waits_for_a_connection(aiohttp_client, redis_url, tmp_path) -> None:
+    app = _redis_app(redis_url, tmp_path, redis_pool_size=4, redis_pool_timeout_s=10, redis_socket_timeout_s=10)
+    client: TestClient = await aiohttp_client(app)
+    responses = await asyncio.gather(*(client.get("/get") for _ in range(300)))
+    assert {r.status for r in responses} == {200}
+    other = Redis.from_url(redis_url)
+    assert len(await other.client_list()) - 1 <= 4  # the app's connections, not counting this one
+    await other.aclose()
+
+
+async def test_no_free_redis_connection_in_time_is_a_503_with_retry_after(aiohttp_client, redis_url, tmp_path) -> None:
+    app = _redis_app(redis_url, tmp_path, redis_pool_size=1, redis_pool_timeout_s=0.2)
+    client: TestClient = await aiohttp_client(app)
+    pool = app[REDIS].connection_pool
+    held = await pool.get_connection()  # type: ignore[no-untyped-call]
+    response = await client.get("/get")
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    assert (await response.json())["error"]["code"] == "unavailable"
+    await pool.release(held)
+    assert (await client.get("/get")).status == 200
+
+
+async def test_past_the_connection_cap_a_request_is_a_503_before_any_work(aiohttp_client, tmp_path) -> None:
+    both_in, release = asyncio.Event(), asyncio.Event()
+    app = _app(tmp_path, http_max_connections=2)
+    entered = []
+
+    async def slow(request: web.Request) -> web.Response:
+        entered.append(request)
+        if len(entered) == 2:
+            both_in.set()
+        await release.wait()
+        return web.json_response({})
+
+    app.router.add_get("/slow", slow)
+    client: TestClient = await aiohttp_client(app)
+    first, second = asyncio.ensure_future(client.get("/slow")), asyncio.ensure_future(client.get("/slow"))
+    await asyncio.wait_for(both_in.wait(), 5)
+    third = await client.get("/conflict")
+    assert (third.status, third.headers["Retry-After"]) == (503, "1")
+    assert (await third.json())["error"]["code"] == "overloaded"
+    assert (await client.get("/healthz")).status == 200  # probes are never turned away
+    release.set()
+    assert [(await first).status, (await second).status] == [200, 200]
+    assert (await client.get("/conflict")).status == 409
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_closes(aiohttp_client, tmp_path) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path, http_body_timeout_s=0.3))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    async with asyncio.timeout(5):
+        answer = await reader.read()  # until the server closes
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body)["error"]["code"] == "request_timeout"

@@ -49,12 +49,12 @@ def create_app(settings: Settings) -> web.Application:
     app[AGENT_CONNS] = {}
     app[SNAPSHOTS] = SnapshotCache()
     name = f"notification-{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, name))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, name))
     app.cleanup_ctx.append(_components)
     app.cleanup_ctx.append(session_consumer)
     app.cleanup_ctx.append(background_loops)
-    setup_edge(app, service="notification", cors_origins=settings.cors_origins)
+    setup_edge(app, service="notification", settings=settings)
     # SSE responses end when their clients are dropped; WebSockets are closed by setup_edge.
     app.on_shutdown.append(_end_streams)
     setup_routes(app)
