@@ -29,11 +29,8 @@ from aiohttp import WSCloseCode, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_protocol import RequestPayloadError
-from nats import errors as nats_errors
-from nats.js import errors as js_errors
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
-from redis import exceptions as redis_errors
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from . import protocol_errors
@@ -49,10 +46,11 @@ from .errors import (
 )
 from .jsonbody import parse_json
 from .keys import NATS, REDIS, WEBSOCKETS
+from .outages import outage_of
 from .rpc import validation_errors
 from .settings import ServiceSettings
 
-__all__ = ["client_ip", "error_response", "outage_of", "read_json", "setup_edge", "static_file"]
+__all__ = ["client_ip", "error_response", "read_json", "setup_edge", "static_file"]
 
 log = structlog.get_logger()
 M = TypeVar("M", bound=BaseModel)
@@ -65,48 +63,16 @@ HTTP_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 
-# What a dependency outage looks like from here: unreachable, slow, or no connection free in time.
-_OUTAGES: tuple[tuple[str, tuple[type[BaseException], ...]], ...] = (
-    ("redis", (redis_errors.ConnectionError, redis_errors.TimeoutError)),
-    (
-        "nats",
-        (
-            nats_errors.ConnectionClosedError,
-            nats_errors.ConnectionDrainingError,
-            nats_errors.ConnectionReconnectingError,
-            nats_errors.FlushTimeoutError,
-            nats_errors.NoRespondersError,
-            nats_errors.NoServersError,
-            nats_errors.OutboundBufferLimitError,
-            nats_errors.StaleConnectionError,
-            nats_errors.TimeoutError,
-            nats_errors.UnexpectedEOF,
-            js_errors.ServiceUnavailableError,
-        ),
-    ),
-)
 CLIENT_GONE_STATUS = 499
 """Metrics status of a request whose client hung up before its answer (nginx's convention); never sent."""
-
-
-def outage_of(exc: BaseException) -> str | None:
-    """The dependency (``"redis"``, ``"nats"``) whose outage ``exc`` is, or ``None`` for any other error.
-
-    An exception group (a task group's) is an outage when every exception in it is one.
-    """
-    if isinstance(exc, BaseExceptionGroup):
-        kinds = [outage_of(inner) for inner in exc.exceptions]
-        return kinds[0] if all(kinds) else None
-    for name, classes in _OUTAGES:
-        if isinstance(exc, classes):
-            return name
-    return None
 
 
 def error_response(exc: CobrowseError, headers: dict[str, str] | None = None) -> web.Response:
     headers = dict(headers or {})
     if isinstance(exc, RateLimited | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:  # another service's 503 relayed (RemoteError)
+        headers.setdefault("Retry-After", "1")
     return web.json_response(exc.to_dict(), status=exc.status, headers=headers)
 
 
@@ -182,7 +148,10 @@ def _edge_middleware(service: str, settings: ServiceSettings) -> Middleware:
             raise
         except Exception as exc:
             response = _failure_response(request, exc, retry_after)
-            if isinstance(exc, RequestTimeout):
+            if request.writer.output_size > 0:
+                # A WebSocket or a stream already answered: an HTTP response now would corrupt it, so just close.
+                request.protocol.force_close()
+            elif isinstance(exc, RequestTimeout):
                 # The rest of the body may never come: answer now and close, rather than let aiohttp wait for it.
                 response.headers["X-Request-ID"] = request_id
                 await response.prepare(request)

@@ -6,18 +6,22 @@ import asyncio
 import json
 from pathlib import Path
 
-from aiohttp import web
+import pytest
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from nats.micro import add_service
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from devstack.servers import start_nats, start_redis
-from shared.errors import Conflict
-from shared.keys import REDIS
+from shared.errors import Conflict, RemoteError
+from shared.keys import JETSTREAM, NATS, REDIS
+from shared.messaging import SessionRef, SessionView
 from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
+from shared.rpc import call, endpoint
 from shared.settings import ServiceSettings
-from shared.web import read_json, setup_edge, static_file
+from shared.web import error_response, read_json, setup_edge, static_file
 from tests.conftest import LOG_LINES
 
 ORIGIN = "http://allowed.example"
@@ -133,8 +137,8 @@ async def test_readiness_names_what_is_down(aiohttp_client, tmp_path: Path) -> N
         nats.stop()
 
 
-def _redis_app(redis_url: str, tmp_path: Path, **overrides: object) -> web.Application:
-    app = _app(tmp_path, redis_url, **overrides)
+def _redis_app(redis_url: str, tmp_path: Path, nats_url: str | None = None, **overrides: object) -> web.Application:
+    app = _app(tmp_path, redis_url, nats_url, **overrides)
 
     async def get(request: web.Request) -> web.Response:
         return web.json_response({"value": await request.app[REDIS].get("k")})
@@ -201,3 +205,72 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_c
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408")
     assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def _outage_app(tmp_path: Path, redis_url: str, nats_url: str) -> web.Application:
+    app = _redis_app(redis_url, tmp_path, nats_url, redis_socket_timeout_s=0.5, nats_timeout_s=0.5)
+
+    async def ask(request: web.Request) -> web.Response:
+        await request.app[NATS].request("nobody.listens", b"", timeout=0.3)
+        return web.json_response({})
+
+    async def publish(request: web.Request) -> web.Response:
+        await request.app[JETSTREAM].publish("test.outage", b"x", timeout=0.3)  # waits for the stream's ack
+        return web.json_response({})
+
+    app.router.add_get("/ask", ask)
+    app.router.add_get("/publish", publish)
+    return app
+
+
+async def _assert_unavailable(response: ClientResponse) -> None:
+    assert (response.status, response.headers.get("Retry-After")) == (503, "1"), await response.text()
+    assert (await response.json())["error"]["code"] == "unavailable"
+
+
+async def test_an_outage_of_redis_or_nats_is_a_503_with_retry_after_then_recovers(aiohttp_client, tmp_path) -> None:
+    redis = start_redis(tmp_path / "redis")
+    nats = start_nats(tmp_path / "nats")
+    try:
+        client: TestClient = await aiohttp_client(_outage_app(tmp_path, redis.url, nats.url))
+        await client.app[JETSTREAM].add_stream(name="OUTAGE", subjects=["test.outage"])
+        assert (await client.get("/get")).status == 200
+        assert (await client.get("/publish")).status == 200
+        await _assert_unavailable(await client.get("/ask"))  # no responders: NATS up, nobody serves the subject
+        redis.stop()
+        mark = len(LOG_LINES)
+        await _assert_unavailable(await client.get("/get"))
+        outage = [json.loads(line) for line in LOG_LINES[mark:] if '"http_unavailable"' in line]
+        assert outage and outage[0]["level"] == "warning" and outage[0]["dependency"] == "redis"
+        assert "exception" not in outage[0]  # an expected failure: no traceback
+        redis = start_redis(tmp_path / "redis-again", port=redis.port)
+        assert (await client.get("/get")).status == 200  # the same client, no restart
+        nats.stop()
+        await _assert_unavailable(await client.get("/publish"))
+        nats = start_nats(tmp_path / "nats", port=nats.port)  # same store: the stream is back
+        async with asyncio.timeout(10):  # each try waits out its flush timeout while the client reconnects
+            while (await client.get("/publish")).status != 200:
+                pass
+    finally:
+        redis.stop()
+        nats.stop()
+
+
+async def test_an_outage_inside_a_nats_service_is_relayed_as_a_503(nc) -> None:
+    """A responder whose Redis is down answers 503 (not a bug's 500); the caller's edge relays it with Retry-After."""
+    broken = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+
+    async def get(ref: SessionRef) -> SessionView:
+        await broken.get(ref.session_id)
+        raise AssertionError("unreachable")
+
+    service = await add_service(nc, name="test-outage", version="0.0.1")
+    await service.add_endpoint(name="get", subject="test.outage.get", handler=endpoint(SessionRef, get))
+    try:
+        with pytest.raises(RemoteError) as raised:
+            await call(nc, "test.outage.get", SessionRef(session_id="s1"), SessionView)
+        assert (raised.value.status, raised.value.code) == (503, "unavailable")
+        assert error_response(raised.value).headers["Retry-After"] == "1"
+    finally:
+        await service.stop()
+        await broken.aclose()
