@@ -101,6 +101,13 @@ async def _read_body(request: web.Request, timeout_s: float) -> None:
         raise BadRequest(message, code=code) from exc
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
 def _failure_response(request: web.Request, exc: Exception, retry_after: int) -> web.StreamResponse:
     """The answer to an exception a handler raised (see the module's failure model)."""
     if isinstance(exc, CobrowseError):
@@ -115,7 +122,7 @@ def _failure_response(request: web.Request, exc: Exception, retry_after: int) ->
     if isinstance(exc, ConnectionResetError):  # aiohttp's ClientConnectionResetError included
         log.info("http_client_gone", error=type(exc).__name__)
         return web.Response(status=CLIENT_GONE_STATUS)
-    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR):
         # The static handler asks the file system about any name a client sends.
         return error_response(NotFound("no such file", code="not_found"))
     log.exception("http_failed")
@@ -138,11 +145,18 @@ def _edge_middleware(service: str, settings: ServiceSettings) -> Middleware:
         bind_contextvars(request_id=request_id, method=request.method, path=request.path)
         started = time.perf_counter()
         in_progress += 1
+        body_failed = False
         try:
             if in_progress > cap and request.path not in ("/healthz", "/readyz"):
                 raise Unavailable("too many requests in progress, retry", code="overloaded", retry_after=retry_after)
+            body_failed = True
             await _read_body(request, body_timeout_s)
+            body_failed = False
             response = await handler(request)
+            if isinstance(response, web.FileResponse) and not await asyncio.to_thread(_is_file, response._path):
+                # aiohttp would find out only while sending, and answer a bare 404 (or a 500 for a name the file
+                # system refuses as too long).
+                raise NotFound("no such file", code="not_found")
         except asyncio.CancelledError:
             log.info("http_cancelled")
             raise
@@ -151,9 +165,11 @@ def _edge_middleware(service: str, settings: ServiceSettings) -> Middleware:
             if request.writer.output_size > 0:
                 # A WebSocket or a stream already answered: an HTTP response now would corrupt it, so just close.
                 request.protocol.force_close()
-            elif isinstance(exc, RequestTimeout):
-                # The rest of the body may never come: answer now and close, rather than let aiohttp wait for it.
+            elif body_failed and response.status in (400, 408):
+                # The rest of the body may never come, or cannot be decoded: answer now and close, rather than let
+                # aiohttp wait for (or read) the rest of it. (A 413's rest is read and dropped by aiohttp.)
                 response.headers["X-Request-ID"] = request_id
+                response.force_close()
                 await response.prepare(request)
                 await response.write_eof()
                 request.protocol.force_close()

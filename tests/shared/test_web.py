@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
@@ -274,3 +275,74 @@ async def test_an_outage_inside_a_nats_service_is_relayed_as_a_503(nc) -> None:
     finally:
         await service.stop()
         await broken.aclose()
+
+
+async def _raw(client: TestClient, data: bytes) -> tuple[int, dict[str, str], Any]:
+    """Send raw bytes; the status, headers and JSON body of the answer (read until the server closes)."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(data)
+    await writer.drain()
+    async with asyncio.timeout(5):
+        answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+KEY = "cbk_" + "k" * 32
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code"),
+    [
+        (b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n", "bad_request_line"),
+        (b"GET /" + KEY.encode() + b"\x00 HTTP/1.1\r\nHost: x\r\n\r\n", "invalid_url"),
+        (f"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\x01\r\n\r\n".encode(), "bad_http_message"),
+        (f"GET / HTTP/1.1\r\nHost: x\r\nX-Key: {KEY}{'k' * 9000}\r\n\r\n".encode(), "line_too_long"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "bad_http_message"),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad_http_message"),
+    ],
+)
+async def test_what_the_http_parser_rejects_is_our_json_error_echoing_nothing(
+    aiohttp_client, tmp_path, request_bytes: bytes, code: str
+) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path))
+    mark = len(LOG_LINES)
+    status, headers, body = await _raw(client, request_bytes)
+    assert (status, headers["Content-Type"].split(";")[0], body["error"]["code"]) == (400, "application/json", code)
+    assert KEY not in json.dumps(body)
+    logged = LOG_LINES[mark:]
+    assert not any(KEY in line for line in logged)
+    assert all('"level": "error"' not in line for line in logged)
+
+
+async def test_a_garbled_compressed_body_is_a_400(aiohttp_client, tmp_path) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path))
+    mark = len(LOG_LINES)
+    for encoding in ("gzip", "deflate", "br"):
+        response = await client.post(
+            "/echo",
+            data=b"\x1f\x8b\x08\x00garbage" + KEY.encode(),
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+        )
+        assert response.status in (400, 415) and (await response.json())["error"]["code"], encoding
+        assert KEY not in await response.text()
+    assert not [line for line in LOG_LINES[mark:] if '"level": "error"' in line]
+
+
+async def test_hostile_json_bodies_are_400s(aiohttp_client, tmp_path) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path, http_max_connections=10))
+    app_json = {"Content-Type": "application/json"}
+    for raw in ("[" * 500 + "]" * 500, '{"name": "a", "count": Infinity}', '{"name": "a", "count": 1e400}', "\xff"):
+        response = await client.post("/echo", data=raw.encode("utf-8", "surrogateescape"), headers=app_json)
+        assert response.status == 400 and (await response.json())["error"]["code"], raw[:20]
+
+
+async def test_a_static_file_name_too_long_for_the_file_system_is_a_404(aiohttp_client, tmp_path) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path))
+    for name in ("a" * 256, "a" * 5000, "page.html/" + "b" * 300):
+        response = await client.get(f"/static/{name}")
+        assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
+    assert (await client.get("/static/page.html")).status == 200
