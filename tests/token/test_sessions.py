@@ -133,7 +133,7 @@ async def test_pin_guessing_is_limited_per_agent(
         assert (await response.json())["error"]["code"] == "pin_not_found"
     blocked = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(key))
     assert blocked.status == 429 and "Retry-After" in blocked.headers
-    assert len(registry.resolved) == 2  # checked before the lookup
+    assert len(registry.resolved) == 2  # reserved before the lookup: the third never reaches the registry
     assert (await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(other))).status == 200
 
 
