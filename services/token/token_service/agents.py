@@ -47,14 +47,29 @@ class AgentTokens:
         self._accounts = accounts
         self._nc = nc
 
-    def sign(self, account: Account) -> tuple[str, int]:
-        """A role-2 token for ``account``: ``user_id`` is the account id, ``user_name`` its name."""
-        name = account.name[: self._settings.user_name_max_length]
-        token, exp = self._signer.sign(RoleType.AGENT, account.id, name, self._settings.default_expiry_s)
+    def sign(
+        self, account: Account, *, user_name: str | None = None, expires_in_s: int | None = None
+    ) -> tuple[str, int]:
+        """A role-2 token for ``account``: ``user_id`` is the account id, ``user_name`` its name (or ``user_name``).
+
+        The lifetime is ``TOKEN_AGENT_EXPIRY_S``, or ``expires_in_s`` when that is shorter.
+        """
+        settings = self._settings
+        name = user_name or account.name[: settings.user_name_max_length]
+        lifetime = min(expires_in_s or settings.agent_expiry_s, settings.agent_expiry_s)
+        token, exp = self._signer.sign(RoleType.AGENT, account.id, name, lifetime)
         TOKENS_ISSUED.labels("agent").inc()
         return token, exp
 
-    async def for_pin(self, account: Account, pin: str, client_ip: str) -> AgentToken:
+    async def for_pin(
+        self,
+        account: Account,
+        pin: str,
+        client_ip: str,
+        *,
+        user_name: str | None = None,
+        expires_in_s: int | None = None,
+    ) -> AgentToken:
         """Resolve ``pin`` to a live session through the registry and sign a token for ``account``."""
         account.require(*AGENT_ROLES)
         pin = pin.upper()  # BYOP PINs are case-insensitive; Zoom upper-cases them
@@ -70,7 +85,7 @@ class AgentTokens:
                 await limits.return_guess(reservation)
             raise
         await limits.return_guess(reservation)
-        token, exp = self.sign(account)
+        token, exp = self.sign(account, user_name=user_name, expires_in_s=expires_in_s)
         log.info("agent_token_issued", account_id=account.id, session_id=session.session_id)
         return AgentToken(
             token=token, desk_url=self._desk_url(pin, token), pin=pin, session_id=session.session_id, expires_at=exp
