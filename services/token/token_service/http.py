@@ -37,7 +37,7 @@ def _byop_refused(prop: str) -> ValidationFailed:
 
 
 def _ip(request: web.Request, settings: Settings) -> str:
-    return client_ip(request, trust_forwarded=settings.trust_forwarded_for)
+    return client_ip(request, settings.trusted_proxies)
 
 
 def _new_user_id() -> str:

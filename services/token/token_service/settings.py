@@ -55,10 +55,16 @@ class Settings(ServiceSettings):
     """Unknown PINs one client IP may try per PIN window (several accounts behind one address)."""
     pin_window_s: int = Field(900, ge=1)
     trust_forwarded_for: bool = False
-    """Take the client IP from ``X-Forwarded-For`` (only behind a proxy that sets it)."""
+    """Removed: replaced by ``TRUSTED_PROXIES``; ``true`` stops start-up so nobody loses per-client limits unawares."""
     max_body_bytes: int = Field(16 * 1024, ge=256)
     registry_timeout_s: float = Field(2.0, gt=0)
     """How long to wait for the session registry over NATS."""
+
+    @model_validator(mode="after")
+    def _no_forwarded_for_switch(self) -> Settings:
+        if self.trust_forwarded_for:
+            raise ValueError("TOKEN_TRUST_FORWARDED_FOR is replaced by TRUSTED_PROXIES (CIDRs of your proxies)")
+        return self
 
     @model_validator(mode="after")
     def _expiry_order(self) -> Settings:
