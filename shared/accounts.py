@@ -13,6 +13,7 @@ Keys::
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from enum import StrEnum
@@ -27,6 +28,9 @@ from .errors import Forbidden, NotFound, Unauthorized
 __all__ = ["Account", "AccountStore", "Role", "bearer_key"]
 
 KEY_PREFIX = "cbk_"
+KEY_SHAPE = re.compile(r"cbk_[A-Za-z0-9_-]{1,128}")
+"""What an API key can look like (``token_urlsafe`` output); anything else is refused before any lookup, so a
+header holding a non-ASCII or undecodable byte (which aiohttp keeps as a surrogate) is a 401, never a 500."""
 
 _AUTHENTICATE = """
 local id = redis.call('GET', KEYS[1])
@@ -153,8 +157,10 @@ class AccountStore:
 
     async def authenticate(self, api_key: str | None) -> Account:
         """The enabled account owning ``api_key``; ``Unauthorized`` if unknown, ``Forbidden`` if disabled."""
-        if not api_key or not api_key.startswith(KEY_PREFIX):
+        if not api_key:
             raise Unauthorized()
+        if not KEY_SHAPE.fullmatch(api_key):
+            raise Unauthorized("unknown API key", code="invalid_api_key")
         flat = await self._authenticate(keys=[self._index(_digest(api_key))], args=[self._prefix])
         if not flat:
             raise Unauthorized("unknown API key", code="invalid_api_key")

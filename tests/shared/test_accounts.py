@@ -46,3 +46,10 @@ def test_role_requirement_admin_passes_everything() -> None:
     with pytest.raises(Forbidden):
         agent.require(Role.SUPERVISOR)
     assert Account(id="b", name="B", role=Role.ADMIN).require(Role.SUPERVISOR)
+
+
+@pytest.mark.parametrize("key", ["cbk_\udcff\udcfe", "cbk_é", "cbk_a b", "cbk_" + "a" * 200, "Bearer", "cbk_"])
+async def test_malformed_keys_are_unauthorized_before_any_lookup(redis: Redis, key: str) -> None:
+    with pytest.raises(Unauthorized) as exc_info:
+        await AccountStore(redis).authenticate(key)
+    assert exc_info.value.code == "invalid_api_key"
