@@ -96,9 +96,7 @@ def bearer_key(request: web.Request) -> str | None:
     return None
 
 
-async def publish_revocation(
-    nc: NatsClient, account_id: str, reason: RevocationReason, *, timeout_s: float = 1.0
-) -> None:
+async def publish_revocation(nc: NatsClient, account_id: str, reason: RevocationReason, *, timeout_s: int = 1) -> None:
     """Publish ``AccountRevoked`` and wait until the server has it (raises if NATS is unreachable)."""
     await nc.publish(ACCOUNTS_REVOKED, AccountRevoked(account_id=account_id, reason=reason).encode())
     await nc.flush(timeout=timeout_s)
