@@ -106,6 +106,8 @@ async def test_each_timer_is_versioned(kind, start_registry, nc, events) -> None
         await session.beacon(*beacons)
     (ended,) = await events.wait(session.id, "ended")
     assert assert_contract(events, session.id)[-1].session.version == ended.session.version
+    if kind == "heartbeat":
+        assert [e.type for e in events.of(session.id)][-2:] == ["reconnecting", "ended"]
 
 
 async def test_a_retired_pin_is_versioned(nc, start_registry, events) -> None:

@@ -85,7 +85,7 @@ def _normalise(index: int, event: BeaconEvent, errors: list[FieldError]) -> Even
     elif event.name == "session_error":
         code = payload.get("code")
         out["code"] = str(code)[:32] if isinstance(code, str | int) and not isinstance(code, bool) else ""
-    elif event.name == "session_ended":
+    elif event.name in ("session_ended", "page_hidden"):
         reason = payload.get("reason")
         if isinstance(reason, str) and REASON_RE.fullmatch(reason):
             out["reason"] = reason

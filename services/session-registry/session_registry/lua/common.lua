@@ -139,8 +139,7 @@ end
 
 local KINDS = { 'no_pin', 'waiting', 'reconnect', 'agent_wait', 'heartbeat' }
 local REASONS = {
-  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'reconnect_timeout',
-  agent_wait = 'agent_wait_timeout', heartbeat = 'heartbeat_lost',
+  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'abandoned', agent_wait = 'agent_wait_timeout',
 }
 
 -- When the timer of ``kind`` is due for this session, or nil when it does not apply (a 0 duration disables it).
