@@ -37,12 +37,11 @@ async def post_beacon(request: web.Request) -> web.Response:
     if request.content_type not in BEACON_TYPES:
         raise UnsupportedMediaType("send the beacon as text/plain or application/json")
     settings = request.app[SETTINGS]
-    batch, events = parse_beacon(await request.read(), max_events=settings.max_batch_events)
+    beacon = parse_beacon(await request.read(), max_events=settings.max_batch_events)
+    batch = beacon.batch
     verify_session_token(settings.session_token_secret.get_secret_value().encode(), batch.token, batch.session_id)
-    result = await request.app[STORE].apply(batch.session_id, "beacon", events)
-    return web.json_response(
-        {"accepted": result.accepted, "duplicates": result.duplicates, "ignored": result.ignored}, status=202
-    )
+    result = await request.app[STORE].apply(batch.session_id, "beacon", beacon.events)
+    return web.json_response({**asdict(result), "rejected": beacon.rejected}, status=202)
 
 
 async def post_zoom_webhook(request: web.Request) -> web.Response:
