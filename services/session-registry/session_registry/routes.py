@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.accounts import Role
+from shared.accounts import Account, Role
 from shared.errors import NotFound, Unavailable, UnsupportedMediaType, ValidationFailed
-from shared.messaging import SessionState
+from shared.messaging import SessionState, SessionView
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
 from shared.web import read_json, static_file
@@ -31,6 +31,30 @@ log = structlog.get_logger()
 STATIC = Path(__file__).parent / "static"
 BEACON_TYPES = frozenset({"text/plain", "application/json"})
 STAFF = (Role.AGENT, Role.SUPERVISOR)
+PIN_DATA = ("pin", "previous")
+"""History ``data`` fields that hold a PIN (``pin_assigned``/``pin_changed``, ``pin_conflict``, ``pin_retired``)."""
+
+
+def _sees_pins(account: Account) -> bool:
+    # Contract 8: a PIN lets its holder into a customer's screen; an agent gets one only by claiming the session
+    # (notification service), never by reading the registry.
+    return account.role is not Role.AGENT
+
+
+def _session_json(view: SessionView, pins: bool) -> dict[str, Any]:
+    return view.model_dump(mode="json") if pins else view.model_copy(update={"pin": None}).model_dump(mode="json")
+
+
+def _history_json(entries: list[dict[str, Any]], pins: bool) -> list[dict[str, Any]]:
+    if pins:
+        return entries
+    for entry in entries:
+        data = entry.get("data")
+        if isinstance(data, dict):
+            for name in PIN_DATA:
+                if name in data:
+                    data[name] = None
+    return entries
 
 
 async def post_beacon(request: web.Request) -> web.Response:
@@ -89,22 +113,24 @@ class EndBody(BaseModel):
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    account = await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
     try:
         query = ListQuery.model_validate(dict(request.query))
     except ValidationError as exc:
         raise ValidationFailed(validation_errors(exc)) from exc
     sessions = await request.app[STORE].list(state=query.state, queue=query.queue, since=query.since, limit=query.limit)
-    return web.json_response({"sessions": [s.model_dump(mode="json") for s in sessions]})
+    pins = _sees_pins(account)
+    return web.json_response({"sessions": [_session_json(s, pins) for s in sessions]})
 
 
 async def get_session(request: web.Request) -> web.Response:
-    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    account = await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
     store = request.app[STORE]
     session_id = request.match_info["session_id"]
     session = await store.get(session_id)
     history: list[dict[str, Any]] = await store.history(session_id)
-    return web.json_response({"session": session.model_dump(mode="json"), "history": history})
+    pins = _sees_pins(account)
+    return web.json_response({"session": _session_json(session, pins), "history": _history_json(history, pins)})
 
 
 async def end_session(request: web.Request) -> web.Response:
