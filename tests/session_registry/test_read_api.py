@@ -130,3 +130,11 @@ async def test_agents_read_no_pin_supervisors_and_admins_do(client, new_session,
         assert {s["session_id"]: s["pin"] for s in listed} == {session.id: "600604", rival.id: None}
         assert detail["one"]["history"][2]["data"] == {"pin": "600604", "previous": "600603"}
         assert detail["other"]["history"][-1]["data"] == {"pin": "600604"}
+
+
+async def test_non_finite_since_is_a_400(client, redis) -> None:
+    api = await keys(redis)
+    for since in ("inf", "-inf", "nan", "NaN", "1e400", "Infinity", "-1"):
+        response = await client.get(f"/sessions?since={since}", headers=bearer(api[Role.SUPERVISOR]))
+        assert response.status == 400, since
+        assert [e["property"] for e in (await response.json())["errors"]] == ["since"]

@@ -13,19 +13,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import ValidationFailed
+from shared.jsonbody import parse_json
+from shared.rpc import validation_errors
 
 from .beacons import normalise_pin
 from .errors import BadSignature
 from .store import Event
 
-__all__ = ["ZoomEvent", "ZoomWebhook", "parse_zoom_event", "url_validation_reply", "verify_signature"]
+__all__ = [
+    "ZoomEvent",
+    "ZoomWebhook",
+    "parse_webhook",
+    "parse_zoom_event",
+    "url_validation_reply",
+    "verify_signature",
+]
 
 PIN_FIELDS = ("session_pin", "pin_code", "pincode", "pinCode")
+TIMESTAMP_RE = re.compile(r"[0-9]{1,13}")
+"""Epoch seconds as Zoom sends them: digits only, so no ``nan``, ``inf``, sign or exponent can skip the age check."""
 
 
 def _hmac_hex(secret: bytes, message: bytes) -> str:
@@ -38,10 +52,12 @@ def verify_signature(
     """Raise ``BadSignature`` unless ``signature`` signs ``body`` at a ``timestamp`` within the tolerance."""
     if not timestamp or not signature:
         raise BadSignature("x-zm-signature and x-zm-request-timestamp are required", code="signature_missing")
-    try:
-        sent_at = float(timestamp)
-    except ValueError as exc:
-        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp") from exc
+    if not TIMESTAMP_RE.fullmatch(timestamp):
+        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp")
+    if not signature.isascii():
+        # compare_digest refuses non-ASCII str with a TypeError; no valid signature has such a character anyway
+        raise BadSignature()
+    sent_at = int(timestamp)
     expected = "v0=" + _hmac_hex(secret, b"v0:" + timestamp.encode() + b":" + body)
     if not hmac.compare_digest(expected, signature):
         raise BadSignature()
@@ -58,10 +74,21 @@ class ZoomWebhook(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    event: str
-    event_ts: float | None = None
+    event: str = Field(max_length=128)
+    event_ts: float | None = Field(None, ge=0, allow_inf_nan=False)
     """Milliseconds since the epoch."""
     payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_webhook(raw: bytes) -> ZoomWebhook:
+    """The envelope of a (verified) webhook body; 400 for bad JSON (deep, non-finite numbers) or fields."""
+    doc = parse_json(raw)
+    if not isinstance(doc, dict):
+        raise ValidationFailed.one("body", "must be a JSON object")
+    try:
+        return ZoomWebhook.model_validate(doc)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_errors(exc)) from exc
 
 
 @dataclass
