@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,7 +22,9 @@ from shared.rpc import validation_errors
 from .errors import UnknownEvent
 from .store import Event
 
-__all__ = ["KNOWN_EVENTS", "BeaconBatch", "ParsedBeacon", "parse_beacon"]
+__all__ = ["KNOWN_EVENTS", "BeaconBatch", "ParsedBeacon", "parse_beacon", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
 
 SDK_EVENTS = frozenset(
     {
@@ -125,13 +127,17 @@ def _event(index: int, raw: object) -> tuple[Event | None, list[FieldError]]:
     return (None, errors) if errors else (normalised, [])
 
 
-def parse_beacon(raw: bytes, *, max_events: int) -> ParsedBeacon:
-    """Validate a beacon body; a bad envelope or a batch of only bad events raises a 400 error."""
-    doc = parse_json(raw)
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """An untrusted JSON body as ``model``: ``BadRequest`` for bad JSON, ``ValidationFailed`` naming bad fields."""
     try:
-        batch = BeaconBatch.model_validate(doc)
+        return model.model_validate(parse_json(raw))
     except ValidationError as exc:
         raise ValidationFailed(validation_errors(exc)) from exc
+
+
+def parse_beacon(raw: bytes, *, max_events: int) -> ParsedBeacon:
+    """Validate a beacon body; a bad envelope or a batch of only bad events raises a 400 error."""
+    batch = parse_body(raw, BeaconBatch)
     raw_events = batch.events if batch.events is not None else ([batch.event] if batch.event is not None else [])
     if not raw_events:
         raise ValidationFailed.one("events", "at least one event is required (events or event)")

@@ -20,9 +20,9 @@ from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
 from shared.web import read_json, static_file
 
-from .beacons import parse_beacon
+from .beacons import parse_beacon, parse_body
 from .keys import ACCOUNTS, SETTINGS, STORE
-from .webhooks import parse_webhook, parse_zoom_event, url_validation_reply, verify_signature
+from .webhooks import ZoomWebhook, parse_zoom_event, url_validation_reply, verify_signature
 
 __all__ = ["setup_routes"]
 
@@ -83,7 +83,7 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
     )
     if request.content_type != "application/json":
         raise UnsupportedMediaType("Zoom sends webhooks as application/json")
-    body = parse_webhook(raw)
+    body = parse_body(raw, ZoomWebhook)
     if body.event == "endpoint.url_validation":
         plain = body.payload.get("plainToken")
         if not isinstance(plain, str) or not plain:

@@ -18,11 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from shared.errors import ValidationFailed
-from shared.jsonbody import parse_json
-from shared.rpc import validation_errors
+from pydantic import BaseModel, ConfigDict, Field
 
 from .beacons import normalise_pin
 from .errors import BadSignature
@@ -31,7 +27,6 @@ from .store import Event
 __all__ = [
     "ZoomEvent",
     "ZoomWebhook",
-    "parse_webhook",
     "parse_zoom_event",
     "url_validation_reply",
     "verify_signature",
@@ -78,17 +73,6 @@ class ZoomWebhook(BaseModel):
     event_ts: float | None = Field(None, ge=0, allow_inf_nan=False)
     """Milliseconds since the epoch."""
     payload: dict[str, Any] = Field(default_factory=dict)
-
-
-def parse_webhook(raw: bytes) -> ZoomWebhook:
-    """The envelope of a (verified) webhook body; 400 for bad JSON (deep, non-finite numbers) or fields."""
-    doc = parse_json(raw)
-    if not isinstance(doc, dict):
-        raise ValidationFailed.one("body", "must be a JSON object")
-    try:
-        return ZoomWebhook.model_validate(doc)
-    except ValidationError as exc:
-        raise ValidationFailed(validation_errors(exc)) from exc
 
 
 @dataclass
