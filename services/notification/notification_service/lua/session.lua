@@ -109,7 +109,7 @@ if state == 'active' or state == 'ended' then
     end
     return {kind = 'left', queue = q, reason = reason, seen = dequeue(sid, into)}
   end
-  if state == 'ended' then
+  if state == 'ended' and current ~= 'cancelled' then
     local agent = release(sid)
     redis.call('HSET', rk, 'state', 'ended')
     touch(rk)
