@@ -21,7 +21,7 @@ from .keys import ACCOUNTS, AGENT_CONNS, DESK, FANOUT, SETTINGS, SNAPSHOTS, STOR
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
-from .timers import background_loops
+from .timers import background_loops, outbox_publisher
 
 __all__ = ["create_app"]
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_context(settings))
     app.cleanup_ctx.append(nats_context(settings, name))
     app.cleanup_ctx.append(_components)
+    app.cleanup_ctx.append(outbox_publisher)  # notify-core: events deferred while JetStream was unreachable
     app.cleanup_ctx.append(session_consumer)
     app.cleanup_ctx.append(background_loops)
     setup_edge(app, service="notification", settings=settings)

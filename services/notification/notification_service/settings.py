@@ -78,6 +78,14 @@ class Settings(ServiceSettings):
     """How often the fleet-wide ``notify_queue_*`` gauges are read from Redis."""
     max_frame_bytes: int = Field(65536, ge=1024)
 
+    # notify-core: cancel's call to the registry, the outbox publisher
+    registry_timeout_s: float = Field(2.0, gt=0)
+    """How long a cancel waits for the registry to end the session (no answer: 503, nothing changed)."""
+    outbox_poll_s: float = Field(0.5, gt=0)
+    """Longest pause of the outbox publisher between looks (a local deferral wakes it at once)."""
+    outbox_lease_s: float = Field(5.0, gt=0)
+    """The publishing lease: one replica publishes the outbox; another takes over this long after it died."""
+
     @field_validator("stats_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
