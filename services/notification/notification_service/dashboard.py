@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from shared.messaging import STREAM, STREAM_SUBJECTS
 
 from .metrics import DASHBOARD_CLIENTS, DASHBOARD_DROPS
 
-__all__ = ["SSE_HEADERS", "Client", "Fanout", "Filters", "StreamEvent", "stream_to"]
+__all__ = ["SSE_HEADERS", "Client", "Fanout", "Filters", "StreamEvent", "parse_last_id", "stream_to"]
 
 log = structlog.get_logger()
 
@@ -143,6 +144,14 @@ class Fanout:
         for client in self.clients:
             client.offer(event)
 
+    async def check_resume(self, last_id: int | None) -> None:
+        """Refuse a resume from an id the stream has not reached (nothing would ever be sent to it)."""
+        if last_id is None or last_id <= self.last_seq:
+            return
+        last = (await self.js.stream_info(STREAM)).state.last_seq
+        if last_id > last:
+            raise ValidationFailed.one("Last-Event-ID", f"is past the end of the stream (last id {last})")
+
     def register(self, filters: Filters) -> Client:
         client = Client(filters, self.buffer)
         self.clients.add(client)
@@ -175,11 +184,15 @@ class Fanout:
             await sub.unsubscribe()
 
 
+LAST_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+"""ASCII digits only: ``str.isdigit`` accepts ``²`` and ``int`` then refuses it (that was a 500)."""
+
+
 def parse_last_id(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 19:
-        raise ValidationFailed.one("Last-Event-ID", "must be a stream sequence number")
+    if not LAST_ID.fullmatch(value):
+        raise ValidationFailed.one("Last-Event-ID", "must be a stream sequence number (ASCII digits)")
     return int(value)
 
 

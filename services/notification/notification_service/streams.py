@@ -97,10 +97,16 @@ async def issue_ticket(request: web.Request) -> web.Response:
     return web.json_response({"ticket": ticket, "expires_in_s": ttl}, status=201)
 
 
+async def _resume_point(request: web.Request) -> tuple[int | None, Filters]:
+    """Where a stream starts and what it shows; a bad ``Last-Event-ID`` is a 400 before anything else."""
+    last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
+    await request.app[FANOUT].check_resume(last_id)
+    return last_id, Filters.from_query(request.query)
+
+
 async def event_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
-    last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
-    filters = Filters.from_query(request.query)
+    last_id, filters = await _resume_point(request)
     conns = app[CONNECTIONS]
     try:
         conn = conns.admit(Kind.DASHBOARD, sse=True)
@@ -131,8 +137,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
 async def dashboard_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, conns = app[SETTINGS], app[CONNECTIONS]
-    last_id = parse_last_id(request.headers.get("Last-Event-ID") or request.query.get("last_event_id"))
-    filters = Filters.from_query(request.query)
+    last_id, filters = await _resume_point(request)
     try:
         conn = conns.admit(Kind.DASHBOARD)
     except Unavailable as exc:
