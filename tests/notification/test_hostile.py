@@ -20,7 +20,7 @@ DEEP = "[" * 30_000 + "]" * 30_000  # fits one frame; made the C parser raise Re
 NESTED = '{"type": "auth", "api_key": ' + "[" * 40 + "]" * 40 + "}"  # valid JSON, deeper than the limit
 
 
-async def _error_then_close(ws) -> tuple[dict, int | None]:
+async def error_then_close(ws) -> tuple[dict, int | None]:
     async with asyncio.timeout(FRAME_TIMEOUT_S):
         error = await ws.receive_json()
         closing = await ws.receive()
@@ -37,7 +37,7 @@ async def test_hostile_first_frame_gets_error_frame_and_close(replica, agent, pa
     client = await replica()
     ws = await client.ws_connect(path)
     await ws.send_str(frame)
-    error, code = await _error_then_close(ws)
+    error, code = await error_then_close(ws)
     assert error["type"] == "error" and error["code"] in ("malformed_json", "json_too_deep"), error
     assert code == 4401
     await agent(client, "alice")  # the service is still up
@@ -84,7 +84,7 @@ async def test_redis_outage_on_upgraded_agent_socket_is_an_error_frame_not_a_500
         ws = await client.ws_connect("/ws/agent")
         redis_server.stop()
         await ws.send_json({"type": "auth", "api_key": "cbk_" + "x" * 43})
-        error, code = await _error_then_close(ws)
+        error, code = await error_then_close(ws)
         assert error == {"type": "error", "code": "unavailable", "message": error["message"]}
         assert code == 1013
     finally:

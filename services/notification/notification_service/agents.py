@@ -28,7 +28,7 @@ from shared.errors import BadRequest, CobrowseError, Unavailable
 from shared.keys import NATS
 from shared.messaging import agent_inbox
 
-from .connections import Conn, Kind, credential_digest, refusal
+from .connections import Conn, Kind, credential_digest
 from .frames import (
     CLOSE_UNAUTHORIZED,
     Auth,
@@ -56,10 +56,7 @@ CLOSE_REPLACED = 4409
 async def agent_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, conns = app[SETTINGS], app[CONNECTIONS]
-    try:
-        conn = conns.admit(Kind.AGENT)
-    except Unavailable as exc:
-        return refusal(exc, settings.cap_retry_after_s)
+    conn = conns.admit(Kind.AGENT)  # 503 before the upgrade when this process is full
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes)
     try:
         await serve_upgraded(request, ws, lambda: _authenticated(app, ws, conn))

@@ -5,6 +5,8 @@ Failure model:
 - Caps bound *this process's* resources (a credential spread over N replicas may hold N times a cap). They are
   checked and the slot is taken in one synchronous step, before the upgrade, so a burst cannot overshoot them;
   past a cap the answer is 429 (per credential or account) or 503 (the whole process), both with ``Retry-After``.
+  A socket that authenticates with its first frame learns of its account's cap after the upgrade: an error frame
+  ``rate_limited`` and close code 4429.
 - Revocation arrives on core NATS ``accounts.revoked`` (at most once: a replica disconnected from NATS at that
   moment misses it). Each connection of the account re-checks its credential at once and closes if it no longer
   holds (a connection opened with the account's *new* key stays). If Redis cannot answer, it closes: fail closed.
@@ -26,22 +28,30 @@ from aiohttp import web
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from shared.errors import CobrowseError, RateLimited, Unauthorized, Unavailable
+from shared.errors import CobrowseError, RateLimited, Unauthorized
 from shared.jsonbody import parse_json
 from shared.keys import NATS
 from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked
-from shared.web import error_response
 
 from .settings import Settings
 
-__all__ = ["Check", "Conn", "Connections", "Kind", "credential_digest", "refusal", "revocations"]
+__all__ = ["Check", "Conn", "Connections", "Kind", "ServerBusy", "capped_stream", "credential_digest", "revocations"]
 
 log = structlog.get_logger()
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[], Awaitable[object]]
 """Re-authenticates a connection's credential; raises ``CobrowseError`` when it no longer holds."""
 End = Callable[[CobrowseError], Awaitable[None]]
 """Tells the client why (an error frame or event) and closes the connection."""
+
+
+class ServerBusy(RateLimited):
+    """503 ``unavailable``: the process holds all the connections it may. A ``RateLimited`` only so that every edge
+    (``shared.web.error_response``) sends its ``Retry-After``."""
+
+    default_status = 503
+    default_code = "unavailable"
 
 
 class Kind(StrEnum):
@@ -110,9 +120,9 @@ class Connections:
         self._per_credential: Counter[str] = Counter()
 
     def admit(self, kind: Kind, *, sse: bool = False) -> Conn:
-        """Take a slot of the process cap (before the upgrade); ``Unavailable`` when full."""
+        """Take a slot of the process cap (before the upgrade); ``ServerBusy`` (503) when full."""
         if len(self.open) >= self.settings.max_connections:
-            raise Unavailable("this server holds as many sockets and streams as it may", code="unavailable")
+            raise ServerBusy(self.settings.cap_retry_after_s, "this server holds as many connections as it may")
         conn = Conn(kind, sse)
         self.open.add(conn)
         return conn
@@ -169,12 +179,6 @@ class Connections:
         await asyncio.gather(*(one(conn) for conn in list(self.open)))
 
 
-def refusal(exc: RateLimited | Unavailable, retry_after_s: int) -> web.Response:
-    """The answer to a connection past a cap: our JSON error with ``Retry-After``."""
-    retry = exc.retry_after if isinstance(exc, RateLimited) else retry_after_s
-    return error_response(exc, {"Retry-After": str(retry)})
-
-
 def revocations(key: web.AppKey[Connections]) -> Callable[[web.Application], AsyncIterator[None]]:
     """``cleanup_ctx``: follow ``accounts.revoked`` and re-check every connection every ``account_recheck_s``."""
 
@@ -212,3 +216,22 @@ def revocations(key: web.AppKey[Connections]) -> Callable[[web.Application], Asy
             log.info("revocations_unsubscribe_skipped")
 
     return ctx
+
+
+def capped_stream(key: web.AppKey[Connections], handler: Handler) -> Handler:
+    """Wrap a customer's SSE route: one slot of the process cap and of its session token's stream cap.
+
+    The token is counted before the handler verifies it; a bad one is refused at once, freeing its slot.
+    """
+
+    async def capped(request: web.Request) -> web.StreamResponse:
+        conns = request.app[key]
+        token = request.headers.get("X-Session-Token") or request.query.get("token") or ""
+        conn = conns.admit(Kind.CUSTOMER, sse=True)
+        try:
+            conns.bind(conn, request.match_info.get("session_id", ""), credential_digest(token))
+            return await handler(request)
+        finally:
+            conns.release(conn)
+
+    return capped

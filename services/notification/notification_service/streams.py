@@ -26,9 +26,9 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from shared.accounts import Account, Role, bearer_key
-from shared.errors import CobrowseError, Forbidden, NotFound, RateLimited, Unauthorized, Unavailable
+from shared.errors import CobrowseError, Forbidden, NotFound, Unauthorized
 
-from .connections import Conn, Kind, credential_digest, refusal
+from .connections import Conn, Kind, credential_digest
 from .dashboard import SSE_HEADERS, Filters, Send, parse_last_id, stream_to
 from .frames import CLOSE_UNAUTHORIZED, Auth, authenticate_socket, error_frame, serve_upgraded
 from .keys import ACCOUNTS, CONNECTIONS, FANOUT, SETTINGS, SNAPSHOTS, STORE
@@ -108,16 +108,10 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     last_id, filters = await _resume_point(request)
     conns = app[CONNECTIONS]
+    conn = conns.admit(Kind.DASHBOARD, sse=True)  # caps answer 429/503 before the stream starts
     try:
-        conn = conns.admit(Kind.DASHBOARD, sse=True)
-    except Unavailable as exc:
-        return refusal(exc, app[SETTINGS].cap_retry_after_s)
-    try:
-        try:
-            # Spends a ticket: after every check of the request itself.
-            account = await _authenticate(app, conn, bearer_key(request), request.query.get("ticket"))
-        except RateLimited as exc:
-            return refusal(exc, app[SETTINGS].cap_retry_after_s)
+        # Spends a ticket: after every check of the request itself.
+        account = await _authenticate(app, conn, bearer_key(request), request.query.get("ticket"))
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
 
@@ -138,19 +132,11 @@ async def dashboard_socket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, conns = app[SETTINGS], app[CONNECTIONS]
     last_id, filters = await _resume_point(request)
-    try:
-        conn = conns.admit(Kind.DASHBOARD)
-    except Unavailable as exc:
-        return refusal(exc, settings.cap_retry_after_s)
+    conn = conns.admit(Kind.DASHBOARD)
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_frame_bytes)
     try:
         # Non-browser clients may authenticate the upgrade itself (then caps answer 429 before it).
-        header_account = None
-        if bearer_key(request):
-            try:
-                header_account = await _authenticate(app, conn, bearer_key(request), None)
-            except RateLimited as exc:
-                return refusal(exc, settings.cap_retry_after_s)
+        header_account = await _authenticate(app, conn, bearer_key(request), None) if bearer_key(request) else None
         await serve_upgraded(
             request, ws, lambda: _serve_socket(app, ws, conn, header_account, filters, last_id, request)
         )
