@@ -346,3 +346,30 @@ async def test_a_static_file_name_too_long_for_the_file_system_is_a_404(aiohttp_
         response = await client.get(f"/static/{name}")
         assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
     assert (await client.get("/static/page.html")).status == 200
+
+
+async def test_a_client_hanging_up_mid_answer_is_logged_at_info(aiohttp_client, tmp_path) -> None:
+    finished = asyncio.Event()
+    app = _app(tmp_path)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        try:
+            while True:  # until the client's hang-up makes a write fail
+                await response.write(b"x" * 65536)
+        finally:
+            finished.set()
+
+    app.router.add_get("/stream", stream)
+    client: TestClient = await aiohttp_client(app)
+    mark = len(LOG_LINES)
+    response = await client.get("/stream")
+    await response.content.readexactly(1024)
+    response.close()
+    await asyncio.wait_for(finished.wait(), 5)
+    await client.close()
+    logged = [json.loads(line) for line in LOG_LINES[mark:]]
+    # aiohttp cancels the handler or its write fails, depending on when it learns of the hang-up: both at info.
+    assert [r["level"] for r in logged if r["event"] in ("http_client_gone", "http_cancelled")] == ["info"]
+    assert not [r for r in logged if r["level"] == "error"]
