@@ -9,6 +9,7 @@ service's ``env_prefix`` (``TOKEN_``, ``REGISTRY_``, ``NOTIFY_``).
 from __future__ import annotations
 
 import sys
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,6 +67,18 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     instance_id: str = ""
     """Name of this replica in logs and NATS client names; default: hostname and pid."""
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), validation_alias="TRUSTED_PROXIES"
+    )
+    """Comma-separated CIDRs (or addresses) of the reverse proxies in front of the service: the client IP is the
+    right-most ``X-Forwarded-For`` hop not in this list, and only when the direct peer is in it. Empty: the peer."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ip_network(part.strip(), strict=True) for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -20,7 +20,8 @@ import errno
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -330,10 +331,48 @@ async def read_json(request: web.Request, model: type[M], *, allow_text_plain: b
         raise ValidationFailed(validation_errors(exc)) from exc
 
 
-def client_ip(request: web.Request, *, trust_forwarded: bool = False) -> str:
-    """The caller's IP; ``X-Forwarded-For``'s first hop only when the service runs behind a trusted proxy."""
-    if trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            return forwarded.split(",", 1)[0].strip()
-    return request.remote or ""
+def client_ip(request: web.Request, trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()) -> str:
+    """The caller's IP, for rate limits and audit; never an address the client chose.
+
+    With no ``trusted_proxies`` (``TRUSTED_PROXIES``) it is the direct peer. When the peer is a trusted proxy, it
+    is the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy: each proxy appends the address
+    that connected to it, so hops right of that one were written by proxies we trust and hops left of it by the
+    client (who may write anything). A hop that is not an address (garbage, an obfuscated ``unknown``) ends the
+    walk at the last trusted address seen, so a client cannot get a fresh identity by sending nonsense.
+    """
+    peer = request.remote or ""
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    client = peer
+    for hop in reversed(forwarded.split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        client = address
+        if not _trusted(address, trusted_proxies):
+            break
+    return client
+
+
+def _address(hop: str) -> str | None:
+    """The IP address in one ``X-Forwarded-For`` hop (``[v6]:port`` and ``v4:port`` forms accepted), else None."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop, closed, _ = hop[1:].partition("]")
+        if not closed:
+            return None
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return str(ip_address(hop))
+    except ValueError:
+        return None
+
+
+def _trusted(address: str, trusted_proxies: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)
