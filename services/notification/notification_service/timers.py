@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import structlog
 from aiohttp import web
+
+from shared.tasks import supervise
 
 from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
@@ -75,7 +78,8 @@ async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
 async def background_loops(app: web.Application) -> AsyncIterator[None]:
     stopping = asyncio.Event()
     loops = (_timer_loop, _presence_loop, _gauge_loop)
-    tasks = [asyncio.create_task(loop(app, stopping)) for loop in loops]
+    # Supervised (shared.tasks): a loop that fails is restarted with capped backoff and shows on /readyz meanwhile.
+    tasks = [supervise(app, f"notification{loop.__name__}", partial(loop, app, stopping)) for loop in loops]
     yield
     # A flag as well as cancel(): a client library that swallows a CancelledError must not keep a loop alive.
     stopping.set()

@@ -238,6 +238,6 @@ class _Rate:
 
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
-    async with background(publisher.run(), "registry-outbox"):
+    async with background(app, "registry-outbox", publisher.run):
         yield
     await publisher.release()
