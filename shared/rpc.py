@@ -23,6 +23,7 @@ from structlog.contextvars import bound_contextvars
 
 from .errors import CobrowseError, RemoteError, Unavailable, ValidationFailed
 from .messaging import Message
+from .outages import outage_of
 
 __all__ = ["call", "endpoint"]
 
@@ -57,9 +58,14 @@ def endpoint(
             except CobrowseError as exc:
                 log.info("rpc_rejected", code=exc.code, status=exc.status)
                 await _respond_error(req, exc)
-            except Exception:
-                log.exception("rpc_failed")
-                await _respond_error(req, CobrowseError())
+            except Exception as exc:
+                dependency = outage_of(exc)
+                if dependency is None:
+                    log.exception("rpc_failed")
+                    await _respond_error(req, CobrowseError())
+                else:
+                    log.warning("rpc_unavailable", dependency=dependency, error=type(exc).__name__)
+                    await _respond_error(req, Unavailable(f"{dependency} unavailable, retry"))
             else:
                 await req.respond(reply.encode())
 

@@ -46,6 +46,23 @@ class ServiceSettings(BaseSettings):
     """Where browsers reach the session registry (beacons)."""
     public_notify_url: str = Field("http://127.0.0.1:8082", validation_alias="PUBLIC_NOTIFY_URL")
     """Where browsers reach the notification service (queue position, agent console, dashboard)."""
+    redis_pool_size: int = Field(64, ge=1, validation_alias="REDIS_POOL_SIZE")
+    """Redis connections one process opens at most; callers past it wait for a free one."""
+    redis_pool_timeout_s: float = Field(1.0, gt=0, validation_alias="REDIS_POOL_TIMEOUT_S")
+    """How long a caller waits for a free Redis connection before its request answers 503."""
+    redis_socket_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_SOCKET_TIMEOUT_S")
+    """Deadline of one Redis connect and of one reply; past it the command fails (a request answers 503)."""
+    nats_pending_bytes: int = Field(2 * 1024 * 1024, ge=64 * 1024, validation_alias="NATS_PENDING_BYTES")
+    """Bytes NATS buffers for sending while disconnected; past it a publish fails at once (503)."""
+    nats_timeout_s: float = Field(2.0, gt=0, validation_alias="NATS_TIMEOUT_S")
+    """Deadline of a NATS connect and of a flush."""
+    http_max_connections: int = Field(4096, ge=1, validation_alias="HTTP_MAX_CONNECTIONS")
+    """Requests one process serves at once (each holds a connection; WebSockets and streams included); past it a
+    request answers 503 with ``Retry-After`` before any work."""
+    http_body_timeout_s: float = Field(10.0, gt=0, validation_alias="HTTP_BODY_TIMEOUT_S")
+    """Time a client has to send its whole request body; past it the request answers 408 and the connection closes."""
+    retry_after_s: int = Field(1, ge=1, validation_alias="RETRY_AFTER_S")
+    """``Retry-After`` seconds of a 503 (dependency outage, pool exhausted, connection cap)."""
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     instance_id: str = ""

@@ -46,10 +46,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SIGNER] = TokenSigner(settings.zoom_sdk_key.get_secret_value(), settings.zoom_sdk_secret.get_secret_value())
     app[TOKEN_REQUEST] = token_request_model(settings)
     client_name = f"token:{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, client_name))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, client_name))
     app.cleanup_ctx.append(_collaborators)
     app.cleanup_ctx.append(rpc_context)
-    setup_edge(app, service="token", cors_origins=settings.cors_origins)
+    setup_edge(app, service="token", settings=settings)
     setup_routes(app)
     return app
