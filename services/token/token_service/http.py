@@ -179,7 +179,7 @@ async def agent_connect(request: web.Request) -> web.Response:
     account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
     body = await read_json(request, AgentConnect)
     issued = await app[AGENT_TOKENS].for_pin(account, body.pin, _ip(request, app[SETTINGS]))
-    return web.json_response(issued.model_dump())
+    return web.Response(text=issued.model_dump_json(), content_type="application/json")
 
 
 async def config(request: web.Request) -> web.Response:
