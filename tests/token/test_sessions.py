@@ -168,12 +168,15 @@ async def test_live_pins_do_not_use_up_the_guess_budget(
     client = await make_client(pin_failures_per_agent=1)
     registry.add_session("999999")
     registry.not_ready.add("888888")
+    registry.full.add("777777")
     for _ in range(3):
         response = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(agent_key))
         assert response.status == 200
         response = await client.post("/api/agent/connect", json={"pin": "888888"}, headers=_auth(agent_key))
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "pin_not_ready"
+        response = await client.post("/api/agent/connect", json={"pin": "777777"}, headers=_auth(agent_key))
+        assert (response.status, (await response.json())["error"]["code"]) == (409, "agent_limit")
 
 
 async def test_idempotency_key_reaches_the_registry_scoped_by_client_ip(
