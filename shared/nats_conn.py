@@ -89,7 +89,7 @@ def nats_context(settings: ServiceSettings, name: str) -> Callable[[web.Applicat
             settings.nats_url, name, pending_bytes=settings.nats_pending_bytes, timeout_s=settings.nats_timeout_s
         )
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=settings.nats_stream_replicas, max_bytes=settings.nats_stream_max_bytes)
         app[NATS] = nc
         app[JETSTREAM] = js
         yield

@@ -56,6 +56,10 @@ class ServiceSettings(BaseSettings):
     """Bytes NATS buffers for sending while disconnected; past it a publish fails at once (503)."""
     nats_timeout_s: float = Field(2.0, gt=0, validation_alias="NATS_TIMEOUT_S")
     """Deadline of a NATS connect and of a flush."""
+    nats_stream_replicas: int = Field(1, ge=1, le=5, validation_alias="NATS_STREAM_REPLICAS")
+    """Replicas of the ``COBROWSE`` stream (3 on a NATS cluster); an existing stream's are never lowered."""
+    nats_stream_max_bytes: int = Field(-1, ge=-1, validation_alias="NATS_STREAM_MAX_BYTES")
+    """Size cap of the ``COBROWSE`` stream (-1: none; the oldest events go first); never lowered at start."""
     http_max_connections: int = Field(4096, ge=1, validation_alias="HTTP_MAX_CONNECTIONS")
     """Requests one process serves at once (each holds a connection; WebSockets and streams included); past it a
     request answers 503 with ``Retry-After`` before any work."""
