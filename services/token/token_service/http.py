@@ -147,7 +147,13 @@ async def customer_start(request: web.Request) -> web.Response:
     )
     request_id = get_contextvars().get("request_id")
     created = await call(
-        app[NATS], REGISTRY_CREATE, create, CreatedSession, timeout_s=settings.registry_timeout_s, request_id=request_id
+        app[NATS],
+        REGISTRY_CREATE,
+        create,
+        CreatedSession,
+        timeout_s=settings.registry_timeout_s,
+        request_id=request_id,
+        idempotent=idempotency_key is not None,  # a create with a key may be retried after a timeout: same session
     )
     session = created.session
     sdk_token, _ = app[SIGNER].sign(
