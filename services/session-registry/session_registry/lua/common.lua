@@ -20,6 +20,7 @@ local function k_pin(pin) return P .. 'pin:' .. pin end
 local function bucket_of(pin) return string.sub(pin, 1, math.max(0, #pin - C.pin_bucket_drop)) end
 local function k_bucket(bucket) return P .. 'pinb:' .. bucket end
 local function k_misses(bucket) return P .. 'pinmiss:' .. bucket end
+local function k_idem(key) return P .. 'idem:' .. key end
 
 local function n(s, field) return tonumber(s[field]) or 0 end
 local function set(v) return v ~= nil and v ~= '' end
