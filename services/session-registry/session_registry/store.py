@@ -11,6 +11,7 @@ Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/
     reg:timers             zset   "<sid>|<kind>" scored by due time (ms)                  members leave when fired
     reg:index              zset   session ids by creation time (ms), for listings         pruned past TTL+retention
     reg:zoom:<zoom id>     str    our session id for Zoom's session id (webhooks)        session TTL
+    reg:zpend, reg:zpq:…, reg:zpn:…, reg:zpin:…       webhooks waiting for a Zoom REST lookup (correlation.py)
     reg:idem:<key>         str    session id a create with this idempotency key made      session TTL
     reg:outbox             stream SessionEvents for JetStream (fields s=subject i=msg id d=json); entries leave when
                                   published
