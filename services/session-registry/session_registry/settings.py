@@ -60,8 +60,12 @@ class Settings(ServiceSettings):
     """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""
     ended_retention_s: int = Field(7 * 86400, ge=1)
     """How long an ended session and its history stay readable."""
-    history_limit: int = Field(500, ge=0)
-    """Most recent history entries kept per session (0: unbounded)."""
+    history_limit: int = Field(100, ge=0)
+    """Most recent history entries kept per live session (0: unbounded)."""
+    ended_history_limit: int = Field(5, ge=0)
+    """History entries an ended session keeps for the retention (0: not trimmed)."""
+    dedupe_window: int = Field(64, ge=1, le=1000)
+    """Runs of missing beacon seqs remembered: a late (out-of-order) event in one is applied once, a repeat never."""
 
     pin_miss_limit: int = Field(20, ge=1)
     """Failed PIN lookups in one bucket (within the window) after which its live PINs are retired."""

@@ -2,9 +2,9 @@
 
 Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/common.lua``)::
 
-    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks)  TTL: live / retention
+    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks,   TTL: live / retention
+                                  dedupe marks); once ended, its summary only
     reg:s:<sid>:h          list   its history, JSON entries (accepted and ignored)        same TTL
-    reg:s:<sid>:seen       set    event ids already applied (dedupe)                      same TTL
     reg:pin:<PIN>          str    session id owning a live PIN (or a reserved BYOP PIN)   session TTL
     reg:pinb:<bucket>      set    live PINs of a miss bucket                              session TTL; members leave
     reg:pinmiss:<bucket>   str    failed lookups in the bucket                            pin_miss_window_s
@@ -86,6 +86,8 @@ def _constants(settings: Settings) -> str:
         "max_agents": settings.max_agents,
         "max_customers": settings.max_customers,
         "history_limit": settings.history_limit,
+        "ended_history_limit": settings.ended_history_limit,
+        "dedupe_window": settings.dedupe_window,
         "session_ttl_ms": settings.session_ttl_s * ms,
         "retention_ms": settings.ended_retention_s * ms,
         "no_pin_ms": int(settings.no_pin_timeout_s * ms),

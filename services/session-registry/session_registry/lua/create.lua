@@ -24,8 +24,6 @@ s.state = 'created'
 s.created_at = NOW
 s.updated_at = NOW
 s.custom_pin = custom
--- The dedupe set exists from the start, so that the lifetime set below covers it (no event id is empty).
-redis.call('SADD', k_seen(sid), '')
 redis.call('ZADD', K_INDEX, NOW, sid)
 -- The index outlives no session: drop members older than any session can be.
 redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
