@@ -8,7 +8,9 @@ import time
 import uuid
 from typing import Any
 
-from .conftest import ev
+import pytest
+
+from .conftest import ev, open_session
 
 LIMIT_BYTES = 2048
 HEARTBEAT_MS = 15_000
@@ -119,3 +121,27 @@ async def test_webhook_and_api_ids_are_deduplicated_too(new_session, redis) -> N
     joined = ev("agent_joined", seq=0)  # a beacon without a seq falls back on its id
     assert (await session.beacon(joined))["accepted"] == 1
     assert (await session.beacon(joined))["duplicates"] == 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_any_order_and_any_repeats_apply_each_event_once(seed, start_registry, nc, redis) -> None:
+    """Generated schedules: 60 page events, each sent one to three times, shuffled, in batches of 1-10."""
+    rng = random.Random(seed)
+    registry = await start_registry(max_agents=100)
+    session = await open_session(nc, registry)
+    page = Page()
+    names = [rng.choice(["agent_joined", "agent_left", "heartbeat", "session_error"]) for _ in range(60)]
+    sent = [page.event(name, {"code": 1} if name == "session_error" else None) for name in names]
+    stream = [e for e in sent for _ in range(rng.randint(1, 3))]
+    rng.shuffle(stream)
+    accepted = duplicates = 0
+    while stream:
+        size = rng.randint(1, 10)
+        body = await session.beacon(*stream[:size])
+        stream = stream[size:]
+        accepted += body["accepted"]
+        duplicates += body["duplicates"]
+    assert accepted == len(sent)
+    counts = await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b")
+    assert [int(c or 0) for c in counts] == [names.count("agent_joined"), names.count("agent_left")]
+    assert await redis.hget(f"reg:s:{session.id}", "gaps") == ""  # what it cost while out of order is gone

@@ -20,6 +20,7 @@ from tests.conftest import LOG_LINES
 from tests.zoomapi import API_KEY, API_SECRET, ZoomApiStandIn, free_port
 
 from .conftest import ev, open_session
+from .test_versions import assert_contract
 from .test_webhooks import signed
 
 ZOOM_DEADLINE_S = 3.0  # Zoom counts a delivery as failed past this
@@ -30,7 +31,7 @@ def zoom_settings(stand_in: ZoomApiStandIn, **overrides: Any) -> dict[str, Any]:
         "ZOOM_API_URL": stand_in.url,
         "ZOOM_API_KEY": API_KEY,
         "ZOOM_API_SECRET": API_SECRET,
-        "zoom_api_timeout_s": 0.3,
+        "zoom_api_timeout_s": 1.0,
         "zoom_lookup_poll_interval_s": 0.05,
         "zoom_lookup_retry_base_s": 0.05,
         "zoom_lookup_retry_max_s": 0.4,
@@ -182,6 +183,29 @@ async def test_a_whole_zoom_session_as_zoom_sends_it(zoom_api, start_registry, n
     (end,) = await events.wait(session.id, "ended")
     assert end.source is Source.WEBHOOK and end.session.ended_reason == "ended_by_zoom"
     assert len(zoom_api.calls) == 1
+    types = [e.type for e in assert_contract(events, session.id)]
+    assert types == ["created", "pin_assigned", "session_started", "agent_joined", "customer_joined"][:2] + types[2:]
+    assert sorted(types[2:5]) == ["agent_joined", "customer_joined", "session_started"]
+    assert types[5:] == ["agent_left", "ended"]
+
+
+async def test_many_deliveries_for_one_unknown_id_on_two_replicas(zoom_api, start_registry, nc, events, redis) -> None:
+    """Deliveries racing the lookup on two replicas: one REST call, every webhook applied exactly once."""
+    replicas = [await start_registry(**zoom_settings(zoom_api)), await start_registry(**zoom_settings(zoom_api))]
+    session = await open_session(nc, replicas[0])
+    await session.beacon(ev("pincode_updated", {"pinCode": "340007"}))
+    zoom_api.sessions["zs-many"] = "340007"
+    bodies = [(joined if i % 2 == 0 else left)("zs-many", role="agent", user=f"zu-agent-{i // 2}") for i in range(40)]
+    raws = [json.dumps(body).encode() for body in bodies]
+    deliveries = [deliver(replicas[i % 2], body, raw) for i, (body, raw) in enumerate(zip(bodies, raws, strict=True))]
+    retries = [
+        deliver(replicas[(i + 1) % 2], body, raw) for i, (body, raw) in enumerate(zip(bodies, raws, strict=True))
+    ]
+    await asyncio.gather(*deliveries, *retries)  # every delivery twice, as Zoom retries
+    await events.wait(session.id, "agent_left", count=20)
+    assert await redis.hmget(f"reg:s:{session.id}", "aj_w", "al_w") == ["20", "20"]
+    assert len(zoom_api.calls) == 1
+    assert await redis.zcard("reg:zpend") == 0
 
 
 async def test_zoom_down_the_webhook_is_answered_and_applied_once_zoom_is_back(
@@ -210,7 +234,7 @@ async def test_zoom_down_the_webhook_is_answered_and_applied_once_zoom_is_back(
 
 
 async def test_a_slow_zoom_never_delays_the_answer(zoom_api, start_registry, nc, events) -> None:
-    zoom_api.delay_s = 1.0  # past zoom_api_timeout_s: every lookup times out
+    zoom_api.delay_s = 2.0  # past zoom_api_timeout_s: every lookup times out
     zoom_api.sessions["zs-slow"] = "340004"
     registry = await start_registry(**zoom_settings(zoom_api))
     session = await open_session(nc, registry)

@@ -33,9 +33,10 @@ local function incr(field) s[field] = n(s, field) + 1 end
 -- is new, a seq in a gap is a late event (new, once), anything else below the mark is a repeat. A seq below the mark
 -- with a later ts comes from a new page whose count restarted (no sessionStorage); one above the mark with an
 -- earlier ts from the page before it (unknowable, so never applied twice). Other events (webhooks, API, a beacon
--- with seq 0) are few: their last RECENT_IDS ids, in ``dd``.
+-- with seq 0) are few: the last RECENT_IDS of them, in ``dd``, each as 12 hex digits of its id's SHA-1 (48 bits: a
+-- collision within one session's window is out of reach, and a client can only collide with its own events).
 
-local RECENT_IDS = 16
+local RECENT_IDS = 64
 
 local function keep_last(list, max)
   while #list > max do table.remove(list, 1) end
@@ -84,12 +85,13 @@ end
 local function is_new(ev)
   local seq = tonumber(ev.seq) or 0
   if source == 'beacon' and seq > 0 then return page_event_is_new(seq, tonumber(ev.ts) or 0) end
+  local mark = string.sub(redis.sha1hex(ev.id), 1, 12)
   local recent = {}
-  for id in string.gmatch(s.dd or '', '%S+') do
-    if id == ev.id then return false end
+  for id in string.gmatch(s.dd or '', '%x+') do
+    if id == mark then return false end
     recent[#recent + 1] = id
   end
-  recent[#recent + 1] = ev.id
+  recent[#recent + 1] = mark
   s.dd = table.concat(keep_last(recent, RECENT_IDS), ' ')
   return true
 end
