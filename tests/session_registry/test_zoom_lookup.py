@@ -301,3 +301,17 @@ async def test_lookups_are_rate_limited_across_replicas(zoom_api, start_registry
 async def test_without_api_credentials_pinless_webhooks_stay_uncorrelated(client, redis) -> None:
     assert (await deliver(client, joined("zs-no-api")))["status"] == "uncorrelated"
     assert await redis.exists("reg:zpend") == 0
+
+
+async def test_one_broken_entry_does_not_stop_the_lookups(zoom_api, start_registry, nc, events, redis) -> None:
+    registry = await start_registry(**zoom_settings(zoom_api))
+    session = await open_session(nc, registry)
+    await session.beacon(ev("pincode_updated", {"pinCode": "340008"}))
+    zoom_api.sessions.update({"zs-broken": "340008", "zs-fine": "340008"})
+    await redis.rpush("reg:zpq:zs-broken", "{not json")  # as if written by a buggy older replica
+    await redis.zadd("reg:zpend", {"zs-broken": 0})
+    with awaitable_logs() as logs:
+        await deliver(registry, joined("zs-fine"))
+        await events.wait(session.id, "agent_joined")
+        await logs.wait(lambda logs: bool(logs.of("zoom_lookup_crashed")))
+    assert logs.of("zoom_lookup_crashed")[0]["zoom_session_id"] == "zs-broken"

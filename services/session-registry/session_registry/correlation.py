@@ -18,7 +18,8 @@ ahead), so two replicas rarely look one id up at once, and if they do, the apply
 down, slow, 5xx, 429) or a PIN the registry does not know yet (the page's ``pincode_updated`` beacon may arrive after
 Zoom's webhook) is retried with exponential backoff up to ``REGISTRY_ZOOM_LOOKUP_MAX_ATTEMPTS``; then the id's
 webhooks are dropped and logged ``webhook_uncorrelated``. Lookups are rate limited across replicas (a limited one
-waits for the next window without counting as a failure). Redis errors end the round; the loop goes on.
+waits for the next window without counting as a failure). Redis errors (and any bug) fail one id's
+attempt, logged; its claim's lease brings it back; the loop goes on.
 """
 
 from __future__ import annotations
@@ -123,7 +124,15 @@ class Correlator:
             self.wake.clear()
             try:
                 due = cast(list[str], await self._claim(keys=[self.pending_key], args=[BATCH, LEASE_MS]))
-                await asyncio.gather(*[self._resolve(zoom_id) for zoom_id in due])
+                outcomes = await asyncio.gather(*[self._resolve(zoom_id) for zoom_id in due], return_exceptions=True)
+                for zoom_id, outcome in zip(due, outcomes, strict=True):
+                    if isinstance(outcome, asyncio.CancelledError):
+                        raise outcome
+                    if isinstance(outcome, RedisError):
+                        log.warning("zoom_lookup_failed_redis", zoom_session_id=zoom_id, error=type(outcome).__name__)
+                    elif isinstance(outcome, Exception):
+                        # One id's bug must not stop the others; it comes back when its claim's lease ends.
+                        log.error("zoom_lookup_crashed", zoom_session_id=zoom_id, error=type(outcome).__name__)
                 if len(due) >= BATCH:
                     continue
             except RedisError as exc:
