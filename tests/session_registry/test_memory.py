@@ -111,6 +111,13 @@ async def test_a_reloaded_page_without_storage_counts_again_from_one(new_session
     body = await session.beacon(reloaded.event("agent_left"), reloaded.event("heartbeat"))
     assert (body["accepted"], body["duplicates"]) == (2, 0)
     assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["5", "1"]
+    # a page that sent one event, reloaded: its first event has the same seq, but it is another event
+    once = await new_session()
+    first_page = Page()
+    await once.beacon(first_page.event("agent_joined"))
+    second_page = Page()
+    second_page.now = first_page.now + 1000
+    assert (await once.beacon(second_page.event("agent_left")))["accepted"] == 1
     # a late event of the old page still in flight is a repeat or is lost: never applied twice
     late = await session.beacon(old.event("agent_joined", after_ms=-10_000))
     assert late["accepted"] + late["duplicates"] == 1

@@ -31,7 +31,7 @@ local function incr(field) s[field] = n(s, field) + 1 end
 -- sessionStorage) and stamps them (ts), so for beacons a high-water mark (hw_seq, hw_ts) and the runs of seqs still
 -- missing below it (gaps "lo-hi,...", the last C.dedupe_window runs) tell exactly what was applied: above the mark
 -- is new, a seq in a gap is a late event (new, once), anything else below the mark is a repeat. A seq below the mark
--- with a later ts comes from a new page whose count restarted (no sessionStorage); one above the mark with an
+-- (or at it) with a later ts comes from a new page whose count restarted (no sessionStorage); one above the mark with an
 -- earlier ts from the page before it (unknowable, so never applied twice). Other events (webhooks, API, a beacon
 -- with seq 0) are few: the last RECENT_IDS of them, in ``dd``, each as 12 hex digits of its id's SHA-1 (48 bits: a
 -- collision within one session's window is out of reach, and a client can only collide with its own events).
@@ -60,8 +60,9 @@ end
 local function page_event_is_new(seq, ts)
   local hw, hw_ts = n(s, 'hw_seq'), n(s, 'hw_ts')
   if seq > hw and ts < hw_ts then return false end
-  if seq > hw or (seq < hw and ts > hw_ts) then
-    local new_page = seq < hw
+  -- The same seq with another ts is another event, so also a new page (a resend keeps its ts).
+  if seq > hw or ts > hw_ts then
+    local new_page = seq <= hw
     local runs = new_page and {} or gap_runs()  -- the old page's gaps mean nothing to a new one
     local from = new_page and 1 or hw + 1
     if seq > from then runs[#runs + 1] = { from, seq - 1 } end
