@@ -28,7 +28,7 @@ from shared.accounts import AccountStore
 from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
 from shared.rpc import call
 
-from .desk import close_agents, open_agents, percentile
+from .desk import open_agents, open_loop, percentile, until_offered
 from .harness import BenchEnv, Result, at_most
 
 RATE_PER_S = 200
@@ -98,22 +98,9 @@ async def _one_run(
         answered[c.session.session_id] = time.perf_counter()
         started[c.session.session_id] = t0
 
-    begin = time.perf_counter()
-    pending = []
-    for i in range(total):
-        # Open loop: each request starts at its own slot, whether or not earlier ones are done.
-        delay = begin + i / RATE_PER_S - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        pending.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*pending)
-    try:
-        await asyncio.wait_for(done.wait(), timeout=30)
-    finally:
-        for task in readers:
-            task.cancel()
-        await sub.unsubscribe()
-        await close_agents(nc, sockets)
+    await open_loop(total, RATE_PER_S, one)
+    await until_offered(done, readers, nc, sockets)
+    await sub.unsubscribe()
     measured = [s for s in started if s in offered and s in published]
 
     def ms(a: dict[str, float], b: dict[str, float]) -> list[float]:

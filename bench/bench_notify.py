@@ -37,7 +37,7 @@ from shared.messaging import (
     session_subject,
 )
 
-from .desk import close_agents, connect, open_agents, percentile
+from .desk import close_agents, connect, open_agents, open_loop, percentile, until_offered
 from .harness import BenchEnv, Result, at_most
 
 RATE_PER_S = 200
@@ -126,21 +126,8 @@ async def _offer_latency(
         session_id = await trigger(i)
         sent[session_id] = started
 
-    start = time.perf_counter()
-    pending = []
-    for i in range(total):
-        # Open loop: each request starts at its own slot, whether or not earlier ones are done.
-        delay = start + i / RATE_PER_S - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        pending.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*pending)
-    try:
-        await asyncio.wait_for(done.wait(), timeout=30)
-    finally:
-        for task in readers:
-            task.cancel()
-        await close_agents(nc, sockets)
+    await open_loop(total, RATE_PER_S, one)
+    await until_offered(done, readers, nc, sockets)
     latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
     return [
         Result(f"{label}: offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),

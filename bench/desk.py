@@ -5,18 +5,33 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 
 from shared.accounts import AccountStore, Role
 
-__all__ = ["close_agents", "connect", "open_agents", "percentile"]
+__all__ = ["close_agents", "connect", "open_agents", "open_loop", "percentile", "until_offered"]
 
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+async def open_loop(total: int, rate_per_s: float, one: Callable[[int], Coroutine[Any, Any, None]]) -> None:
+    """Start ``one(0)`` … ``one(total - 1)`` at a steady rate, each at its own slot whether or not earlier ones
+    are done (a closed loop would slow down with the server and hide its tail); returns when all have finished."""
+    begin = time.perf_counter()
+    pending: list[asyncio.Task[None]] = []
+    for i in range(total):
+        delay = begin + i / rate_per_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*pending)
 
 
 async def connect(http: aiohttp.ClientSession, url: str, api_key: str) -> aiohttp.ClientWebSocketResponse:
@@ -56,3 +71,15 @@ async def close_agents(nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]) 
         await ws.close()
     await asyncio.wait_for(all_gone.wait(), timeout=60)
     await sub.unsubscribe()
+
+
+async def until_offered(
+    done: asyncio.Event, readers: list[asyncio.Task[None]], nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]
+) -> None:
+    """Wait (at most 30 s) until ``done``, then stop the socket readers and close the agents."""
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        for task in readers:
+            task.cancel()
+        await close_agents(nc, sockets)
