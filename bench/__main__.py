@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -15,6 +16,8 @@ from redis.asyncio import Redis
 from devstack.servers import start_nats, start_redis
 
 from .harness import BenchEnv, Result, discover, format_table
+
+LOGS = Path(".run/bench-logs")
 
 
 async def _run(
@@ -58,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     duration = args.duration or (2.0 if quick else 5.0)
     with tempfile.TemporaryDirectory(prefix="cobrowse-bench-") as tmp:
         rows, failed = asyncio.run(_run(args.suites, duration, Path(tmp), quick))
+        # The services' logs (warnings and errors) outlive the run, for a figure that needs explaining.
+        shutil.rmtree(LOGS, ignore_errors=True)
+        LOGS.mkdir(parents=True)
+        for log in Path(tmp).glob("*.log"):
+            shutil.copy(log, LOGS / log.name)
+        print(f"service logs: {LOGS}", file=sys.stderr)
     print(format_table(rows))
     if failed:
         print(f"suites that failed to run: {', '.join(failed)}", file=sys.stderr)
