@@ -4,17 +4,17 @@
   time; 10 minutes of a waiting customer), posted to a registry; once its outbox is drained, Redis's
   ``used_memory`` growth divided by the sessions (every key a session adds: its hash, history, dedupe set, PIN,
   timers and index entries). Goal < 2 KB.
-- The chance to hit one of 100 live PINs within an hour with 10 agent keys from one IP, from the token service's
-  budgets (unknown PINs per key and per IP per window) over Zoom's 6-digit PIN space. Goal: at most what the
-  documented default caps give.
+- The chance to hit one of 100 live PINs within an hour with 10 agent keys from one IP:
+  ``token_service.limits.guess_probability`` over the default budgets (guesses per key and per IP per window;
+  the token service's burst tests prove a budget is never exceeded) and Zoom's 6-digit PIN space. Goal: at most
+  the 1.2 % the documented caps promise (issue 9 measured 21 % before the budgets were race-safe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
@@ -28,41 +28,23 @@ PER_POST = 10
 PIN_SPACE = 10**6
 LIVE_PINS = 100
 AGENT_KEYS = 10
-HOURS = 1.0
 TARGET_BYTES = 2048
 
 
-def guess_probability_from_caps(
-    *, per_key: int, per_ip: int, window_s: float, keys: int, live_pins: int, hours: float, pin_space: int
-) -> float:
-    """Chance that ``keys`` keys behind one IP hit one of ``live_pins`` live PINs within ``hours``.
-
-    Every guess is a distinct PIN at best for the attacker; the IP cap binds once ``keys * per_key`` exceeds it.
-    """
-    guesses = min(keys * per_key, per_ip) * hours * 3600 / window_s
-    return float(1 - (1 - live_pins / pin_space) ** guesses)
-
-
-def _guess_probability() -> tuple[float, str]:
-    from token_service import limits
+def _guess_probability() -> float:
+    from token_service.limits import guess_probability
     from token_service.settings import Settings
 
-    shared = getattr(limits, "guess_probability", None)
-    if callable(shared):
-        # The token service's own figure, from the budgets it enforces.
-        value = cast(Callable[..., float], shared)(live_pins=LIVE_PINS, keys=AGENT_KEYS, hours=HOURS)
-        return value, "token_service.limits"
-    fields: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
-    value = guess_probability_from_caps(
-        per_key=fields["pin_failures_per_agent"],
-        per_ip=fields["pin_failures_per_ip"],
-        window_s=fields["pin_window_s"],
+    caps: dict[str, Any] = {name: f.default for name, f in Settings.model_fields.items()}
+    return guess_probability(
+        per_key=caps["pin_failures_per_agent"],
+        per_ip=caps["pin_failures_per_ip"],
+        window_s=caps["pin_window_s"],
         keys=AGENT_KEYS,
         live_pins=LIVE_PINS,
-        hours=HOURS,
         pin_space=PIN_SPACE,
+        period_s=3600,
     )
-    return value, "local calc from default caps"
 
 
 async def _session_bytes(env: BenchEnv) -> float:
@@ -95,10 +77,8 @@ async def _session_bytes(env: BenchEnv) -> float:
 
 async def run(env: BenchEnv) -> list[Result]:
     per_session = await _session_bytes(env)
-    chance, source = _guess_probability()
+    chance = _guess_probability()
     return [
         at_most("Redis bytes per 10-minute session (15 s heartbeats)", per_session, TARGET_BYTES, unit="B"),
-        Result(
-            f"chance to hit 1 of {LIVE_PINS} live PINs in 1 h, {AGENT_KEYS} keys, 1 IP ({source})", chance * 100, "%"
-        ),
+        at_most(f"PIN hit chance: {LIVE_PINS} live PINs, 1 h, {AGENT_KEYS} keys, 1 IP", chance * 100, 1.2, unit="%"),
     ]
