@@ -31,9 +31,9 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.keys import JETSTREAM, NATS, REDIS
+from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
 
 from .keys import SETTINGS, STORE
@@ -45,17 +45,6 @@ from .tasks import background, raise_if_cancelled
 __all__ = ["OutboxPublisher", "outbox_context"]
 
 log = structlog.get_logger()
-
-_ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 # JetStream atomic batch publishing (ADR-50, nats-server 2.12+; the stream needs allow_atomic).
 BATCH_ID = "Nats-Batch-Id"
@@ -83,26 +72,16 @@ class OutboxPublisher:
         self._js = js
         self._atomic = True
         self._key = store.outbox_key
-        self._lease_key = store.outbox_lease_key
-        self._owner = uuid.uuid4().hex
+        self._lease = Lease(redis, store.outbox_lease_key, settings.outbox_lease_s)
         self._settings = settings
-        self._lease_ms = int(settings.outbox_lease_s * 1000)
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._release = redis.register_script(_RELEASE)
         self._written = store.outbox_written
-        self._renew_at = 0.0
         self._gauge_at = 0.0
         self._holding = False
         self._reconnected = asyncio.Event()
 
     async def holds_lease(self) -> bool:
-        """Take or renew the publishing lease; renewed a third of its lifetime before it would lapse."""
-        now = time.monotonic()
-        if now < self._renew_at:
-            return True
-        self._holding = bool(await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]))
-        if self._holding:
-            self._renew_at = now + self._settings.outbox_lease_s / 3
+        """Take or renew the publishing lease (Redis is asked a third of its lifetime apart)."""
+        self._holding = await self._lease.hold()
         return self._holding
 
     async def on_nudge(self, _msg: object = None) -> None:
@@ -116,10 +95,8 @@ class OutboxPublisher:
 
     async def release(self) -> None:
         """Hand the lease over at once (at shutdown); if Redis is gone the lease simply expires."""
-        try:
-            await self._release(keys=[self._lease_key], args=[self._owner])
-        except RedisError as exc:
-            log.warning("outbox_lease_not_released", error=repr(exc))
+        self._holding = False
+        await self._lease.release()
 
     async def publish_batch(self) -> int:
         """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
