@@ -19,6 +19,7 @@ import uuid
 from typing import cast
 
 import structlog
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -48,8 +49,9 @@ return 0
 
 
 class Outbox:
-    def __init__(self, redis: Redis, js: JetStreamContext) -> None:
+    def __init__(self, redis: Redis, nc: NatsClient, js: JetStreamContext) -> None:
         self._redis = redis
+        self._nc = nc
         self._js = js
         self._owner = uuid.uuid4().hex
         self._acquire = redis.register_script(_ACQUIRE)
@@ -58,6 +60,9 @@ class Outbox:
         """Set when this replica left an entry for the publisher (wakes it at once if it holds the lease)."""
 
     async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
+        if not self._nc.is_connected:
+            # Fail fast: a publish while reconnecting would wait out its timeout in the caller's request.
+            raise ConnectionError("NATS is not connected")
         await self._js.publish(subject, data, headers={MSG_ID_HEADER: event_id}, timeout=PUBLISH_TIMEOUT_S)
 
     async def publish(self, subject: str, data: bytes, event_id: str) -> None:
