@@ -60,6 +60,7 @@ async def _waiting_sessions(nc: nats.aio.client.Client, count: int) -> list[str]
     return sids
 
 
+@pytest.mark.timeout(60)  # two NATS restarts' worth of JetStream recovery on a busy machine
 async def test_claims_and_cancels_while_nats_is_down(replica, own_nats, agent, account, tmp_path):
     server = own_nats[0]
     client = await replica(
@@ -78,7 +79,7 @@ async def test_claims_and_cancels_while_nats_is_down(replica, own_nats, agent, a
         await alice.expect("offer", session_id=sid)
     to_claim, to_cancel = sids[:20], sids[20:]
 
-    server.stop()
+    await asyncio.to_thread(server.stop)  # in a thread: the replica's loop keeps running meanwhile
     async with asyncio.timeout(10):
         auth = {"Authorization": f"Bearer {api_key}"}
         claims = [client.post(f"/api/requests/{sid}/claim", headers=auth) for sid in to_claim]
@@ -96,23 +97,24 @@ async def test_claims_and_cancels_while_nats_is_down(replica, own_nats, agent, a
         assert (await status.json())["state"] == "queued"
 
     await asyncio.sleep(OUTAGE_S)  # the outage itself, not a wait for a result
-    own_nats.append(start_nats(tmp_path / "nats", server.port))
+    own_nats.append(await asyncio.to_thread(start_nats, tmp_path / "nats", server.port))
     seen = await _stored(nc, "cobrowse.queue.support.claimed", len(to_claim))
     assert sorted(seen) == sorted(to_claim)  # each once
     await nc.drain()
 
 
+@pytest.mark.timeout(60)
 async def test_an_event_jetstream_refuses_waits_in_the_outbox(replica, own_nats, redis, tmp_path):
     """A direct publish that fails (NATS down) is kept and published once NATS is back, not raised to the caller."""
     server = own_nats[0]
     client = await replica(nats_url=server.url, outbox_poll_s=0.1)
     desk = client.server.app[DESK]
-    server.stop()
+    await asyncio.to_thread(server.stop)
     event = QueueEvent(event_id=new_event_id(), type="offered", queue="support", session_id="s1")
     await desk.outbox.publish(queue_subject("support", "offered"), event.encode(), event.event_id)
     assert await redis.xlen("notify:outbox") == 1
 
-    own_nats.append(start_nats(tmp_path / "nats", server.port))
+    own_nats.append(await asyncio.to_thread(start_nats, tmp_path / "nats", server.port))
     nc = await _connect(server.url)
     assert await _stored(nc, "cobrowse.queue.support.offered", 1) == ["s1"]
     await nc.drain()
