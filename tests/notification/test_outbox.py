@@ -61,7 +61,7 @@ async def _waiting_sessions(nc: nats.aio.client.Client, count: int) -> list[str]
 
 
 @pytest.mark.timeout(60)  # two NATS restarts' worth of JetStream recovery on a busy machine
-async def test_claims_and_cancels_while_nats_is_down(replica, own_nats, agent, account, tmp_path):
+async def test_claims_and_cancels_while_nats_is_down(own_nats, replica, agent, account, tmp_path):
     server = own_nats[0]
     client = await replica(
         nats_url=server.url,
@@ -100,11 +100,11 @@ async def test_claims_and_cancels_while_nats_is_down(replica, own_nats, agent, a
     own_nats.append(await asyncio.to_thread(start_nats, tmp_path / "nats", server.port))
     seen = await _stored(nc, "cobrowse.queue.support.claimed", len(to_claim))
     assert sorted(seen) == sorted(to_claim)  # each once
-    await nc.drain()
+    await nc.close()  # drain waits out the pull subscription
 
 
 @pytest.mark.timeout(60)
-async def test_an_event_jetstream_refuses_waits_in_the_outbox(replica, own_nats, redis, tmp_path):
+async def test_an_event_jetstream_refuses_waits_in_the_outbox(own_nats, replica, redis, tmp_path):
     """A direct publish that fails (NATS down) is kept and published once NATS is back, not raised to the caller."""
     server = own_nats[0]
     client = await replica(nats_url=server.url, outbox_poll_s=0.1)
@@ -117,5 +117,5 @@ async def test_an_event_jetstream_refuses_waits_in_the_outbox(replica, own_nats,
     own_nats.append(await asyncio.to_thread(start_nats, tmp_path / "nats", server.port))
     nc = await _connect(server.url)
     assert await _stored(nc, "cobrowse.queue.support.offered", 1) == ["s1"]
-    await nc.drain()
+    await nc.close()  # drain waits out the pull subscription
     assert await redis.xlen("notify:outbox") == 0

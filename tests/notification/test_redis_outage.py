@@ -25,7 +25,8 @@ def _own_redis(tmp_path):
     servers[-1].stop()
 
 
-async def test_timers_and_session_events_survive_a_redis_outage(replica, own_redis, session, events, agent, tmp_path):
+async def test_timers_and_session_events_survive_a_redis_outage(own_redis, replica, session, events, agent, tmp_path):
+    """``own_redis`` comes first: it stops after the replica has closed."""
     server = own_redis[0]
     client = await replica(redis_url=server.url, offer_timeout_s=2.5)
     redis = Redis.from_url(server.url, decode_responses=True)

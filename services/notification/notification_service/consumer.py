@@ -23,9 +23,9 @@ from structlog.contextvars import bound_contextvars
 
 from shared.keys import JETSTREAM
 from shared.messaging import SESSION_EVENTS, SessionEvent
+from shared.outages import outage_of
 
 from .keys import DESK, SETTINGS
-from .timers import OUTAGE_ERRORS
 
 __all__ = ["session_consumer"]
 
@@ -74,7 +74,7 @@ async def session_consumer(app: web.Application) -> AsyncIterator[None]:
             except Exception as exc:
                 delivered = msg.metadata.num_delivered if msg.reply else 1
                 delay = min(NAK_MIN_S * 2.0 ** (delivered - 1), NAK_MAX_S)
-                if isinstance(exc, OUTAGE_ERRORS):
+                if outage_of(exc) is not None:
                     log.warning("session_event_retry", event_id=event.event_id, error=type(exc).__name__, delay_s=delay)
                 else:
                     log.exception("session_event_failed", event_id=event.event_id, delay_s=delay)

@@ -17,20 +17,19 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
-from nats.errors import Error as NatsError
-from redis.exceptions import RedisError
+
+from shared.outages import outage_of
 
 from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
 from .stats import queue_overview
 
-__all__ = ["OUTAGE_ERRORS", "Backoff", "background_loops", "outbox_publisher"]
+__all__ = ["Backoff", "background_loops", "outbox_publisher"]
 
 log = structlog.get_logger()
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (RedisError, NatsError, ConnectionError, TimeoutError)
 
 
 class Backoff:
@@ -42,7 +41,7 @@ class Backoff:
     def failed(self, event: str, exc: BaseException) -> float:
         self.failures += 1
         pause = min(RETRY_MIN_S * 2.0 ** (self.failures - 1), RETRY_MAX_S)
-        if isinstance(exc, OUTAGE_ERRORS):
+        if outage_of(exc) is not None:
             log.warning(event, error=type(exc).__name__, failures=self.failures, retry_in_s=pause)
         else:
             log.exception(event, failures=self.failures, retry_in_s=pause)
@@ -125,8 +124,8 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
 async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
     settings, outbox = app[SETTINGS], app[DESK].outbox
-    task = asyncio.create_task(outbox.run(settings.outbox_poll_s, settings.outbox_lease_s))
+    task = asyncio.create_task(outbox.run(settings.outbox_poll_s))
     yield
     task.cancel()
     await asyncio.wait([task], timeout=5)
-    await outbox.release()
+    await outbox.lease.release()
