@@ -87,7 +87,10 @@ async def _authenticated(app: web.Application, ws: web.WebSocketResponse, conn: 
         await send_error(ws, exc)
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"revoked")
 
-    conn.check, conn.end = recheck, end
+    conn.check = recheck
+    await conn.on_end(end)
+    if conn.ended:
+        return
     with bound_contextvars(agent_id=account.id):
         await _serve(app, ws, account, conn)
 
