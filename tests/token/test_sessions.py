@@ -114,6 +114,17 @@ async def test_agent_connect_requires_an_enabled_account(
     assert registry.resolved == []
 
 
+async def test_a_rotated_key_is_refused_at_once(client: Any, registry: FakeRegistry, accounts: AccountStore) -> None:
+    registry.add_session("123456")
+    account, old_key = await accounts.create("Rot", Role.AGENT)
+    new_key = await accounts.rotate(account.id)
+    for path, body in (("/api/agent/connect", {"pin": "123456"}), ("/", {"role": 2, "pin": "123456"})):
+        refused = await client.post(path, json=body, headers=_auth(old_key))
+        assert (refused.status, (await refused.json())["error"]["code"]) == (401, "invalid_api_key")
+        assert (await client.post(path, json=body, headers=_auth(new_key))).status == 200
+    assert len(registry.resolved) == 2
+
+
 async def test_agent_connect_validates_the_pin(client: Any, registry: FakeRegistry, agent_key: str) -> None:
     response = await client.post("/api/agent/connect", json={"pin": "12 34"}, headers=_auth(agent_key))
     assert response.status == 400
@@ -133,7 +144,7 @@ async def test_pin_guessing_is_limited_per_agent(
         assert (await response.json())["error"]["code"] == "pin_not_found"
     blocked = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(key))
     assert blocked.status == 429 and "Retry-After" in blocked.headers
-    assert len(registry.resolved) == 2  # checked before the lookup
+    assert len(registry.resolved) == 2  # reserved before the lookup: the third never reaches the registry
     assert (await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(other))).status == 200
 
 

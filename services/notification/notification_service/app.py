@@ -34,7 +34,7 @@ from .keys import (
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
-from .timers import background_loops
+from .timers import background_loops, outbox_publisher
 
 __all__ = ["create_app"]
 
@@ -77,14 +77,15 @@ def create_app(settings: Settings) -> web.Application:
     app[SNAPSHOTS] = SnapshotCache()
     app[CONNECTIONS] = Connections(settings)
     name = f"notification-{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, name))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, name))
     app.cleanup_ctx.append(_components)
+    app.cleanup_ctx.append(outbox_publisher)  # events deferred while JetStream was unreachable
     app.cleanup_ctx.append(revocations(CONNECTIONS))
     app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(session_consumer)
     app.cleanup_ctx.append(background_loops)
-    setup_edge(app, service="notification", cors_origins=settings.cors_origins)
+    setup_edge(app, service="notification", settings=settings)
     # SSE responses end when their clients are dropped; WebSockets are closed by setup_edge.
     app.on_shutdown.append(_end_streams)
     setup_routes(app)

@@ -91,6 +91,14 @@ class Settings(ServiceSettings):
     cap_retry_after_s: int = Field(5, ge=1)
     """``Retry-After`` sent with a 429/503 past a connection cap."""
 
+    # notify-core: cancel's call to the registry, the outbox publisher
+    registry_timeout_s: float = Field(2.0, gt=0)
+    """How long a cancel waits for the registry to end the session (no answer: 503, nothing changed)."""
+    outbox_poll_s: float = Field(0.5, gt=0)
+    """Longest pause of the outbox publisher between looks (a local deferral wakes it at once)."""
+    outbox_lease_s: float = Field(5.0, gt=0)
+    """The publishing lease: one replica publishes the outbox; another takes over this long after it died."""
+
     @field_validator("stats_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -18,7 +18,7 @@ from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
 from .stats import queue_overview
 
-__all__ = ["background_loops"]
+__all__ = ["background_loops", "outbox_publisher"]
 
 log = structlog.get_logger()
 
@@ -82,3 +82,13 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks, timeout=5)
+
+
+async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
+    """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
+    settings, outbox = app[SETTINGS], app[DESK].outbox
+    task = asyncio.create_task(outbox.run(settings.outbox_poll_s, settings.outbox_lease_s))
+    yield
+    task.cancel()
+    await asyncio.wait([task], timeout=5)
+    await outbox.release()

@@ -34,11 +34,11 @@ class Settings(ServiceSettings):
     waiting_timeout_s: float = Field(900.0, ge=0)
     """A customer waiting this long with a PIN and no agent ends (``no_agent_timeout``)."""
     reconnect_window_s: float = Field(120.0, ge=0)
-    """After ``session_reconnecting`` or ``page_hidden``, without agents (Zoom: 2 min; ``reconnect_timeout``)."""
+    """Away (unload, bfcache, SDK reconnecting, silence) with no agent this long: ended ``abandoned`` (Zoom: 2 min)."""
     agent_wait_timeout_s: float = Field(180.0, ge=0)
     """The same window while agents wait for the customer to come back (Zoom: 3 min; ``agent_wait_timeout``)."""
     heartbeat_timeout_s: float = Field(90.0, ge=0)
-    """A live page silent this long ends its session (``heartbeat_lost``); beacon.js beats every 15 s."""
+    """A live page silent this long is away (``reconnecting``, cause ``heartbeat_lost``); beacon.js beats every 15 s."""
 
     session_ttl_s: int = Field(86400, ge=60)
     """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""

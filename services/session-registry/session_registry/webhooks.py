@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,17 @@ from .beacons import normalise_pin
 from .errors import BadSignature
 from .store import Event
 
-__all__ = ["ZoomEvent", "ZoomWebhook", "parse_zoom_event", "url_validation_reply", "verify_signature"]
+__all__ = [
+    "ZoomEvent",
+    "ZoomWebhook",
+    "parse_zoom_event",
+    "url_validation_reply",
+    "verify_signature",
+]
 
 PIN_FIELDS = ("session_pin", "pin_code", "pincode", "pinCode")
+TIMESTAMP_RE = re.compile(r"[0-9]{1,13}")
+"""Epoch seconds as Zoom sends them: digits only, so no ``nan``, ``inf``, sign or exponent can skip the age check."""
 
 
 def _hmac_hex(secret: bytes, message: bytes) -> str:
@@ -38,10 +47,12 @@ def verify_signature(
     """Raise ``BadSignature`` unless ``signature`` signs ``body`` at a ``timestamp`` within the tolerance."""
     if not timestamp or not signature:
         raise BadSignature("x-zm-signature and x-zm-request-timestamp are required", code="signature_missing")
-    try:
-        sent_at = float(timestamp)
-    except ValueError as exc:
-        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp") from exc
+    if not TIMESTAMP_RE.fullmatch(timestamp):
+        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp")
+    if not signature.isascii():
+        # compare_digest refuses non-ASCII str with a TypeError; no valid signature has such a character anyway
+        raise BadSignature()
+    sent_at = int(timestamp)
     expected = "v0=" + _hmac_hex(secret, b"v0:" + timestamp.encode() + b":" + body)
     if not hmac.compare_digest(expected, signature):
         raise BadSignature()
@@ -58,8 +69,8 @@ class ZoomWebhook(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    event: str
-    event_ts: float | None = None
+    event: str = Field(max_length=128)
+    event_ts: float | None = Field(None, ge=0, allow_inf_nan=False)
     """Milliseconds since the epoch."""
     payload: dict[str, Any] = Field(default_factory=dict)
 

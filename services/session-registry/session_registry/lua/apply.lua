@@ -25,6 +25,15 @@ end
 
 local function incr(field) s[field] = n(s, field) + 1 end
 
+-- Beacons that prove the page is there: they bring an away session back (``resumed``) when they are newer than
+-- what sent it away, and advance the page register either way (so a late page_hidden cannot undo them).
+local PAGE_IS_BACK = { page_visible = true, session_started = true, heartbeat = true, pincode_updated = true }
+
+local function resumes(ev)
+  if source ~= 'beacon' or not PAGE_IS_BACK[ev.name] or s.state == 'ended' then return false end
+  return newer('page', ev) and s.away == '1'
+end
+
 -- Returns (event type, data) for a change, (nil, nil, reason) for an ignored event, nothing for a no-op.
 local function step(ev)
   local name = ev.name
@@ -62,26 +71,20 @@ local function step(ev)
     incr('cl_w')
     return 'customer_left', {}
   elseif name == 'session_reconnecting' or name == 'page_hidden' then
+    -- A tab merely hidden is still there (it keeps its place and its offers); unload, bfcache and the SDK's
+    -- reconnect mean the customer is away. A page_hidden without a reason is taken as away (older beacon.js).
+    if name == 'page_hidden' and ev.reason == 'hidden' then return end
     if not newer('page', ev) then return nil, nil, 'stale' end
     if s.away == '1' then return end
     s.away = '1'
     s.away_since = NOW
     return 'reconnecting', { cause = name }
-  elseif name == 'session_started' or name == 'page_visible' then
-    local etype = nil
-    if name == 'session_started' and s.started ~= '1' then
-      s.started = '1'
-      etype = 'session_started'
-    end
-    if source == 'beacon' and newer('page', ev) and s.away == '1' then
-      s.away = '0'
-      return 'resumed', { cause = name }
-    end
-    return etype, {}
-  elseif name == 'heartbeat' then
-    -- A page that still beats is alive, only hidden: its reconnect window starts again.
-    if s.away == '1' and newer('page', ev) then s.away_since = NOW end
-    return
+  elseif name == 'session_started' then
+    if s.started == '1' then return end
+    s.started = '1'
+    return 'session_started', {}
+  elseif name == 'page_visible' or name == 'heartbeat' then
+    return  -- their only effect, resuming an away page, is taken care of before step()
   elseif name == 'session_error' then
     return 'error', { code = ev.code }
   elseif name == 'remote_assist_started' or name == 'remote_assist_stopped' then
@@ -103,6 +106,11 @@ for _, ev in ipairs(events) do
     accepted = accepted + 1
     local prev = s.state
     local event_id = sid .. ':' .. ev.id
+    if resumes(ev) then
+      s.away = '0'
+      commit(s, event_id .. ':resumed', 'resumed', source, prev, { cause = ev.name })
+      prev = s.state
+    end
     local etype, data, reason = step(ev)
     if reason then
       ignored = ignored + 1

@@ -88,6 +88,7 @@ local function view(s)
     updated_at = n(s, 'updated_at') / 1000,
     ended_reason = set(s.ended_reason) and s.ended_reason or cjson.null,
     pin_retired = s.pin_retired == '1',
+    version = n(s, 'version'),
   }
 end
 
@@ -97,8 +98,10 @@ local function remember(s, entry)
 end
 
 -- One accepted change: the SessionEvent goes to the outbox (published to JetStream by outbox.py) and a compact
--- entry to the session's history, in the same script as the change itself.
+-- entry to the session's history, in the same script as the change itself. Every published event is one version
+-- newer than the last (1 for ``created``): consumers order a session's events by it and drop any not newer.
 local function emit(s, event_id, etype, source, prev, data)
+  s.version = n(s, 'version') + 1
   local event = {
     v = 1, event_id = event_id, type = etype, source = source, at = NOW / 1000,
     prev_state = prev or cjson.null, session = view(s), data = data or {},
@@ -136,8 +139,7 @@ end
 
 local KINDS = { 'no_pin', 'waiting', 'reconnect', 'agent_wait', 'heartbeat' }
 local REASONS = {
-  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'reconnect_timeout',
-  agent_wait = 'agent_wait_timeout', heartbeat = 'heartbeat_lost',
+  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'abandoned', agent_wait = 'agent_wait_timeout',
 }
 
 -- When the timer of ``kind`` is due for this session, or nil when it does not apply (a 0 duration disables it).
