@@ -147,7 +147,8 @@ async def test_lifecycle_events_are_posted_within_20_ms_of_the_sdk_emitting_them
             window.fakeSession.emit(name, name === "pincode_updated" ? { pinCode: "123456" } : {});
             while (window.posts.length === before) await new Promise((resolve) => setTimeout(resolve, 1));
             delays[name] = window.posts[before].at - emitted;
-            await window.beacon.flush(); // the answer is in: the next event does not queue behind this request
+            // Wait for the answer: one request is in flight at a time, the next event must not queue behind it.
+            while (window.beacon.stats.sent < before + 1) await new Promise((resolve) => setTimeout(resolve, 1));
           }
           return delays;
         }""",

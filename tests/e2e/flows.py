@@ -7,7 +7,7 @@ import re
 import urllib.request
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from devstack.simulator import Urls
 from devstack.stack import Stack
@@ -72,3 +72,13 @@ def service_urls(stack: Stack) -> Urls:
 
 def feed_item(page: Page, event_type: str) -> Any:
     return page.locator(f'#feed li[data-type="{event_type}"]').first
+
+
+async def waiting_customer(stack: Stack, pages: Pages, queue: str, name: str) -> tuple[Page, Locator]:
+    """A customer who asked for help in ``queue``, and their session's row on a supervisor's dashboard (waiting)."""
+    dashboard = await open_dashboard(stack, pages)
+    customer = await pages.open(f"{stack.urls['token']}/demo?queue={queue}", "customer")
+    session_id, _ = await get_help(customer, name)
+    row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
+    await expect(row).to_have_attribute("data-state", "waiting", timeout=STEP_MS)
+    return customer, row

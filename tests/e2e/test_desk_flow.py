@@ -18,7 +18,17 @@ from devstack.stack import Stack
 from shared.accounts import Role
 
 from .conftest import SCREENSHOTS, Pages
-from .flows import DESK, STEP_MS, feed_item, get_help, open_agent, open_dashboard, registry_session, service_urls
+from .flows import (
+    DESK,
+    STEP_MS,
+    feed_item,
+    get_help,
+    open_agent,
+    open_dashboard,
+    registry_session,
+    service_urls,
+    waiting_customer,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -107,11 +117,7 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
 
 async def test_closing_the_customer_page_flushes_its_beacons(stack: Stack, pages: Pages) -> None:
-    dashboard = await open_dashboard(stack, pages)
-    customer = await pages.open(f"{stack.urls['token']}/demo?queue=closing", "customer")
-    session_id, _ = await get_help(customer, "Robin")
-    row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
-    await expect(row).to_have_attribute("data-state", "waiting", timeout=STEP_MS)
+    customer, row = await waiting_customer(stack, pages, "closing", "Robin")
 
     await customer.close(run_before_unload=True)
     # The page_hidden beacon left with the page: the registry starts the reconnect window.
@@ -184,3 +190,13 @@ async def test_dashboard_resumes_after_a_notification_restart_without_missing_ev
     assert await dashboard.locator('#feed li[data-type="session.created"]', has_text="Dana").count() == 1
     # The page only logged the refused connections of the outage; nothing was thrown.
     assert [e for e in pages.errors if "uncaught" in e] == []
+
+
+async def test_cancelling_a_request_ends_its_session_in_the_registry(stack: Stack, pages: Pages) -> None:
+    """The page keeps its beacon until the SDK's session_ended, so the registry learns it even from the page alone."""
+    customer, row = await waiting_customer(stack, pages, "cancelling", "Quinn")
+
+    await customer.get_by_role("button", name="Cancel request").click()
+    await expect(customer.locator('#help [data-view="ended"]')).to_contain_text("cancelled", timeout=STEP_MS)
+    await expect(row).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+    assert pages.errors == []
