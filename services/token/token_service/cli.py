@@ -17,7 +17,9 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
+from dotenv import dotenv_values
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -28,6 +30,11 @@ from shared.settings import redact_url
 __all__ = ["main"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+RUN_URLS = Path(".run/urls.env")  # written by a running `make up` (devstack.runinfo): the Redis it uses
+
+
+def _default_redis_url() -> str:
+    return os.environ.get("REDIS_URL") or dotenv_values(RUN_URLS).get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL (default: $REDIS_URL or %(default)s)",
+        default=_default_redis_url(),
+        help=f"Redis URL (default: $REDIS_URL, else make up's in {RUN_URLS}, else {DEFAULT_REDIS_URL})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = commands.add_parser("add", help="create an account and print its API key once")
