@@ -60,7 +60,9 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
     row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
     await expect(feed_item(dashboard, "queue.queued")).to_be_visible(timeout=STEP_MS)
-    assert registry_session(stack, agent_key, session_id)["session"]["pin"] == pin
+    supervisor_key = await stack.create_account("Sam", Role.SUPERVISOR)
+    assert registry_session(stack, supervisor_key, session_id)["session"]["pin"] == pin
+    assert registry_session(stack, agent_key, session_id)["session"]["pin"] is None  # PINs are need-to-know
     await expect(feed_item(dashboard, "queue.offered")).to_be_visible(timeout=STEP_MS)
 
     # The agent console receives the request live, with its wait time, and claims it.

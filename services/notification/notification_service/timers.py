@@ -10,15 +10,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 
 import structlog
 from aiohttp import web
+
+from shared.tasks import supervise
 
 from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
 from .stats import queue_overview
 
-__all__ = ["background_loops"]
+__all__ = ["background_loops", "outbox_publisher"]
 
 log = structlog.get_logger()
 
@@ -75,10 +78,21 @@ async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
 async def background_loops(app: web.Application) -> AsyncIterator[None]:
     stopping = asyncio.Event()
     loops = (_timer_loop, _presence_loop, _gauge_loop)
-    tasks = [asyncio.create_task(loop(app, stopping)) for loop in loops]
+    # Supervised (shared.tasks): a loop that fails is restarted with capped backoff and shows on /readyz meanwhile.
+    tasks = [supervise(app, f"notification{loop.__name__}", partial(loop, app, stopping)) for loop in loops]
     yield
     # A flag as well as cancel(): a client library that swallows a CancelledError must not keep a loop alive.
     stopping.set()
     for task in tasks:
         task.cancel()
     await asyncio.wait(tasks, timeout=5)
+
+
+async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
+    """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
+    settings, outbox = app[SETTINGS], app[DESK].outbox
+    task = asyncio.create_task(outbox.run(settings.outbox_poll_s, settings.outbox_lease_s))
+    yield
+    task.cancel()
+    await asyncio.wait([task], timeout=5)
+    await outbox.release()
