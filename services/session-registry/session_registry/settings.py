@@ -78,15 +78,15 @@ class Settings(ServiceSettings):
     outbox_batch: int = Field(128, ge=1, le=1000)
     """Events per JetStream batch (the server takes at most 1,000 in one atomic batch)."""
     outbox_poll_interval_s: float = Field(0.2, gt=0)
-    """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
+    """Backstop: how soon the publishing replica notices writes whose wake-up was lost (a nudge during an outage)."""
     outbox_linger_s: float = Field(0.025, ge=0)
     """Under load, how long the publisher lets new events gather before it publishes them (larger batches)."""
     outbox_linger_min_rate: float = Field(1000.0, ge=0)
     """Linger only while the outbox runs at this many events/s or more: below it an event is published at once."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
-    outbox_retry_max_s: float = Field(5.0, gt=0)
-    """Longest pause between attempts while NATS is unavailable."""
+    outbox_retry_max_s: float = Field(1.0, gt=0)
+    """Longest pause between attempts while NATS is unavailable (a reconnect retries at once)."""
     publish_timeout_s: float = Field(2.0, gt=0)
     key_prefix: str = Field("reg:", pattern=r"^[A-Za-z0-9:_-]+$")
 
