@@ -128,11 +128,18 @@ async def test_missed_revocation_is_caught_by_the_periodic_recheck(replica, agen
     supervisor_id, sup_key = await account("sup", role=Role.SUPERVISOR)
     ws = await client.ws_connect("/ws/dashboard", headers={"Authorization": f"Bearer {sup_key}"})
     assert (await ws.receive_json())["type"] == "snapshot"
+    other_id, other_key = await account("sup2", role=Role.SUPERVISOR)
+    ticket = await client.post("/api/tickets", headers={"Authorization": f"Bearer {other_key}"})
+    by_ticket = SSE(await client.get("/events", params={"ticket": (await ticket.json())["ticket"]}))
+    assert (await by_ticket.next())[1]["type"] == "snapshot"
     accounts = AccountStore(redis)
     await accounts.set_disabled(agent_id, True)  # nobody publishes: only the re-check can notice
     await accounts.rotate(supervisor_id)
+    await accounts.set_disabled(other_id, True)
     await _closed_with_revoked(alice.ws, FRAME_TIMEOUT_S)
     await _closed_with_revoked(ws, FRAME_TIMEOUT_S)
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        assert (await by_ticket.next())[1]["code"] == "revoked"
 
 
 async def test_unreadable_revocation_message_changes_nothing(replica, agent, nc):
