@@ -100,10 +100,14 @@ class Outbox:
                     if await self.publish_pending() >= BATCH:
                         continue
                 delay = 0.05
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(poll_s):
-                        await self.written.wait()
+                await self._wait(poll_s)
             except Exception as exc:
                 log.warning("outbox_retry", error=type(exc).__name__, retry_in_s=delay)
-                await asyncio.sleep(delay)
+                self.written.clear()
+                await self._wait(delay)  # a NATS reconnect (or a local deferral) ends the pause early
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.written.wait()

@@ -19,6 +19,7 @@ from functools import partial
 import structlog
 from aiohttp import web
 
+from shared.keys import NATS_RECONNECTED
 from shared.outages import outage_of
 from shared.tasks import supervise, supervised
 
@@ -127,6 +128,8 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
 async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
     settings, outbox = app[SETTINGS], app[DESK].outbox
+    # Right after NATS is back, what waited in the outbox goes out at once (not at the next poll).
+    app[NATS_RECONNECTED].append(outbox.written.set)
     async with supervised(app, "notification-outbox", partial(outbox.run, settings.outbox_poll_s)):
         yield
     await outbox.lease.release()
