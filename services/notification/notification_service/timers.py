@@ -101,6 +101,8 @@ async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
         pause = settings.metrics_refresh_s
         try:
             for row in await queue_overview(store, settings):
+                # An agent whose replica died leaves the count when its presence lapses, even if nothing dispatches.
+                await store.reconcile_available(row["queue"])
                 QUEUE_WAITING.labels(row["queue"]).set(row["waiting"])
                 QUEUE_LONGEST_WAIT.labels(row["queue"]).set(row["longest_wait_s"])
                 for status, count in row["agents"].items():
