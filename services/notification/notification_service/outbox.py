@@ -108,6 +108,10 @@ class Outbox:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     async def _wait(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self.written.wait()
+        # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed, and
+        # this loop would then outlive the app's shutdown.
+        waiter = asyncio.ensure_future(self.written.wait())
+        try:
+            await asyncio.wait([waiter], timeout=timeout_s)
+        finally:
+            waiter.cancel()
