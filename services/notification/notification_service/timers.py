@@ -19,6 +19,7 @@ from functools import partial
 import structlog
 from aiohttp import web
 
+from shared.keys import NATS_RECONNECTED
 from shared.outages import outage_of
 from shared.tasks import supervise, supervised
 
@@ -100,6 +101,8 @@ async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
         pause = settings.metrics_refresh_s
         try:
             for row in await queue_overview(store, settings):
+                # An agent whose replica died leaves the count when its presence lapses, even if nothing dispatches.
+                await store.reconcile_available(row["queue"])
                 QUEUE_WAITING.labels(row["queue"]).set(row["waiting"])
                 QUEUE_LONGEST_WAIT.labels(row["queue"]).set(row["longest_wait_s"])
                 for status, count in row["agents"].items():
@@ -127,6 +130,8 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
 async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
     settings, outbox = app[SETTINGS], app[DESK].outbox
+    # Right after NATS is back, what waited in the outbox goes out at once (not at the next poll).
+    app[NATS_RECONNECTED].append(outbox.written.set)
     async with supervised(app, "notification-outbox", partial(outbox.run, settings.outbox_poll_s)):
         yield
     await outbox.lease.release()
