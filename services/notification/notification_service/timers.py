@@ -91,7 +91,7 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
 async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
     settings, outbox = app[SETTINGS], app[DESK].outbox
-    task = asyncio.create_task(outbox.run(settings.outbox_poll_s, settings.outbox_lease_s))
+    task = supervise(app, "notification-outbox", partial(outbox.run, settings.outbox_poll_s, settings.outbox_lease_s))
     yield
     task.cancel()
     await asyncio.wait([task], timeout=5)
