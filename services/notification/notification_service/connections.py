@@ -83,14 +83,28 @@ class Conn:
     """Whether ``check`` verifies the very credential (a key); a ticket's check sees only its account."""
     end: End | None = None
     ended: bool = False
+    reason: CobrowseError | None = None
 
     async def close(self, exc: CobrowseError) -> None:
-        if self.ended or self.end is None:
+        """End the connection with ``exc``; before its handler said how (``on_end``), the end waits for that."""
+        if self.ended:
             return
-        self.ended = True
+        self.ended, self.reason = True, exc
         log.info("connection_revoked", kind=self.kind.value, account_id=self.account_id, code=exc.code)
+        await self._end()
+
+    async def on_end(self, end: End) -> None:
+        """How the handler ends the connection; at once if it was revoked before the handler got here."""
+        self.end = end
+        if self.ended:
+            await self._end()
+
+    async def _end(self) -> None:
+        if self.end is None or self.reason is None:
+            return
+        end, self.end = self.end, None
         try:
-            await self.end(exc)
+            await end(self.reason)
         except (ConnectionError, RuntimeError):
             pass  # already closing
 
