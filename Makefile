@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 sources := services shared devstack tests bench
 
-.PHONY: install up test lint format typecheck mypy testcov bench demo browser-deps screenshots all clean
+.PHONY: install up test test-fast lint format typecheck mypy testcov bench demo browser-deps screenshots all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ browser-deps:
 
 test: install browser-deps
 	$(BIN)/pytest
+
+# The suite without the `slow` tests (bursts of 2,000 requests, outages): a quicker loop while developing; CI and
+# `make test` run everything.
+test-fast: install browser-deps
+	$(BIN)/pytest -m "not slow"
 
 # Refresh docs/screenshots/ (shown in the README) from the end-to-end test of the whole desk flow.
 screenshots: install browser-deps

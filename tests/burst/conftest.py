@@ -60,12 +60,19 @@ def acceptable(status: int, headers: dict[str, str]) -> bool:
 
 
 async def burst(n: int, send: Callable[[int], Awaitable[Answer]]) -> collections.Counter[int]:
-    """Run ``send(i)`` for ``i < n`` all at once; the statuses, after asserting every answer is acceptable."""
+    """Run ``send(i)`` for ``i < n`` all at once; the statuses, after asserting every answer is acceptable.
+
+    How many succeed depends on the machine (a loaded one sheds more as 503s); what must hold is that the service
+    still serves afterwards: a calm request succeeds once the backlog is worked off (each try waits out its own
+    timeouts, so trying again is the wait).
+    """
     answers = await asyncio.gather(*(send(i) for i in range(n)))
     bad = [(status, headers) for status, headers in answers if not acceptable(status, headers)]
     statuses = collections.Counter(status for status, _ in answers)
     assert not bad, f"{len(bad)} unacceptable answers of {n}: {statuses}; first: {bad[0]}"
-    assert statuses[200] + statuses[201] + statuses[202] + statuses[204] > 0, statuses
+    async with asyncio.timeout(60):
+        while not 200 <= (calm := await send(n))[0] < 300:
+            assert acceptable(*calm), calm
     return statuses
 
 

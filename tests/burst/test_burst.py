@@ -22,7 +22,7 @@ from shared.messaging import AGENT_EVENTS
 
 from .conftest import BURST, Answer, Desk, answer, burst
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _event(name: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from shared.errors import CobrowseError, RateLimited, Unauthorized, Unavailable
 from shared.jsonbody import parse_json
 from shared.keys import NATS
 from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked
+from shared.tasks import supervise
 
 from .settings import Settings
 
@@ -211,7 +212,7 @@ def revocations(key: web.AppKey[Connections]) -> Callable[[web.Application], Asy
 
         pending: set[asyncio.Task[None]] = set()
         sub = await app[NATS].subscribe(ACCOUNTS_REVOKED, cb=on_revoked)
-        loop = asyncio.create_task(backstop())
+        loop = supervise(app, "notification-account-backstop", backstop)  # restarted if a recheck fails
         yield
         loop.cancel()
         for task in (loop, *pending):
