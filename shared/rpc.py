@@ -16,9 +16,11 @@ from typing import TypeVar
 
 import structlog
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.micro.request import Request
+from nats.micro.service import Service
 from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bound_contextvars
 
@@ -26,7 +28,7 @@ from .errors import CobrowseError, RemoteError, Unavailable, ValidationFailed
 from .messaging import Message
 from .outages import outage_of
 
-__all__ = ["call", "endpoint"]
+__all__ = ["call", "endpoint", "stop_service"]
 
 log = structlog.get_logger()
 
@@ -117,3 +119,11 @@ async def call(
             message = code
         raise RemoteError(status, code, message)
     return reply_model.model_validate_json(msg.data)
+
+
+async def stop_service(service: Service) -> None:
+    """Stop a micro service at shutdown; with NATS unreachable there is nothing to unsubscribe from, so say so."""
+    try:
+        await service.stop()
+    except NatsError as exc:
+        log.info("rpc_service_not_stopped", service=service.info().name, error=type(exc).__name__)

@@ -137,9 +137,9 @@ async def test_two_thousand_agent_sockets_open_and_close_and_each_disconnect_is_
     try:
         expected = (await _agent_socket_burst(desk, api_key))[200]
         if len(disconnects) < expected:
-            await asyncio.wait_for(all_published.wait(), 20)
-    except TimeoutError:
-        # Known (notification, notify-sockets): some clean-ups of a saturated process retry past this deadline.
-        pytest.xfail(f"{expected - len(disconnects)} of {expected} agent disconnects unpublished 20 s after the burst")
+            # Clean-ups of a saturated process retry through pool waits and outages (about 30 s at most).
+            async with asyncio.timeout(45):
+                await all_published.wait()
+        assert len(disconnects) >= expected
     finally:
         await sub.unsubscribe()

@@ -8,13 +8,10 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field, ValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.accounts import Account, Role
-from shared.errors import NotFound, Unavailable, UnsupportedMediaType, ValidationFailed
+from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from shared.messaging import SessionState, SessionView
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
@@ -148,16 +145,6 @@ async def end_session(request: web.Request) -> web.Response:
     return web.json_response({"session": session.model_dump(mode="json")})
 
 
-@web.middleware
-async def redis_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Redis down is a 503 the browser's beacon retries, not a bug's 500."""
-    try:
-        return await handler(request)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("redis_unavailable", error=repr(exc))
-        raise Unavailable("session store unavailable, retry") from exc
-
-
 async def _beacons_from_any_origin(request: web.Request, response: web.StreamResponse) -> None:
     # Beacons come from the customers' own sites, whatever CORS_ORIGINS lists, and carry their credential in the
     # body (beacon.js sends no cookies), so any origin may read the answer, errors included: the script must see
@@ -167,7 +154,6 @@ async def _beacons_from_any_origin(request: web.Request, response: web.StreamRes
 
 
 def setup_routes(app: web.Application) -> None:
-    app.middlewares.append(redis_unavailable)
     app.on_response_prepare.append(_beacons_from_any_origin)
     app.router.add_post("/beacons", post_beacon)
     app.router.add_post("/webhooks/zoom", post_zoom_webhook)

@@ -24,7 +24,7 @@ from shared.messaging import (
     SessionRef,
     SessionView,
 )
-from shared.rpc import endpoint
+from shared.rpc import endpoint, stop_service
 from shared.session_tokens import sign_session_token
 
 from .beacons import REASON_RE, normalise_pin
@@ -104,4 +104,4 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
     # The server knows our subscriptions once this returns, so a request sent after start-up finds a responder.
     await app[NATS].flush()
     yield
-    await service.stop()
+    await stop_service(service)

@@ -12,7 +12,7 @@ from nats.micro import add_service
 
 from shared.keys import NATS
 from shared.messaging import TOKEN_AGENT_ISSUE, TOKEN_SERVICE, IssueAgentToken
-from shared.rpc import endpoint
+from shared.rpc import endpoint, stop_service
 
 from . import __version__
 from .keys import AGENT_TOKENS
@@ -26,4 +26,4 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
         name="agent-issue", subject=TOKEN_AGENT_ISSUE, handler=endpoint(IssueAgentToken, app[AGENT_TOKENS].issue)
     )
     yield
-    await service.stop()
+    await stop_service(service)
