@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, TypeVar
 
 import structlog
@@ -102,11 +103,25 @@ async def _read_body(request: web.Request, timeout_s: float) -> None:
         raise BadRequest(message, code=code) from exc
 
 
-def _is_file(path: Path) -> bool:
+def _file_size(path: Path) -> int | None:
+    """The size of a regular file, ``None`` for anything else (missing, a directory, a name the system refuses)."""
     try:
-        return path.is_file()
+        stat = path.stat()
     except OSError:  # e.g. a name longer than the file system allows
-        return False
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    """A ``Range`` aiohttp's file response would refuse with an empty 416 gets our JSON 416 instead."""
+    if hdrs.RANGE not in request.headers:
+        return
+    try:
+        wanted = request.http_range
+    except ValueError:
+        wanted = None
+    if wanted is None or (wanted.start is not None and wanted.start >= size):
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
 
 
 def _failure_response(request: web.Request, exc: Exception, retry_after: int) -> web.StreamResponse:
@@ -154,10 +169,13 @@ def _edge_middleware(service: str, settings: ServiceSettings) -> Middleware:
             await _read_body(request, body_timeout_s)
             body_failed = False
             response = await handler(request)
-            if isinstance(response, web.FileResponse) and not await asyncio.to_thread(_is_file, response._path):
+            if isinstance(response, web.FileResponse):
                 # aiohttp would find out only while sending, and answer a bare 404 (or a 500 for a name the file
-                # system refuses as too long).
-                raise NotFound("no such file", code="not_found")
+                # system refuses as too long) or an empty 416.
+                size = await asyncio.to_thread(_file_size, response._path)
+                if size is None:
+                    raise NotFound("no such file", code="not_found")
+                _check_range(request, size)
         except asyncio.CancelledError:
             log.info("http_cancelled")
             raise

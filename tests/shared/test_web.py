@@ -349,6 +349,16 @@ async def test_a_static_file_name_too_long_for_the_file_system_is_a_404(aiohttp_
     assert (await client.get("/static/page.html")).status == 200
 
 
+async def test_a_range_no_file_can_satisfy_is_our_json_416(aiohttp_client, tmp_path) -> None:
+    client: TestClient = await aiohttp_client(_app(tmp_path))
+    for range_ in ("w", "bytes=999999999-", "bytes=5-1"):
+        response = await client.get("/static/page.html", headers={"Range": range_})
+        assert response.status == 416, range_
+        assert (await response.json())["error"]["code"] == "requested_range_not_satisfiable"
+        assert response.headers["Content-Range"].startswith("bytes */")
+    assert (await client.get("/static/page.html", headers={"Range": "bytes=0-1"})).status == 206
+
+
 async def test_a_client_hanging_up_mid_answer_is_logged_at_info(aiohttp_client, tmp_path) -> None:
     finished = asyncio.Event()
     app = _app(tmp_path)

@@ -107,7 +107,8 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
 class ListQuery(BaseModel):
     state: SessionState | None = None
     queue: str | None = Field(None, max_length=64)
-    since: float = Field(0.0, ge=0, allow_inf_nan=False)  # inf, nan and 1e400 (inf once parsed) are a 400
+    # inf, nan and 1e400 (inf once parsed) are a 400; so is a time past year 33658 (its milliseconds overflow)
+    since: float = Field(0.0, ge=0, le=1e12, allow_inf_nan=False)
     limit: int = Field(100, ge=1, le=1000)
 
 
