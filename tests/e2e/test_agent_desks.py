@@ -20,7 +20,6 @@ async def claim(agent: Page, session_id: str, who: str) -> None:
     await expect(agent.locator(DESK)).to_have_attribute("data-session", session_id, timeout=STEP_MS)
 
 
-@pytest.mark.xfail(reason="the notification service's session_ended frame (contract 4) is not on main yet", strict=True)
 async def test_the_console_closes_a_desk_whose_session_ended(stack: Stack, pages: Pages) -> None:
     agent = await open_agent(stack, pages, "Lee", await stack.create_account("Lee", Role.AGENT), "ending")
     customer = await pages.open(f"{stack.urls['token']}/demo?queue=ending", "customer")
