@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -18,6 +19,8 @@ __all__ = ["BACKGROUND", "JETSTREAM", "NATS", "REDIS", "WEBSOCKETS"]
 REDIS = web.AppKey("cobrowse_redis", Redis)
 NATS = web.AppKey("cobrowse_nats", NatsClient)
 JETSTREAM = web.AppKey("cobrowse_jetstream", JetStreamContext)
+NATS_RECONNECTED = web.AppKey("cobrowse_nats_reconnected", list[Callable[[], None]])
+"""Hooks called after every NATS reconnect (e.g. to retry what failed while disconnected at once)."""
 WEBSOCKETS = web.AppKey("cobrowse_websockets", weakref.WeakSet[web.WebSocketResponse])
 BACKGROUND = web.AppKey("cobrowse_background", dict[str, "LoopHealth"])
 """Health of the app's supervised background loops by name (``shared.tasks``), reported by ``/readyz``."""

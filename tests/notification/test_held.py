@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.accounts import Role
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, session_token
@@ -20,7 +21,9 @@ async def _status(client, sid):
     return await response.json()
 
 
-async def test_closed_tab_is_never_offered_while_away_and_regains_its_place(replica, session, events, available):
+async def test_closed_tab_is_never_offered_while_away_and_regains_its_place(
+    replica, session, events, available, account
+):
     client = await replica(offer_timeout_s=10.0)
     alice = await available(client, "alice")
     away, second, third = new_session_id(), new_session_id(), new_session_id()
@@ -40,6 +43,9 @@ async def test_closed_tab_is_never_offered_while_away_and_regains_its_place(repl
     await events.expect("queued", session_id=third)
     assert (await _status(client, second))["position"] == 1
     assert (await _status(client, third))["position"] == 2
+    _, supervisor_key = await account("kim", Role.SUPERVISOR)
+    stats = await client.get("/stats", headers={"Authorization": f"Bearer {supervisor_key}"})
+    assert [q["waiting"] for q in (await stats.json())["queues"] if q["queue"] == "support"] == [2]
 
     await session(away, WAITING, RECONNECTING, "resumed")  # the page is back
     await events.expect("resumed", session_id=away)

@@ -54,9 +54,9 @@ async def test_claimed_request_shows_the_agents_name_to_the_customer(replica, av
     client = await replica()
     alice = await available(client, "Alice Agent")
     sid = await waiting()
+    await alice.expect("offer", session_id=sid)
     status = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid)})
     assert (await status.json())["agent_name"] is None
-    await alice.expect("offer", session_id=sid)
     await alice.send({"type": "claim", "session_id": sid})
     await alice.expect("claimed", session_id=sid)
     status = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid)})

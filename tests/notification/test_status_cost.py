@@ -63,3 +63,16 @@ async def test_no_estimated_wait_while_nobody_serves_the_queue(replica, redis, w
     await alice.expect("status")
     _, body = await _status_cost(redis, client, sid)
     assert body["agents_available"] == 0 and body["estimated_wait_s"] is None
+
+
+async def test_agent_whose_presence_lapsed_leaves_the_available_count(replica, redis, waiting, events, available):
+    client = await replica(offer_timeout_s=10.0)
+    alice = await available(client, "alice")
+    sid = await waiting()
+    await alice.expect("offer", session_id=sid)
+    await redis.delete(f"notify:conn:{alice.agent_id}")  # as when its replica died and the key expired
+
+    store = Store(redis, retention_s=3600, stats_timezone=datetime.UTC)
+    assert await store.reconcile_available("support") == 1  # what the gauge loop runs for every queue
+    _, body = await _status_cost(redis, client, sid)
+    assert body["agents_available"] == 0 and body["no_agents"] is True and body["estimated_wait_s"] is None

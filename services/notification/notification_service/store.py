@@ -77,6 +77,7 @@ SCRIPTS = (
     "escalate",
     "due",
     "view",
+    "reconcile",
 )
 
 
@@ -365,6 +366,10 @@ class Store:
     async def view(self, session_id: str) -> RequestView | None:
         """The customer's view of its request, in one script whose work does not grow with agents or queue."""
         return RequestView.decode(await self._run("view", session_id))
+
+    async def reconcile_available(self, queue: str) -> int:
+        """Drop agents that lapsed from the queue's available count (see ``lua/reconcile.lua``); returns how many."""
+        return int((await self._run("reconcile", queue))["removed"])
 
     async def next_due_in(self) -> float | None:
         """Seconds until the earliest timer is due, on Redis's clock (``None``: no timers)."""

@@ -232,7 +232,7 @@ async def correlation_context(app: web.Application) -> AsyncIterator[None]:
     correlator = Correlator(app[REDIS], app[STORE], api, settings)
     app[CORRELATOR] = correlator
     try:
-        async with background(correlator.run(), "registry-zoom-lookups"):
+        async with background(app, "registry-zoom-lookups", correlator.run):
             yield
     finally:
         await api.aclose()
