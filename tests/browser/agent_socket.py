@@ -84,7 +84,8 @@ def console_app(socket: AgentSocket) -> web.Application:
         return web.FileResponse(STATIC / "agent.html")
 
     async def desk(request: web.Request) -> web.Response:
-        return web.Response(text=f"<!doctype html><title>desk</title><p id=pin>{request.query['pin']}</p>")
+        pin = request.query["pin"]
+        return web.Response(text=f"<!doctype html><title>desk</title><p id=pin>{pin}</p>", content_type="text/html")
 
     app = web.Application()
     app.router.add_get("/agent", page)

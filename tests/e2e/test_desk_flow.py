@@ -195,10 +195,13 @@ async def test_dashboard_resumes_after_a_notification_restart_without_missing_ev
 
 
 async def test_cancelling_a_request_ends_its_session_in_the_registry(stack: Stack, pages: Pages) -> None:
-    """The page keeps its beacon until the SDK's session_ended, so the registry learns it even from the page alone."""
+    """The service ends the session on cancel (contract 3); the page keeps its beacon until the SDK's session_ended."""
     customer, row = await waiting_customer(stack, pages, "cancelling", "Quinn")
 
     await customer.get_by_role("button", name="Cancel request").click()
     await expect(customer.locator('#help [data-view="ended"]')).to_contain_text("cancelled", timeout=STEP_MS)
     await expect(row).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+    session_id = await row.get_attribute("data-session")
+    supervisor = await stack.create_account("Kit", Role.SUPERVISOR)
+    assert registry_session(stack, supervisor, str(session_id))["session"]["ended_reason"] == "cancelled"
     assert pages.errors == []
