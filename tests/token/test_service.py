@@ -68,9 +68,10 @@ async def test_openapi_document_is_served(client: Any) -> None:
 
 
 async def test_config_tells_pages_where_everything_is(make_client: Any) -> None:
-    client = await make_client(zoom_simulated=True, zoom_host="eu01-zcb.zoom.us")
+    client = await make_client(zoom_simulated=True, zoom_host="eu01-zcb.zoom.us", zoom_sdk_version="3.10.x")
     body = await (await client.get("/api/config")).json()
-    assert body["zoom"] == {"sdk_key": TEST_SDK_KEY, "host": "eu01-zcb.zoom.us", "simulated": True}
+    expected = {"sdk_key": TEST_SDK_KEY, "host": "eu01-zcb.zoom.us", "simulated": True, "sdk_version": "3.10.x"}
+    assert body["zoom"] == expected
     assert set(body["urls"]) == {"token", "registry", "notification"}
 
 

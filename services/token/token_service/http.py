@@ -120,6 +120,7 @@ def _zoom_config(settings: Settings) -> dict[str, Any]:
         "sdk_key": settings.zoom_sdk_key.get_secret_value(),
         "host": settings.zoom_host,
         "simulated": settings.zoom_simulated,
+        "sdk_version": settings.zoom_sdk_version,
     }
 
 

@@ -24,6 +24,8 @@ class Settings(ServiceSettings):
     """Development credentials: pages use a simulated SDK and desk instead of Zoom's."""
     zoom_host: str = Field("us01-zcb.zoom.us", validation_alias="ZOOM_HOST", pattern=r"^[A-Za-z0-9.-]+(:\d+)?$")
     """Zoom Cobrowse host of the agent desk."""
+    zoom_sdk_version: str | None = Field(None, validation_alias="ZOOM_SDK_VERSION", pattern=r"^\d+\.\d+\.(\d+|x)$")
+    """Pins the CDN SDK the pages load (``js/<version>``: exact or ``3.10.x``); unset, Zoom's latest."""
 
     port: int = Field(8080, ge=0, le=65535)
     default_expiry_s: int = Field(7200, ge=1)
