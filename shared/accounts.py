@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 
 from .errors import Forbidden, NotFound, Unauthorized
 from .messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
+from .scriptbatch import ScriptBatch
 
 __all__ = ["Account", "AccountStore", "Role", "bearer_key", "publish_revocation"]
 
@@ -103,11 +104,15 @@ async def publish_revocation(nc: NatsClient, account_id: str, reason: Revocation
 
 
 class AccountStore:
-    def __init__(self, redis: Redis, *, nc: NatsClient | None = None, prefix: str = "acct:") -> None:
+    def __init__(
+        self, redis: Redis, *, nc: NatsClient | None = None, scripts: ScriptBatch | None = None, prefix: str = "acct:"
+    ) -> None:
         self._redis = redis
         self._nc = nc
         self._prefix = prefix
-        self._authenticate = redis.register_script(_AUTHENTICATE)
+        # A ScriptBatch shared with other callers (a service's rate limits) lets authentications share round trips.
+        self._scripts = scripts or ScriptBatch(redis)
+        self._authenticate = self._scripts.register(_AUTHENTICATE)
 
     def _key(self, account_id: str) -> str:
         return f"{self._prefix}{account_id}"
@@ -193,7 +198,7 @@ class AccountStore:
             raise Unauthorized()
         if not KEY_SHAPE.fullmatch(api_key):
             raise Unauthorized("unknown API key", code="invalid_api_key")
-        flat = await self._authenticate(keys=[self._index(_digest(api_key))], args=[self._prefix])
+        flat = await self._scripts.run(self._authenticate, [self._index(_digest(api_key))], [self._prefix])
         if not flat:
             raise Unauthorized("unknown API key", code="invalid_api_key")
         account = _from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))

@@ -9,7 +9,7 @@ into 503 ``unavailable`` with ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import nats
 import structlog
@@ -17,7 +17,7 @@ from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoServersError
 
-from .keys import JETSTREAM, NATS
+from .keys import JETSTREAM, NATS, NATS_RECONNECTED
 from .messaging import ensure_streams
 from .settings import ServiceSettings, redact_url
 
@@ -34,12 +34,14 @@ async def connect_nats(
     delay_s: float = 0.5,
     pending_bytes: int = 2 * 1024 * 1024,
     timeout_s: float = 2.0,
+    on_reconnected: Sequence[Callable[[], None]] = (),
 ) -> NatsClient:
     """Connect to NATS, retrying the first connection; later disconnects reconnect forever.
 
     Args:
         pending_bytes: what may be buffered for sending while disconnected (nats-py's ``pending_size``).
         timeout_s: connect and flush deadline.
+        on_reconnected: called after every reconnect (read at each call, so hooks added later are called too).
     """
 
     async def error_cb(exc: Exception) -> None:
@@ -50,6 +52,8 @@ async def connect_nats(
 
     async def reconnected_cb() -> None:
         log.info("nats_reconnected", client=name)
+        for hook in on_reconnected:
+            hook()
 
     async def closed_cb() -> None:
         log.info("nats_closed", client=name)
@@ -85,8 +89,14 @@ async def connect_nats(
 
 def nats_context(settings: ServiceSettings, name: str) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        hooks: list[Callable[[], None]] = []
+        app[NATS_RECONNECTED] = hooks
         nc = await connect_nats(
-            settings.nats_url, name, pending_bytes=settings.nats_pending_bytes, timeout_s=settings.nats_timeout_s
+            settings.nats_url,
+            name,
+            pending_bytes=settings.nats_pending_bytes,
+            timeout_s=settings.nats_timeout_s,
+            on_reconnected=hooks,
         )
         js = nc.jetstream()
         await ensure_streams(js, replicas=settings.nats_stream_replicas, max_bytes=settings.nats_stream_max_bytes)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from .errors import RateLimited
+from .scriptbatch import ScriptBatch
 
 __all__ = ["RateLimit", "Reservation", "Slot", "reserve"]
 
@@ -78,14 +79,16 @@ class ReserveReply:
 class RateLimit:
     """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id)."""
 
-    def __init__(self, redis: Redis, name: str, *, limit: int, window_s: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: Redis | ScriptBatch, name: str, *, limit: int, window_s: int) -> None:
+        # Limits that share a ScriptBatch share round trips too (see shared.scriptbatch).
+        self.scripts = redis if isinstance(redis, ScriptBatch) else ScriptBatch(redis)
+        self.redis = self.scripts.redis
         self.prefix = f"rl:{name}:"
         self.limit = limit
         self.window_s = window_s
         self.window_ms = window_s * 1000
-        self.reserve_script = redis.register_script(_RESERVE)
-        self.release_script = redis.register_script(_RELEASE)
+        self.reserve_script = self.scripts.register(_RESERVE)
+        self.release_script = self.scripts.register(_RELEASE)
 
     def slot(self, subject: str) -> Slot:
         """This limit's budget for ``subject``, to reserve together with others."""
@@ -125,20 +128,22 @@ class Reservation:
         """Give back this reservation's slots of ``limits`` (all of them when none are named)."""
         keys = [s.key for s in self.slots if not limits or s.limit in limits]
         if keys:
-            await self.slots[0].limit.release_script(keys=keys, args=[1])
+            limit = self.slots[0].limit
+            await limit.scripts.run(limit.release_script, keys, [1])
 
 
 async def reserve(*slots: Slot) -> Reservation:
     """Take one slot of every budget in ``slots`` atomically, or none; ``RateLimited`` if any is full.
 
-    Every slot's limit must use the same Redis client (they share one script call).
+    Every slot's limit must use the same Redis (they share one script call).
     """
     if not slots:
         return Reservation((), ())
     args: list[int] = [1]
     for slot in slots:
         args += [slot.limit.limit, slot.limit.window_ms]
-    raw = await slots[0].limit.reserve_script(keys=[s.key for s in slots], args=args)
+    limit = slots[0].limit
+    raw = await limit.scripts.run(limit.reserve_script, [s.key for s in slots], args)
     reply = ReserveReply.decode(raw)
     if not reply.granted:
         raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))

@@ -29,7 +29,7 @@ __all__ = ["connect_redis", "redis_client", "redis_context"]
 log = structlog.get_logger()
 
 
-def redis_client(url: str, *, pool_size: int = 64, pool_timeout_s: float = 1.0, socket_timeout_s: float = 2.0) -> Redis:
+def redis_client(url: str, *, pool_size: int = 64, pool_timeout_s: float = 2.0, socket_timeout_s: float = 2.0) -> Redis:
     """A client on a bounded, blocking pool; every service decodes responses to ``str``."""
     pool = BlockingConnectionPool.from_url(
         url,

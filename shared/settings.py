@@ -48,7 +48,7 @@ class ServiceSettings(BaseSettings):
     """Where browsers reach the notification service (queue position, agent console, dashboard)."""
     redis_pool_size: int = Field(64, ge=1, validation_alias="REDIS_POOL_SIZE")
     """Redis connections one process opens at most; callers past it wait for a free one."""
-    redis_pool_timeout_s: float = Field(1.0, gt=0, validation_alias="REDIS_POOL_TIMEOUT_S")
+    redis_pool_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_POOL_TIMEOUT_S")
     """How long a caller waits for a free Redis connection before its request answers 503."""
     redis_socket_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_SOCKET_TIMEOUT_S")
     """Deadline of one Redis connect and of one reply; past it the command fails (a request answers 503)."""

@@ -46,7 +46,7 @@ from .errors import (
     ValidationFailed,
 )
 from .jsonbody import parse_json
-from .keys import NATS, REDIS, WEBSOCKETS
+from .keys import BACKGROUND, NATS, REDIS, WEBSOCKETS
 from .outages import outage_of
 from .rpc import validation_errors
 from .settings import ServiceSettings
@@ -232,11 +232,20 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+_READY_SCRIPT = "return redis.call('EXISTS', KEYS[1])"
+"""A tiny script, so ``/readyz`` proves what every request needs: a pooled connection that runs Lua."""
+
+
 async def _readyz(request: web.Request) -> web.Response:
     app = request.app
     checks: dict[str, Callable[[], Awaitable[Any]]] = {}
     if REDIS in app:
-        checks["redis"] = app[REDIS].ping
+        redis = app[REDIS]
+
+        async def redis_ok() -> None:
+            await redis.eval(_READY_SCRIPT, 1, "cobrowse:readyz")
+
+        checks["redis"] = redis_ok
     if NATS in app:
         nc = app[NATS]
 
@@ -253,9 +262,12 @@ async def _readyz(request: web.Request) -> web.Response:
                 await check()
         except Exception:
             down.append(name)
+    loops = app.get(BACKGROUND, {})
+    down += [f"loop:{name}" for name, health in loops.items() if not health.running]
+    body: dict[str, Any] = {"loops": {name: health.to_dict() for name, health in loops.items()}} if loops else {}
     if down:
-        return web.json_response({"status": "unavailable", "down": down}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable", "down": down, **body}, status=503)
+    return web.json_response({"status": "ready", **body})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -281,6 +293,7 @@ def setup_edge(app: web.Application, *, service: str, settings: ServiceSettings)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[BACKGROUND] = {}
     app.on_shutdown.append(_close_websockets)
 
 

@@ -1,7 +1,7 @@
 """Revocation (contract 7): disabling or rotating a key reaches what that key already opened, on every replica.
 
-The token helper publishes ``AccountRevoked`` from ``AccountStore``; these tests publish it themselves after
-disabling or rotating through ``AccountStore``, as ``cobrowse-accounts`` will.
+``AccountStore`` given a NATS client (as ``cobrowse-accounts`` has) publishes ``AccountRevoked`` after disabling or
+rotating; without one nothing is published and only the periodic re-check or a claim can notice.
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ async def test_disabled_agents_socket_closes_within_1s_and_its_offer_goes_to_ano
     replica, available, waiting, redis, nc, events
 ):
     alice, bob, sid = await _offered_to_alice_then_bob(replica, available, waiting)
-    await AccountStore(redis).set_disabled(alice.agent_id, True)
-    await _revoke(nc, alice.agent_id, RevocationReason.DISABLED)
+    await AccountStore(redis, nc=nc).set_disabled(alice.agent_id, True)
     await _closed_with_revoked(alice.ws)
     await bob.expect("offer", session_id=sid)
     await events.expect("disconnected", agent_id=alice.agent_id)
@@ -84,8 +83,7 @@ async def test_socket_opened_with_the_new_key_survives_the_rotation_message(repl
     client = await replica()
     agent_id, old_key = await account("alice")
     old = await agent(client, api_key=old_key)
-    new_key = await AccountStore(redis).rotate(agent_id)
-    await _revoke(nc, agent_id, RevocationReason.ROTATED)
+    new_key = await AccountStore(redis, nc=nc).rotate(agent_id)
     await _closed_with_revoked(old.ws)
     fresh = await agent(client, api_key=new_key)
     await _revoke(nc, agent_id, RevocationReason.ROTATED)  # a repeat names the account, not the new key
@@ -105,8 +103,7 @@ async def test_rotated_supervisor_streams_end_within_1s_on_every_replica(replica
     by_ticket = SSE(await two.get("/events", params={"ticket": ticket}))
     assert (await by_ticket.next())[1]["type"] == "snapshot"
 
-    await AccountStore(redis).rotate(supervisor_id)
-    await _revoke(nc, supervisor_id, RevocationReason.ROTATED)
+    await AccountStore(redis, nc=nc).rotate(supervisor_id)
     async with asyncio.timeout(REVOKED_WITHIN_S):
         for stream in (sse, by_ticket):
             _, frame = await stream.next()
@@ -120,8 +117,7 @@ async def test_disabled_supervisor_header_socket_ends_within_1s(replica, account
     supervisor_id, key = await account("sup", role=Role.SUPERVISOR)
     ws = await client.ws_connect("/ws/dashboard", headers={"Authorization": f"Bearer {key}"})
     assert (await ws.receive_json())["type"] == "snapshot"
-    await AccountStore(redis).set_disabled(supervisor_id, True)
-    await _revoke(nc, supervisor_id, RevocationReason.DISABLED)
+    await AccountStore(redis, nc=nc).set_disabled(supervisor_id, True)
     await _closed_with_revoked(ws)
 
 
@@ -132,11 +128,18 @@ async def test_missed_revocation_is_caught_by_the_periodic_recheck(replica, agen
     supervisor_id, sup_key = await account("sup", role=Role.SUPERVISOR)
     ws = await client.ws_connect("/ws/dashboard", headers={"Authorization": f"Bearer {sup_key}"})
     assert (await ws.receive_json())["type"] == "snapshot"
+    other_id, other_key = await account("sup2", role=Role.SUPERVISOR)
+    ticket = await client.post("/api/tickets", headers={"Authorization": f"Bearer {other_key}"})
+    by_ticket = SSE(await client.get("/events", params={"ticket": (await ticket.json())["ticket"]}))
+    assert (await by_ticket.next())[1]["type"] == "snapshot"
     accounts = AccountStore(redis)
     await accounts.set_disabled(agent_id, True)  # nobody publishes: only the re-check can notice
     await accounts.rotate(supervisor_id)
+    await accounts.set_disabled(other_id, True)
     await _closed_with_revoked(alice.ws, FRAME_TIMEOUT_S)
     await _closed_with_revoked(ws, FRAME_TIMEOUT_S)
+    async with asyncio.timeout(FRAME_TIMEOUT_S):
+        assert (await by_ticket.next())[1]["code"] == "revoked"
 
 
 async def test_unreadable_revocation_message_changes_nothing(replica, agent, nc):

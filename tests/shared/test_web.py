@@ -22,6 +22,7 @@ from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
 from shared.rpc import call, endpoint
 from shared.settings import ServiceSettings
+from shared.tasks import supervised
 from shared.web import error_response, read_json, setup_edge, static_file
 from tests.conftest import LOG_LINES
 
@@ -346,3 +347,78 @@ async def test_a_static_file_name_too_long_for_the_file_system_is_a_404(aiohttp_
         response = await client.get(f"/static/{name}")
         assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
     assert (await client.get("/static/page.html")).status == 200
+
+
+async def test_a_client_hanging_up_mid_answer_is_logged_at_info(aiohttp_client, tmp_path) -> None:
+    finished = asyncio.Event()
+    app = _app(tmp_path)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        try:
+            while True:  # until the client's hang-up makes a write fail
+                await response.write(b"x" * 65536)
+        finally:
+            finished.set()
+
+    app.router.add_get("/stream", stream)
+    client: TestClient = await aiohttp_client(app)
+    mark = len(LOG_LINES)
+    response = await client.get("/stream")
+    await response.content.readexactly(1024)
+    response.close()
+    await asyncio.wait_for(finished.wait(), 5)
+    await client.close()
+    logged = [json.loads(line) for line in LOG_LINES[mark:]]
+    # aiohttp cancels the handler or its write fails, depending on when it learns of the hang-up: both at info.
+    assert [r["level"] for r in logged if r["event"] in ("http_client_gone", "http_cancelled")] == ["info"]
+    assert not [r for r in logged if r["level"] == "error"]
+
+
+async def test_readiness_runs_a_script_not_just_a_ping(aiohttp_client, tmp_path) -> None:
+    redis = start_redis(tmp_path / "redis")
+    try:
+        admin = Redis.from_url(redis.url)
+        await admin.acl_setuser(
+            "noscript", enabled=True, passwords=["+pw-noscript"], keys=["~*"], categories=["+@all", "-@scripting"]
+        )
+        await admin.aclose()
+        url = redis.url.replace("redis://", "redis://noscript:pw-noscript@")
+        client: TestClient = await aiohttp_client(_app(tmp_path, url))
+        response = await client.get("/readyz")
+        assert (response.status, (await response.json())["down"]) == (503, ["redis"])
+    finally:
+        redis.stop()
+
+
+async def test_a_failed_background_loop_is_restarted_and_reported_while_down(aiohttp_client, tmp_path) -> None:
+    app = _app(tmp_path)
+    client: TestClient = await aiohttp_client(app)
+    runs, back = 0, asyncio.Event()
+
+    async def flaky() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("first run fails")
+        back.set()
+        await asyncio.Event().wait()
+
+    failed = asyncio.Event()
+
+    async def broken() -> None:
+        failed.set()
+        raise ValueError("always")
+
+    async with supervised(app, "flaky", flaky):
+        await asyncio.wait_for(back.wait(), 5)
+        response = await client.get("/readyz")
+        assert response.status == 200
+        loops = (await response.json())["loops"]
+        assert loops == {"flaky": {"running": True, "restarts": 1, "last_error": "RuntimeError"}}
+        async with supervised(app, "broken", broken, max_backoff_s=60):
+            await asyncio.wait_for(failed.wait(), 5)
+            response = await client.get("/readyz")
+            assert (response.status, (await response.json())["down"]) == (503, ["loop:broken"])
+        assert (await client.get("/readyz")).status == 200

@@ -122,6 +122,10 @@ async def test_byop_refused_when_disabled(make_client: MakeClient) -> None:
     ("data", "content_type", "status", "code"),
     [
         (b"{not json", "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": NaN}', "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": Infinity}', "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": 1e400}', "application/json", 400, "malformed_json"),
+        (b'{"role": 2, "pin": "123456", "expirationSeconds": -Infinity}', "application/json", 400, "malformed_json"),
         (b"\xff\xfe", "application/json", 400, "malformed_json"),
         (b'{"role": 1}', "text/plain", 415, "unsupported_media_type"),
         (b"role=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),

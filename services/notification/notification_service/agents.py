@@ -43,7 +43,7 @@ from .frames import (
     send_error,
     serve_upgraded,
 )
-from .keys import ACCOUNTS, AGENT_CONNS, CONNECTIONS, DESK, SETTINGS, STORE
+from .keys import ACCOUNTS, AGENT_CONNS, BACKGROUND, CONNECTIONS, DESK, SETTINGS, STORE
 from .metrics import AGENT_SOCKETS
 
 __all__ = ["agent_socket"]
@@ -87,7 +87,10 @@ async def _authenticated(app: web.Application, ws: web.WebSocketResponse, conn: 
         await send_error(ws, exc)
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"revoked")
 
-    conn.check, conn.end = recheck, end
+    conn.check = recheck
+    await conn.on_end(end)
+    if conn.ended:
+        return
     with bound_contextvars(agent_id=account.id):
         await _serve(app, ws, account, conn)
 
@@ -140,30 +143,34 @@ async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Accou
     finally:
         AGENT_SOCKETS.dec()
         del app[AGENT_CONNS][conn_id]
+        # A task of the app's, not of this handler: aiohttp cancels a handler whose client has gone away, and the
+        # clean-up may have to wait for a Redis connection or through an outage.
+        cleanup = asyncio.create_task(_disconnected(app, account.id, conn_id, ws.close_code))
+        app[BACKGROUND].add(cleanup)
+        cleanup.add_done_callback(app[BACKGROUND].discard)
         try:
             await sub.unsubscribe()
         except NatsError:
             pass  # NATS is down: the subscription died with the connection
-        await _disconnected(app, account.id, conn_id)
-        log.info("agent_disconnected", conn_id=conn_id, close_code=ws.close_code)
 
 
 DISCONNECT_RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 5.0, 5.0, 10.0)
 """Pauses between attempts at a disconnect clean-up (about 30 s in all: a Redis or NATS restart)."""
 
 
-async def _disconnected(app: web.Application, agent_id: str, conn_id: str) -> None:
+async def _disconnected(app: web.Application, agent_id: str, conn_id: str, close_code: int | None) -> None:
     """Withdraw the agent's offers and publish ``disconnected``, waiting through an outage instead of failing."""
     for pause in (*DISCONNECT_RETRY_S, None):
         try:
             await app[DESK].disconnected(agent_id, conn_id)
+            log.info("agent_disconnected", agent_id=agent_id, conn_id=conn_id, close_code=close_code)
             return
         except Exception as exc:
             error = as_error(exc)
             if pause is None or not isinstance(error, Unavailable):
-                log.error("agent_disconnect_failed", conn_id=conn_id, code=error.code)
+                log.error("agent_disconnect_failed", agent_id=agent_id, conn_id=conn_id, code=error.code)
                 return
-            log.warning("agent_disconnect_retry", conn_id=conn_id, retry_in_s=pause)
+            log.warning("agent_disconnect_retry", agent_id=agent_id, conn_id=conn_id, retry_in_s=pause)
             await asyncio.sleep(pause)
 
 

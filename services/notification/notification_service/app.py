@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -18,7 +19,18 @@ from .connections import Connections, revocations
 from .consumer import session_consumer
 from .dashboard import Fanout
 from .desk import Desk
-from .keys import ACCOUNTS, AGENT_CONNS, CONNECTIONS, DESK, FANOUT, SETTINGS, SNAPSHOTS, STORE, SnapshotCache
+from .keys import (
+    ACCOUNTS,
+    AGENT_CONNS,
+    BACKGROUND,
+    CONNECTIONS,
+    DESK,
+    FANOUT,
+    SETTINGS,
+    SNAPSHOTS,
+    STORE,
+    SnapshotCache,
+)
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
@@ -39,6 +51,20 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     await fanout.stop()
 
 
+BACKGROUND_GRACE_S = 10.0
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Leaves before NATS and Redis do, after letting unfinished clean-ups complete."""
+    tasks = app[BACKGROUND] = set()
+    yield
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=BACKGROUND_GRACE_S)
+    for task in set(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _end_streams(app: web.Application) -> None:
     if FANOUT in app:
         app[FANOUT].close_clients()
@@ -56,6 +82,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_components)
     app.cleanup_ctx.append(outbox_publisher)  # events deferred while JetStream was unreachable
     app.cleanup_ctx.append(revocations(CONNECTIONS))
+    app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(session_consumer)
     app.cleanup_ctx.append(background_loops)
     setup_edge(app, service="notification", settings=settings)

@@ -28,14 +28,14 @@ from aiohttp import web
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from shared.errors import CobrowseError, RateLimited, Unauthorized
+from shared.errors import CobrowseError, RateLimited, Unauthorized, Unavailable
 from shared.jsonbody import parse_json
 from shared.keys import NATS
 from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked
 
 from .settings import Settings
 
-__all__ = ["Check", "Conn", "Connections", "Kind", "ServerBusy", "capped_stream", "credential_digest", "revocations"]
+__all__ = ["Check", "Conn", "Connections", "Kind", "capped_stream", "credential_digest", "revocations"]
 
 log = structlog.get_logger()
 
@@ -44,14 +44,6 @@ Check = Callable[[], Awaitable[object]]
 """Re-authenticates a connection's credential; raises ``CobrowseError`` when it no longer holds."""
 End = Callable[[CobrowseError], Awaitable[None]]
 """Tells the client why (an error frame or event) and closes the connection."""
-
-
-class ServerBusy(RateLimited):
-    """503 ``unavailable``: the process holds all the connections it may. A ``RateLimited`` only so that every edge
-    (``shared.web.error_response``) sends its ``Retry-After``."""
-
-    default_status = 503
-    default_code = "unavailable"
 
 
 class Kind(StrEnum):
@@ -82,14 +74,28 @@ class Conn:
     """Whether ``check`` verifies the very credential (a key); a ticket's check sees only its account."""
     end: End | None = None
     ended: bool = False
+    reason: CobrowseError | None = None
 
     async def close(self, exc: CobrowseError) -> None:
-        if self.ended or self.end is None:
+        """End the connection with ``exc``; before its handler said how (``on_end``), the end waits for that."""
+        if self.ended:
             return
-        self.ended = True
+        self.ended, self.reason = True, exc
         log.info("connection_revoked", kind=self.kind.value, account_id=self.account_id, code=exc.code)
+        await self._end()
+
+    async def on_end(self, end: End) -> None:
+        """How the handler ends the connection; at once if it was revoked before the handler got here."""
+        self.end = end
+        if self.ended:
+            await self._end()
+
+    async def _end(self) -> None:
+        if self.end is None or self.reason is None:
+            return
+        end, self.end = self.end, None
         try:
-            await self.end(exc)
+            await end(self.reason)
         except (ConnectionError, RuntimeError):
             pass  # already closing
 
@@ -120,9 +126,10 @@ class Connections:
         self._per_credential: Counter[str] = Counter()
 
     def admit(self, kind: Kind, *, sse: bool = False) -> Conn:
-        """Take a slot of the process cap (before the upgrade); ``ServerBusy`` (503) when full."""
+        """Take a slot of the process cap (before the upgrade); ``Unavailable`` (503) when full."""
         if len(self.open) >= self.settings.max_connections:
-            raise ServerBusy(self.settings.cap_retry_after_s, "this server holds as many connections as it may")
+            message = "this server holds as many connections as it may"
+            raise Unavailable(message, retry_after=self.settings.cap_retry_after_s)
         conn = Conn(kind, sse)
         self.open.add(conn)
         return conn

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -173,7 +174,8 @@ class Fanout:
         """Events ``start``..``end`` (stream sequences) from JetStream, as ``(seq, event)`` (``None``: unreadable).
 
         Read in batches through a pull consumer, so a replay holds one batch in memory. Raises ``ReplayStalled``
-        when JetStream answers nothing for ``stall_s``: the caller tells the client where it got to.
+        when JetStream answers nothing for ``stall_s`` (or NATS is unreachable): the caller tells the client where
+        it got to.
         """
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -184,14 +186,14 @@ class Fanout:
         try:
             async with asyncio.timeout(self.stall_s):
                 sub = await self.js.pull_subscribe(STREAM_SUBJECTS[0], stream=STREAM, config=config)
-        except TimeoutError as exc:
+        except (TimeoutError, NatsError) as exc:
             raise ReplayStalled(start - 1) from exc
         seq = start - 1
         try:
             while True:
                 try:
                     batch = await sub.fetch(REPLAY_BATCH, timeout=self.stall_s)
-                except TimeoutError as exc:
+                except (TimeoutError, NatsError) as exc:
                     raise ReplayStalled(seq) from exc
                 for msg in batch:
                     seq = msg.metadata.sequence.stream

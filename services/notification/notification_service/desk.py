@@ -70,7 +70,7 @@ class Desk:
         self.store = store
         self.nc = nc
         self.js = js
-        self.outbox = Outbox(store.redis, js)
+        self.outbox = Outbox(store.redis, nc, js, lease_s=settings.outbox_lease_s)
         self.timers_changed = asyncio.Event()
         """Set when this replica armed a timer due before its timer loop's next look."""
         self.next_look = 0.0

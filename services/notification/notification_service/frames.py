@@ -13,14 +13,13 @@ from typing import Annotated, Any, Literal
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
-from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from redis.exceptions import RedisError
 
 from shared.accounts import Account
 from shared.errors import BadRequest, CobrowseError, Unauthorized, Unavailable, ValidationFailed
 from shared.jsonbody import parse_json
 from shared.keys import WEBSOCKETS
+from shared.outages import outage_of
 from shared.rpc import validation_errors
 
 __all__ = [
@@ -120,9 +119,13 @@ def as_error(exc: Exception) -> CobrowseError:
     """What a client is told about ``exc``: ours as they are, an outage as ``unavailable``, a bug as ``internal``."""
     if isinstance(exc, CobrowseError):
         return exc
-    if isinstance(exc, RedisError | NatsError | OSError | TimeoutError):
-        log.warning("socket_dependency_failed", error=type(exc).__name__)
+    dependency = outage_of(exc)
+    if dependency is not None:
+        log.warning("socket_dependency_failed", dependency=dependency, error=type(exc).__name__)
         return Unavailable()
+    if isinstance(exc, ConnectionError):  # the client went away mid-write: nothing to tell anyone
+        log.info("socket_client_gone", error=type(exc).__name__)
+        return CobrowseError()
     log.error("socket_failed", exc_info=exc)
     return CobrowseError()
 

@@ -18,6 +18,7 @@ from .store import Store
 __all__ = [
     "ACCOUNTS",
     "AGENT_CONNS",
+    "BACKGROUND",
     "CONNECTIONS",
     "DESK",
     "FANOUT",
@@ -48,3 +49,5 @@ AGENT_CONNS = web.AppKey("notify_agent_conns", dict[str, str])
 SNAPSHOTS = web.AppKey("notify_snapshots", SnapshotCache)
 CONNECTIONS = web.AppKey("notify_connections", Connections)
 """This replica's open sockets and streams by account (caps, revocation)."""
+BACKGROUND = web.AppKey("notify_background", set[asyncio.Task[None]])
+"""Work that outlives the request that started it (agent disconnect clean-ups); awaited at shutdown."""

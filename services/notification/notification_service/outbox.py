@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from typing import cast
 
 import structlog
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER
 
 from .store import OUTBOX_KEY, PREFIX, OutboxEntry
@@ -36,28 +37,20 @@ PUBLISH_TIMEOUT_S = 2.0
 BATCH = 100
 RETRY_MAX_S = 2.0
 
-_ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 class Outbox:
-    def __init__(self, redis: Redis, js: JetStreamContext) -> None:
+    def __init__(self, redis: Redis, nc: NatsClient, js: JetStreamContext, *, lease_s: float) -> None:
         self._redis = redis
+        self._nc = nc
         self._js = js
-        self._owner = uuid.uuid4().hex
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._release = redis.register_script(_RELEASE)
+        self.lease = Lease(redis, LEASE_KEY, lease_s)
         self.written = asyncio.Event()
         """Set when this replica left an entry for the publisher (wakes it at once if it holds the lease)."""
 
     async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
+        if not self._nc.is_connected:
+            # Fail fast: a publish while reconnecting would wait out its timeout in the caller's request.
+            raise ConnectionError("NATS is not connected")
         await self._js.publish(subject, data, headers={MSG_ID_HEADER: event_id}, timeout=PUBLISH_TIMEOUT_S)
 
     async def publish(self, subject: str, data: bytes, event_id: str) -> None:
@@ -82,13 +75,6 @@ class Outbox:
         with contextlib.suppress(RedisError):  # left behind, it is published again and dropped as a duplicate
             await self._redis.xdel(OUTBOX_KEY, entry.entry)
 
-    async def holds_lease(self, lease_s: float) -> bool:
-        return bool(await self._acquire(keys=[LEASE_KEY], args=[self._owner, int(lease_s * 1000)]))
-
-    async def release(self) -> None:
-        with contextlib.suppress(RedisError):  # if Redis is gone the lease simply expires
-            await self._release(keys=[LEASE_KEY], args=[self._owner])
-
     async def publish_pending(self) -> int:
         """Publish the oldest entries in order, deleting each after JetStream's ack; returns how many."""
         entries = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(OUTBOX_KEY, "-", "+", count=BATCH))
@@ -104,12 +90,12 @@ class Outbox:
             log.info("outbox_published", count=len(entries))
         return len(entries)
 
-    async def run(self, poll_s: float, lease_s: float) -> None:
+    async def run(self, poll_s: float) -> None:
         """The publisher loop: waits (capped backoff) through Redis or NATS outages, never gives up."""
         delay = 0.05
         while True:
             try:
-                if await self.holds_lease(lease_s):
+                if await self.lease.hold():
                     self.written.clear()
                     if await self.publish_pending() >= BATCH:
                         continue

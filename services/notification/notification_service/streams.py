@@ -30,7 +30,7 @@ from shared.errors import CobrowseError, Forbidden, NotFound, Unauthorized
 
 from .connections import Conn, Kind, credential_digest
 from .dashboard import SSE_HEADERS, Filters, Send, parse_last_id, stream_to
-from .frames import CLOSE_UNAUTHORIZED, Auth, authenticate_socket, error_frame, serve_upgraded
+from .frames import CLOSE_UNAUTHORIZED, Auth, as_error, authenticate_socket, error_frame, serve_upgraded
 from .keys import ACCOUNTS, CONNECTIONS, FANOUT, SETTINGS, SNAPSHOTS, STORE
 from .stats import queue_overview
 
@@ -201,7 +201,7 @@ async def _run(
         if not revoked.done():
             revoked.set_result(exc)
 
-    conn.end = end
+    await conn.on_end(end)
     log.info("dashboard_connected", account_id=account.id, resume_from=last_id)
     streaming = asyncio.create_task(
         stream_to(fanout, client, last_id, lambda: _snapshot(app), send, keepalive, app[SETTINGS].dashboard_keepalive_s)
@@ -214,7 +214,11 @@ async def _run(
             await asyncio.gather(streaming, return_exceptions=True)
             await send(json.dumps(error_frame(revoked.result())), None)
             return True
-        reason, sent = streaming.result()
+        try:
+            reason, sent = streaming.result()
+        except Exception as exc:  # Redis or NATS failed mid-stream: say so; a started stream cannot become a 500
+            await send(json.dumps(error_frame(as_error(exc))), None)
+            return False
         log.info("dashboard_dropped", account_id=account.id, reason=reason, last_event_id=sent)
         # A slow client may not read even this frame: it gets a moment, then the connection is cut.
         async with asyncio.timeout(app[SETTINGS].dashboard_drop_grace_s):

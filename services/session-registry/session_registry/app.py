@@ -15,6 +15,7 @@ from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
 from shared.web import setup_edge
 
+from .correlation import correlation_context
 from .keys import ACCOUNTS, SETTINGS, STORE
 from .outbox import outbox_context
 from .routes import setup_routes
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(rpc_context)
     app.cleanup_ctx.append(timers_context)
     app.cleanup_ctx.append(outbox_context)
+    app.cleanup_ctx.append(correlation_context)
     app.cleanup_ctx.append(_freeze_startup_heap)
     setup_edge(app, service="session-registry", settings=settings)
     setup_routes(app)

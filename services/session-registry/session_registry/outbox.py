@@ -21,7 +21,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import cast
 
 import structlog
@@ -32,7 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.asyncio import Redis
 
-from shared.keys import JETSTREAM, NATS, REDIS
+from shared.keys import JETSTREAM, NATS, NATS_RECONNECTED, REDIS
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
 
@@ -255,23 +255,11 @@ class _Rate:
             self._count = 0
 
 
-def _chain_reconnected(nc: NatsClient, hook: Callable[[], None]) -> None:
-    # nats-py takes its callbacks only at connect time (shared/nats_conn.py, which logs them); add ours after it.
-    logged: Callable[[], Awaitable[None]] | None = nc._reconnected_cb
-
-    async def reconnected() -> None:
-        hook()
-        if logged is not None:
-            await logged()
-
-    nc._reconnected_cb = reconnected
-
-
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
-    _chain_reconnected(app[NATS], publisher.on_reconnected)
+    app[NATS_RECONNECTED].append(publisher.on_reconnected)
     nudges = await app[NATS].subscribe(REGISTRY_OUTBOX_WRITTEN, cb=publisher.on_nudge)
-    async with background(publisher.run(), "registry-outbox"):
+    async with background(app, "registry-outbox", publisher.run):
         yield
     try:
         await nudges.unsubscribe()

@@ -21,7 +21,7 @@ from shared.session_tokens import verify_session_token
 from shared.web import read_json, static_file
 
 from .beacons import parse_beacon, parse_body
-from .keys import ACCOUNTS, SETTINGS, STORE
+from .keys import ACCOUNTS, CORRELATOR, SETTINGS, STORE
 from .webhooks import ZoomWebhook, parse_zoom_event, url_validation_reply, verify_signature
 
 __all__ = ["setup_routes"]
@@ -95,6 +95,10 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         return web.json_response({"status": "ignored"})
     store = request.app[STORE]
     session_id = await store.correlate_zoom(zoom_event.zoom_session_id, zoom_event.pin, zoom_event.user_session_id)
+    if session_id is None and zoom_event.zoom_session_id and CORRELATOR in request.app:
+        # Zoom wants its answer within 3 s: the REST lookup runs in the background, the webhook is kept until then.
+        await request.app[CORRELATOR].hold(zoom_event.zoom_session_id, zoom_event.events)
+        return web.json_response({"status": "pending"})
     if session_id is None:
         # Answer 200 all the same: Zoom retries failed deliveries, and a retry cannot correlate any better.
         log.info("webhook_uncorrelated", zoom_event=body.event)

@@ -21,6 +21,22 @@ class Settings(ServiceSettings):
     webhook_tolerance_s: float = Field(300.0, gt=0)
     """Webhooks whose ``x-zm-request-timestamp`` is further than this from now are rejected as stale."""
 
+    zoom_api_url: str = Field("https://api.zoom.us/v2", validation_alias="ZOOM_API_URL", pattern=r"^https?://\S+$")
+    """Zoom's REST API, where a webhook's unknown Zoom session id is looked up (``GET /cobrowsesdk/sessions/{id}``)."""
+    zoom_api_key: str | None = Field(None, validation_alias="ZOOM_API_KEY", max_length=256)
+    zoom_api_secret: SecretStr | None = Field(None, validation_alias="ZOOM_API_SECRET")
+    """With the key, signs the REST calls' short JWT; both unset (or empty), no lookup is made."""
+    zoom_api_timeout_s: float = Field(2.0, gt=0)
+    zoom_lookup_rate: int = Field(10, ge=1)
+    """REST lookups per second, across every replica."""
+    zoom_lookup_retry_base_s: float = Field(1.0, gt=0)
+    """First pause after a failed lookup; doubled after each further failure."""
+    zoom_lookup_retry_max_s: float = Field(60.0, gt=0)
+    zoom_lookup_max_attempts: int = Field(15, ge=1)
+    """Failed attempts after which a Zoom session's pending webhooks are dropped (logged ``webhook_uncorrelated``)."""
+    zoom_lookup_poll_interval_s: float = Field(1.0, gt=0)
+    """How soon a replica notices lookups due or queued by another replica (its own webhooks wake it at once)."""
+
     max_body_bytes: int = Field(65536, ge=1024)
     """Largest request body (beacons, webhooks); ``navigator.sendBeacon`` itself stops at 64 KiB."""
     max_batch_events: int = Field(100, ge=1)
@@ -44,8 +60,12 @@ class Settings(ServiceSettings):
     """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""
     ended_retention_s: int = Field(7 * 86400, ge=1)
     """How long an ended session and its history stay readable."""
-    history_limit: int = Field(500, ge=0)
-    """Most recent history entries kept per session (0: unbounded)."""
+    history_limit: int = Field(100, ge=0)
+    """Most recent history entries kept per live session (0: unbounded)."""
+    ended_history_limit: int = Field(5, ge=0)
+    """History entries an ended session keeps for the retention (0: not trimmed)."""
+    dedupe_window: int = Field(64, ge=1, le=1000)
+    """Runs of missing beacon seqs remembered: a late (out-of-order) event in one is applied once, a repeat never."""
 
     pin_miss_limit: int = Field(20, ge=1)
     """Failed PIN lookups in one bucket (within the window) after which its live PINs are retired."""
@@ -70,7 +90,11 @@ class Settings(ServiceSettings):
     publish_timeout_s: float = Field(2.0, gt=0)
     key_prefix: str = Field("reg:", pattern=r"^[A-Za-z0-9:_-]+$")
 
-    @field_validator("zoom_webhook_secret_token", mode="before")
+    @property
+    def zoom_api_configured(self) -> bool:
+        return bool(self.zoom_api_key) and self.zoom_api_secret is not None
+
+    @field_validator("zoom_webhook_secret_token", "zoom_api_secret", "zoom_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes an unset variable as "": that must switch webhooks off, not sign with an empty key.

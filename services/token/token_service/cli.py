@@ -22,8 +22,10 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
 import nats
+from dotenv import dotenv_values
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from redis.asyncio import Redis
@@ -39,6 +41,11 @@ __all__ = ["main"]
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_TIMEOUT_S = 2
+RUN_URLS = Path(".run/urls.env")  # written by a running `make up` (devstack.runinfo): the servers it uses
+
+
+def _default_url(name: str, fallback: str) -> str:
+    return os.environ.get(name) or dotenv_values(RUN_URLS).get(name) or fallback
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,13 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL (default: $REDIS_URL or %(default)s)",
+        default=_default_url("REDIS_URL", DEFAULT_REDIS_URL),
+        help=f"Redis URL (default: $REDIS_URL, else make up's in {RUN_URLS}, else {DEFAULT_REDIS_URL})",
     )
     parser.add_argument(
         "--nats-url",
-        default=os.environ.get("NATS_URL", DEFAULT_NATS_URL),
-        help="NATS URL for revocation notices (default: $NATS_URL or %(default)s)",
+        default=_default_url("NATS_URL", DEFAULT_NATS_URL),
+        help=f"NATS URL for revocation notices (default: $NATS_URL, else make up's in {RUN_URLS}, else the local one)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = commands.add_parser("add", help="create an account and print its API key once")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,26 @@ def _ip(request: web.Request, settings: Settings) -> str:
 
 def _new_user_id() -> str:
     return secrets.token_hex(6)
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _idempotency(request: web.Request, ip: str) -> tuple[str, str] | None:
+    """``(customer_id, registry key)`` for the request's ``Idempotency-Key``, scoped to the client IP; else None.
+
+    Scoping by IP keeps one client's key from reaching another client's session. Both values are derived (one-way)
+    so a retry gets the same customer id and the registry returns the session the first attempt created.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed.one(IDEMPOTENCY_HEADER, "must be 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    scope = f"{ip}\n{key}".encode()
+    customer_id = "c" + hashlib.sha256(b"customer\n" + scope).hexdigest()[:12]
+    return customer_id, hashlib.sha256(b"create\n" + scope).hexdigest()
 
 
 @counts_refusals
@@ -110,8 +132,9 @@ async def customer_start(request: web.Request) -> web.Response:
     if body.custom_pin is not None and not settings.allow_byop:
         raise _byop_refused("customPin")
     ip = _ip(request, settings)
+    idempotency = _idempotency(request, ip)
     await app[LIMITS].starts.hit(ip)
-    customer_id = "c" + _new_user_id()
+    customer_id, idempotency_key = idempotency or ("c" + _new_user_id(), None)
     custom_pin = body.custom_pin.upper() if body.custom_pin else None
     create = CreateSession(
         queue=body.queue,
@@ -120,10 +143,17 @@ async def customer_start(request: web.Request) -> web.Response:
         customer_name=body.user_name,
         client_ip=ip,
         custom_pin=custom_pin,
+        idempotency_key=idempotency_key,
     )
     request_id = get_contextvars().get("request_id")
     created = await call(
-        app[NATS], REGISTRY_CREATE, create, CreatedSession, timeout_s=settings.registry_timeout_s, request_id=request_id
+        app[NATS],
+        REGISTRY_CREATE,
+        create,
+        CreatedSession,
+        timeout_s=settings.registry_timeout_s,
+        request_id=request_id,
+        idempotent=idempotency_key is not None,  # a create with a key may be retried after a timeout: same session
     )
     session = created.session
     sdk_token, _ = app[SIGNER].sign(
@@ -155,7 +185,7 @@ async def agent_connect(request: web.Request) -> web.Response:
     account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
     body = await read_json(request, AgentConnect)
     issued = await app[AGENT_TOKENS].for_pin(account, body.pin, _ip(request, app[SETTINGS]))
-    return web.json_response(issued.model_dump())
+    return web.Response(text=issued.model_dump_json(), content_type="application/json")
 
 
 async def config(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from shared.errors import RateLimited
 from shared.ratelimit import RateLimit, Reservation, reserve
+from shared.scriptbatch import Coalescer, ScriptBatch, fail_all
 
 from .settings import Settings
 
@@ -64,48 +65,37 @@ class BatchGrant:
         return [cls(*values[i : i + 3]) for i in range(0, len(values), 3)]
 
 
-Waiters = list[asyncio.Future[int]]
+Hit = tuple[str, asyncio.Future[int]]
 
 
-class BatchedRateLimit:
+class BatchedRateLimit(Coalescer[Hit]):
     """At most ``limit`` hits per ``window_s`` seconds per key, with concurrent hits sent to Redis together."""
 
     def __init__(self, redis: Redis, name: str, *, limit: int, window_s: int) -> None:
+        super().__init__()
         self._prefix = f"rl:{name}:"
         self.limit = limit
         self.window_ms = window_s * 1000
         self._script = redis.register_script(_RESERVE_MANY)
-        self._pending: dict[str, Waiters] = {}
-        self._sender: asyncio.Task[None] | None = None
 
     async def hit(self, key: str) -> int:
         """Reserve one slot for ``key``; returns its count in this window or raises ``RateLimited``."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append(future)
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_pending())
+        self._queue((key, future))
         return await future
 
-    async def _send_pending(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, {}
-                await self._send(batch)
-        finally:
-            self._sender = None
-
-    async def _send(self, batch: dict[str, Waiters]) -> None:
+    async def _send(self, batch: list[Hit]) -> None:
+        by_key: dict[str, list[asyncio.Future[int]]] = {}
+        for key, future in batch:
+            by_key.setdefault(key, []).append(future)
         try:
             reply = await self._script(
-                keys=[self._prefix + k for k in batch], args=[self.window_ms, self.limit, *map(len, batch.values())]
+                keys=[self._prefix + k for k in by_key], args=[self.window_ms, self.limit, *map(len, by_key.values())]
             )
-        except Exception as exc:  # every waiter gets the error; the edge turns it into a 503
-            for waiters in batch.values():
-                for future in waiters:
-                    if not future.done():
-                        future.set_exception(exc)
+        except Exception as exc:
+            fail_all((future for _, future in batch), exc)
             return
-        for waiters, grant in zip(batch.values(), BatchGrant.decode_all(reply), strict=True):
+        for waiters, grant in zip(by_key.values(), BatchGrant.decode_all(reply), strict=True):
             # The first ``granted`` waiters of a key (in arrival order) get its slots, with consecutive counts.
             first = grant.count - grant.granted + 1
             for i, future in enumerate(waiters):
@@ -131,11 +121,13 @@ class Limits:
     """The same per client IP, across every account behind it."""
 
     @classmethod
-    def create(cls, redis: Redis, settings: Settings) -> Limits:
+    def create(cls, scripts: ScriptBatch, settings: Settings) -> Limits:
+        """Every limit runs its scripts through ``scripts``, so concurrent calls share round trips."""
         s = settings
+        redis = scripts.redis
 
         def limit(name: str, count: int, window_s: int) -> RateLimit:
-            return RateLimit(redis, f"token:{name}", limit=count, window_s=window_s)
+            return RateLimit(scripts, f"token:{name}", limit=count, window_s=window_s)
 
         return cls(
             customer_tokens=BatchedRateLimit(

@@ -50,9 +50,10 @@ class Settings(ServiceSettings):
     starts_per_window: int = Field(20, ge=1)
     """``/api/customer/start`` calls per client IP per window."""
     pin_failures_per_agent: int = Field(10, ge=1)
-    """Unknown PINs an account may try per PIN window before it must wait."""
+    """PIN lookups per account per PIN window, each reserved before it reaches the registry; a lookup that finds a
+    live PIN gives its slot back, so in effect this caps wrong guesses (and lookups in flight)."""
     pin_failures_per_ip: int = Field(30, ge=1)
-    """Unknown PINs one client IP may try per PIN window (several accounts behind one address)."""
+    """The same per client IP, across every account behind one address."""
     pin_window_s: int = Field(900, ge=1)
     trust_forwarded_for: bool = False
     """Removed: replaced by ``TRUSTED_PROXIES``; ``true`` stops start-up so nobody loses per-client limits unawares."""
