@@ -36,6 +36,9 @@ local sessions = {sessions}
 local names = {{"agent_joined", "agent_left"}}
 local batch = {batch}
 local prefix = "{prefix}"
+-- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark.
+local ts0 = {ts0}
+local seq0 = {seq0}
 local counter = 0
 request = function()
   counter = counter + 1
@@ -44,7 +47,7 @@ request = function()
   for i = 1, batch do
     local n = counter * batch + i
     events[i] = string.format('{{"id":"%s-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
-      prefix, n, names[(counter + i) % 2 + 1], 1700000000000 + n, n)
+      prefix, n, names[(counter + i) % 2 + 1], ts0 + n, seq0 + n)
   end
   return wrk.format(nil, nil, nil, string.format('{{"session_id":"%s","token":"%s","events":[%s]}}',
     s[1], s[2], table.concat(events, ",")))
@@ -73,7 +76,8 @@ async def beacon_load(
     env: BenchEnv, url: str, sessions: list[CreatedSession], batch: int, duration_s: float
 ) -> LoadResult:
     table = "{" + ",".join(f'{{"{s.session.session_id}","{s.beacon_token}"}}' for s in sessions) + "}"
-    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{time.monotonic_ns()}")
+    now_us = time.time_ns() // 1000
+    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{now_us}", ts0=now_us // 1000, seq0=now_us)
     return await run_wrk(
         url + "/beacons",
         work_dir=env.work_dir,

@@ -43,6 +43,7 @@ from .harness import BenchEnv, Result, at_most
 RATE_PER_S = 200
 CAPACITY = 50
 DASHBOARDS = 1000
+DASHBOARDS_PER_ACCOUNT = 20  # NOTIFY_MAX_DASHBOARD_STREAMS_PER_ACCOUNT's default
 FANOUT_ROUNDS = 5
 MEMORY_AGENTS = 500
 
@@ -148,15 +149,17 @@ def _from_jetstream(js: Any) -> Callable[[int], Awaitable[Trigger]]:
     return prepare
 
 
-async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_key: str, pid: int) -> list[Result]:
+async def _fanout(
+    base: str, http: aiohttp.ClientSession, js: Any, supervisor_keys: list[str], pid: int
+) -> list[Result]:
     before = _rss_kib(pid)
 
     async def first_frame(ws: aiohttp.ClientWebSocketResponse) -> str:
         return str(json.loads((await ws.receive()).data)["type"])
 
     sockets, firsts = [], []
-    for _ in range(DASHBOARDS):
-        ws = await connect(http, base + "/ws/dashboard", supervisor_key)
+    for i in range(DASHBOARDS):
+        ws = await connect(http, base + "/ws/dashboard", supervisor_keys[i % len(supervisor_keys)])
         sockets.append(ws)
         firsts.append(asyncio.create_task(first_frame(ws)))  # read at once: pings are answered while reading
     assert set(await asyncio.gather(*firsts)) == {"snapshot"}
@@ -216,7 +219,11 @@ async def run(env: BenchEnv) -> list[Result]:
     pid = _service_pid()
     redis = Redis.from_url(env.redis_url, decode_responses=True)
     accounts = AccountStore(redis)
-    _, supervisor_key = await accounts.create("bench-supervisor", Role.SUPERVISOR)
+    # A wall of dashboards on many keys: NOTIFY_MAX_DASHBOARD_STREAMS_PER_ACCOUNT caps one account's streams.
+    supervisor_keys = [
+        (await accounts.create(f"bench-supervisor-{i}", Role.SUPERVISOR))[1]
+        for i in range(-(-DASHBOARDS // DASHBOARDS_PER_ACCOUNT))
+    ]
     nc = await nats.connect(env.nats_url)
     js = nc.jetstream()
     ws_base = base.replace("http://", "ws://")
@@ -224,7 +231,7 @@ async def run(env: BenchEnv) -> list[Result]:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             # Sockets first, while the snapshot each dashboard gets is small.
             agent_memory, idle_agents = await _agent_memory(ws_base, http, accounts, pid)
-            results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_key, pid)]
+            results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_keys, pid)]
             await close_agents(nc, idle_agents)
             # The service alone (beacon -> offer through the registry: the `latency` suite).
             results += await _offer_latency(

@@ -22,15 +22,17 @@ from .conftest import EventLog, Session, ev, open_session
 from .test_recovery import OwnNats
 
 POLL_S = 30.0  # no test below may wait for the poll
+# The publisher also wakes to renew its lease (a third of its lifetime): a long lease keeps that from hiding a poll.
+SLOW_POLL = {"outbox_poll_interval_s": POLL_S, "outbox_lease_s": 3 * POLL_S}
 Start = Callable[..., Awaitable[TestClient]]
 
 
 async def replica_without_lease(start_registry: Start, nc: nats.aio.client.Client, events: EventLog) -> TestClient:
     """The second of two registries; the first holds the publishing lease (it has published while alone)."""
-    holder = await start_registry(outbox_poll_interval_s=POLL_S, outbox_lease_s=5.0)
+    holder = await start_registry(**SLOW_POLL)
     session = await open_session(nc, holder)
     await events.wait(session.id, "created", within_s=2.0)
-    return await start_registry(outbox_poll_interval_s=POLL_S, outbox_lease_s=5.0)
+    return await start_registry(**SLOW_POLL)
 
 
 async def assign_pins(sessions: list[Session], events: EventLog, first_pin: int) -> None:
@@ -46,7 +48,7 @@ async def test_writes_during_batches_in_flight_are_published_without_waiting_for
     start_registry: Start, nc: nats.aio.client.Client, events: EventLog
 ) -> None:
     """Beacons in waves of 50 overlap the publisher's reads and JetStream round trips; none may miss a wake-up."""
-    client = await start_registry(outbox_poll_interval_s=POLL_S)
+    client = await start_registry(**SLOW_POLL)
     sessions = [await open_session(nc, client) for _ in range(200)]
     for wave in range(0, len(sessions), 50):
         await assign_pins(sessions[wave : wave + 50], events, 400000 + wave)

@@ -213,7 +213,8 @@ class OutboxPublisher:
                 if published < self._settings.outbox_batch:
                     # Caught up: wait for more. Under load, let the burst gather into one batch; below the rate, an
                     # event goes out at once (a waiting customer's offer must not wait for a batch to fill).
-                    await self.wait_for_entries(self._settings.outbox_poll_interval_s)
+                    # Back in time to renew the lease, however long the poll interval is set.
+                    await self.wait_for_entries(min(self._settings.outbox_poll_interval_s, lease_s / 3))
                     if rate.per_second >= self._settings.outbox_linger_min_rate:
                         await asyncio.sleep(self._settings.outbox_linger_s)
                 delay = 0.05
