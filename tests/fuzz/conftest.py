@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import ClientSession
 
 from devstack.servers import ServerProcess
 from tests.fuzz.stack import Stack, serve
@@ -17,3 +18,15 @@ from tests.fuzz.stack import Stack, serve
 @pytest.fixture(scope="package", name="stack")
 def _stack(redis_server: ServerProcess, nats_server: ServerProcess) -> Iterator[Stack]:
     yield from serve(redis_server.url, nats_server.url)
+
+
+@pytest.fixture(scope="package", name="http")
+def _http(stack: Stack) -> Iterator[ClientSession]:
+    """An aiohttp client session on the stack's loop, for WebSocket and streaming clients (``stack.run``)."""
+
+    async def open_session() -> ClientSession:
+        return ClientSession()
+
+    client = stack.run(open_session())
+    yield client
+    stack.run(client.close())

@@ -132,6 +132,13 @@ class Stack:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def run_cleanly(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``run``, then fail if any log line written meanwhile carries a traceback."""
+        mark = log_mark()
+        result = self.run(coro)
+        assert tracebacks_since(mark) == []
+        return result
+
     def ws_url(self, service: str, path: str) -> str:
         return self.urls[service].replace("http://", "ws://") + path
 
@@ -176,12 +183,17 @@ def is_error_body(body: bytes) -> bool:
 
 
 def raw_request(url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
-    """Send ``head`` (request line and headers, without the blank line) as bytes no HTTP client would write."""
+    """Send ``head`` (request line and headers, without the blank line) as bytes no HTTP client would write.
+
+    Returns the status and body; a stream or upgraded socket that was accepted is closed at once (body ``b""``).
+    """
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(head + b"\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(head + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         response = http.client.HTTPResponse(sock)
         response.begin()
+        if response.status == 101 or response.getheader("Content-Type", "").startswith("text/event-stream"):
+            return response.status, b""
         return response.status, response.read()
 
 
