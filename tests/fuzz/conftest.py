@@ -7,12 +7,13 @@ flush the same Redis and NATS and would find a stray registry or consumer there.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
 
 from devstack.servers import ServerProcess
-from tests.fuzz.stack import Stack, serve
+from tests.fuzz.stack import EXAMPLES, Stack, serve
 
 
 @pytest.fixture(scope="package", name="stack")
@@ -30,3 +31,20 @@ def _http(stack: Stack) -> Iterator[ClientSession]:
     client = stack.run(open_session())
     yield client
     stack.run(client.close())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A property runs FUZZ_EXAMPLES requests: more time than the suite's per-test default, growing with the count.
+    limit = max(120, EXAMPLES)
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(limit))
+            # Python 3.11's AST constructor keeps one recursion counter per interpreter; with the services running
+            # in a thread it can come out "mismatched" when pytest parses test sources to draw a failure, which
+            # aborts the whole run (INTERNALERROR, pytest-dev/pytest#10874). Native tracebacks need no AST.
+            item.repr_failure = _native_repr  # type: ignore[method-assign]
+
+
+def _native_repr(excinfo: pytest.ExceptionInfo[BaseException]) -> str | object:
+    return excinfo.getrepr(style="native")
