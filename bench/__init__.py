@@ -1,7 +1,21 @@
 """Benchmarks: ``python -m bench [suite ...]`` (``make bench``) prints one table of every suite's figures.
 
 The harness starts its own Redis and NATS on free loopback ports (``devstack.servers``), runs each suite with a
-fresh Redis database, stops every process a suite started, and prints ``suite | metric | value | target | ok``.
+fresh Redis database, stops every process a suite started, and prints ``suite | metric | value | target | ok``,
+with the machine's load average after each suite (the figures are only as good as the quiet they had). The
+services' logs of the last run stay in ``.run/bench-logs``. ``BENCH_QUICK=1`` repeats less and measures for 2 s
+instead of 5 (a first look; the figures for the README come from a full run, ~7 minutes).
+
+Suites (``python -m bench <name> ...``; all by default):
+
+- ``beacons``: registry ingest, single-event beacons and batches of 10, with and without publishing.
+- ``customer``: 2,000 concurrent customer starts (errors, p99); starts/s over customer tokens/s.
+- ``footprint``: Redis bytes per 10-minute session; the PIN hit chance the guessing budgets allow.
+- ``latency``: beacon -> offer at 200/s with 1 and 2 registries, median of 5 runs and the worst, split by hop.
+- ``notify``: the notification service alone: offer latency, dashboard fan-out, memory per socket.
+- ``page``: headless Chromium on the demo page, the SDK's ``pincode_updated`` -> offer, 200 customers.
+- ``scale``: registry CPU per beacon over a bare aiohttp handler's; events/s published with 1 and 2 registries.
+- ``token``: token issuance against a signing-only ceiling.
 
 Adding a suite: create ``bench/bench_<name>.py`` with one coroutine::
 

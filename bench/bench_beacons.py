@@ -52,7 +52,7 @@ end
 """
 
 
-async def _sessions(env: BenchEnv, url: str) -> list[CreatedSession]:
+async def create_sessions(env: BenchEnv, url: str) -> list[CreatedSession]:
     nc = await nats.connect(env.nats_url)
     try:
         created = [
@@ -69,7 +69,9 @@ async def _sessions(env: BenchEnv, url: str) -> list[CreatedSession]:
     return created
 
 
-async def _load(env: BenchEnv, url: str, sessions: list[CreatedSession], batch: int, duration_s: float) -> LoadResult:
+async def beacon_load(
+    env: BenchEnv, url: str, sessions: list[CreatedSession], batch: int, duration_s: float
+) -> LoadResult:
     table = "{" + ",".join(f'{{"{s.session.session_id}","{s.beacon_token}"}}' for s in sessions) + "}"
     script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{time.monotonic_ns()}")
     return await run_wrk(
@@ -106,11 +108,11 @@ async def _measure(
     full: list[tuple[LoadResult, float]] = []
     alone: list[LoadResult] = []
     for _ in range(ROUNDS):
-        result = await _load(env, url, sessions, batch, env.duration_s)
+        result = await beacon_load(env, url, sessions, batch, env.duration_s)
         full.append((result, await _drain_s(redis, time.monotonic())))
         # As if another replica held the publishing lease: what a replica that only ingests can take.
         await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
-        alone.append(await _load(env, url, sessions, batch, env.duration_s))
+        alone.append(await beacon_load(env, url, sessions, batch, env.duration_s))
         await redis.delete(LEASE)
         await _drain_s(redis, time.monotonic())
     best, drained = max(full, key=lambda pair: pair[0].rps)
@@ -128,10 +130,10 @@ async def _measure(
 
 async def run(env: BenchEnv) -> list[Result]:
     url = await env.start_service("session_registry", {"SESSION_TOKEN_SECRET": SECRET})
-    sessions = await _sessions(env, url)
+    sessions = await create_sessions(env, url)
     redis = Redis.from_url(env.redis_url)
     try:
-        await _load(env, url, sessions, 1, 1)  # warm-up
+        await beacon_load(env, url, sessions, 1, 1)  # warm-up
         await _drain_s(redis, time.monotonic())
         single = await _measure(env, url, sessions, redis, 1)
         batched = await _measure(env, url, sessions, redis, 10)

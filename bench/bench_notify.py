@@ -3,10 +3,9 @@
 One service process (``python -m notification_service``) against the harness's Redis and NATS; the clients
 (agents' and dashboards' sockets) run in this process, so on a 2-core machine they share the CPU with it.
 
-- offer latency, end to end: a session registry runs too; ``pincode_updated`` beacons are posted at a steady
-  200/s (open loop), and each is measured from just before its POST to the ``offer`` frame arriving on an
-  agent's WebSocket. The same is measured from the JetStream publish of a ``waiting`` ``SessionEvent``
-  (the notification service alone).
+- offer latency of the service alone: ``waiting`` ``SessionEvent``s published to JetStream at a steady 200/s
+  (open loop), each measured from just before its publish to the ``offer`` frame on an agent's WebSocket
+  (from a beacon through the registry: the ``latency`` suite).
 - fan-out: 1,000 dashboard WebSockets; one event published; time until the last client has it (median of 5).
 - memory: the service's RSS growth per open agent socket and per dashboard socket.
 """
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import statistics
 import time
@@ -31,9 +29,6 @@ from redis.asyncio import Redis
 from shared.accounts import AccountStore, Role
 from shared.messaging import (
     MSG_ID_HEADER,
-    REGISTRY_CREATE,
-    CreatedSession,
-    CreateSession,
     SessionEvent,
     SessionState,
     SessionView,
@@ -41,8 +36,8 @@ from shared.messaging import (
     new_event_id,
     session_subject,
 )
-from shared.rpc import call
 
+from .desk import close_agents, connect, open_agents, open_loop, percentile, until_offered
 from .harness import BenchEnv, Result, at_most
 
 RATE_PER_S = 200
@@ -50,11 +45,6 @@ CAPACITY = 50
 DASHBOARDS = 1000
 FANOUT_ROUNDS = 5
 MEMORY_AGENTS = 500
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
 
 
 def _service_pid() -> int:
@@ -100,12 +90,6 @@ async def _waiting_event(js: Any, session_id: str, queue: str) -> None:
     await js.publish(session_subject(session_id, event.type), event.encode(), headers={MSG_ID_HEADER: event.event_id})
 
 
-async def _connect(http: aiohttp.ClientSession, url: str, api_key: str) -> aiohttp.ClientWebSocketResponse:
-    ws = await http.ws_connect(url)
-    await ws.send_json({"type": "auth", "api_key": api_key})
-    return ws
-
-
 Trigger = Callable[[int], Awaitable[str]]
 """Makes request ``i`` wait for an agent; returns its session id."""
 
@@ -134,14 +118,7 @@ async def _offer_latency(
                 if len(arrived) == total:
                     done.set()
 
-    sockets = []
-    for i in range(total // CAPACITY + 2):
-        _, key = await accounts.create(f"bench-agent-{queue}-{i}", Role.AGENT)
-        ws = await _connect(http, base + "/ws/agent", key)
-        assert json.loads((await ws.receive()).data)["type"] == "ready"
-        await ws.send_json({"type": "status", "status": "available", "queues": [queue], "capacity": CAPACITY})
-        assert json.loads((await ws.receive()).data)["type"] == "status"
-        sockets.append(ws)
+    sockets = await open_agents(http, base, accounts, queue, total // CAPACITY + 2, CAPACITY)
     readers = [asyncio.create_task(agent_reader(ws)) for ws in sockets]
 
     async def one(i: int) -> None:
@@ -149,26 +126,13 @@ async def _offer_latency(
         session_id = await trigger(i)
         sent[session_id] = started
 
-    start = time.perf_counter()
-    pending = []
-    for i in range(total):
-        # Open loop: each request starts at its own slot, whether or not earlier ones are done.
-        delay = start + i / RATE_PER_S - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        pending.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*pending)
-    try:
-        await asyncio.wait_for(done.wait(), timeout=30)
-    finally:
-        for task in readers:
-            task.cancel()
-        await _close_agents(nc, sockets)
+    await open_loop(total, RATE_PER_S, one)
+    await until_offered(done, readers, nc, sockets)
     latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
     return [
         Result(f"{label}: offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
         Result(f"{label}: p50", statistics.median(latencies), "ms"),
-        at_most(f"{label}: p99", _percentile(latencies, 99), 25, unit="ms"),
+        at_most(f"{label}: p99", percentile(latencies, 99), 25, unit="ms"),
     ]
 
 
@@ -184,32 +148,6 @@ def _from_jetstream(js: Any) -> Callable[[int], Awaitable[Trigger]]:
     return prepare
 
 
-def _from_beacons(nc: Any, http: aiohttp.ClientSession, registry: str) -> Callable[[int], Awaitable[Trigger]]:
-    async def prepare(total: int) -> Trigger:
-        created = [
-            await call(nc, REGISTRY_CREATE, CreateSession(queue="beacon", customer_id=f"bench-{i}"), CreatedSession)
-            for i in range(total)
-        ]
-
-        async def trigger(i: int) -> str:
-            c = created[i]
-            event = {
-                "id": f"pin-{i}",
-                "name": "pincode_updated",
-                "ts": int(time.time() * 1000),
-                "seq": 1,
-                "payload": {"pinCode": f"B{i:07d}"},
-            }
-            body = {"session_id": c.session.session_id, "token": c.beacon_token, "event": event}
-            async with http.post(registry + "/beacons", json=body) as response:
-                response.raise_for_status()
-            return c.session.session_id
-
-        return trigger
-
-    return prepare
-
-
 async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_key: str, pid: int) -> list[Result]:
     before = _rss_kib(pid)
 
@@ -218,7 +156,7 @@ async def _fanout(base: str, http: aiohttp.ClientSession, js: Any, supervisor_ke
 
     sockets, firsts = [], []
     for _ in range(DASHBOARDS):
-        ws = await _connect(http, base + "/ws/dashboard", supervisor_key)
+        ws = await connect(http, base + "/ws/dashboard", supervisor_key)
         sockets.append(ws)
         firsts.append(asyncio.create_task(first_frame(ws)))  # read at once: pings are answered while reading
     assert set(await asyncio.gather(*firsts)) == {"snapshot"}
@@ -263,29 +201,11 @@ async def _agent_memory(
     """Open agent sockets (left open, so what they hold is not reused by later measurements)."""
     keys = [(await accounts.create(f"mem-agent-{i}", Role.AGENT))[1] for i in range(MEMORY_AGENTS)]
     before = _rss_kib(pid)
-    sockets = [await _connect(http, base + "/ws/agent", key) for key in keys]
+    sockets = [await connect(http, base + "/ws/agent", key) for key in keys]
     for ws in sockets:
         assert json.loads((await ws.receive()).data)["type"] == "ready"
     per_agent = (_rss_kib(pid) - before) / MEMORY_AGENTS
     return Result("memory per agent socket", per_agent, "KiB"), sockets
-
-
-async def _close_agents(nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]) -> None:
-    """Close agent sockets and wait until the service has handled every disconnect (so it is idle again)."""
-    gone = 0
-    all_gone = asyncio.Event()
-
-    async def count(msg: Any) -> None:
-        nonlocal gone
-        gone += 1
-        if gone == len(sockets):
-            all_gone.set()
-
-    sub = await nc.subscribe("cobrowse.agent.*.disconnected", cb=count)
-    for ws in sockets:
-        await ws.close()
-    await asyncio.wait_for(all_gone.wait(), timeout=60)
-    await sub.unsubscribe()
 
 
 async def run(env: BenchEnv) -> list[Result]:
@@ -294,7 +214,6 @@ async def run(env: BenchEnv) -> list[Result]:
         "notification_service", {**secret, "NOTIFY_OFFER_TIMEOUT_S": "60", "NOTIFY_MAX_WAIT_S": "600"}
     )
     pid = _service_pid()
-    registry = await env.start_service("session_registry", secret)
     redis = Redis.from_url(env.redis_url, decode_responses=True)
     accounts = AccountStore(redis)
     _, supervisor_key = await accounts.create("bench-supervisor", Role.SUPERVISOR)
@@ -306,8 +225,8 @@ async def run(env: BenchEnv) -> list[Result]:
             # Sockets first, while the snapshot each dashboard gets is small.
             agent_memory, idle_agents = await _agent_memory(ws_base, http, accounts, pid)
             results = [agent_memory, *await _fanout(ws_base, http, js, supervisor_key, pid)]
-            await _close_agents(nc, idle_agents)
-            # The service alone first, then end to end through the registry.
+            await close_agents(nc, idle_agents)
+            # The service alone (beacon -> offer through the registry: the `latency` suite).
             results += await _offer_latency(
                 env,
                 nc,
@@ -317,16 +236,6 @@ async def run(env: BenchEnv) -> list[Result]:
                 "js",
                 _from_jetstream(js),
                 "waiting event on JetStream -> offer on socket",
-            )
-            results += await _offer_latency(
-                env,
-                nc,
-                ws_base,
-                http,
-                accounts,
-                "beacon",
-                _from_beacons(nc, http, registry),
-                "beacon POST -> offer on socket",
             )
     finally:
         await nc.drain()

@@ -54,9 +54,16 @@ class BenchEnv:
     nats_url: str
     work_dir: Path
     duration_s: float
+    quick: bool = False
+    """``BENCH_QUICK=1``: fewer repeated runs and shorter measurements, for a first look."""
     processes: ExitStack = field(default_factory=ExitStack)
     pids: dict[str, int] = field(default_factory=dict)
     """Process id of each started process, by its URL."""
+
+    @property
+    def runs(self) -> int:
+        """How many times a suite repeats a measurement whose worst run matters (latency tails)."""
+        return 2 if self.quick else 5
 
     def service_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for a service subprocess: this run's Redis/NATS, dev credentials, warnings-only JSON logs."""

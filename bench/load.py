@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ async def run_wrk(
     ``request_lua`` may define wrk's ``request`` function, to send a different body with every request.
     """
     header_lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
-    script = work_dir / "wrk-request.lua"
+    script = work_dir / f"wrk-{uuid.uuid4().hex}.lua"  # unique: loads may run side by side
     script.write_text(
         _LUA.format(method=_lua_string(method), body=_lua_string(body), headers=header_lines, request=request_lua)
     )

@@ -33,6 +33,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .runinfo import ACCOUNTS_FILE, RUN_DIR, SIMULATOR_LABEL, configured, read_urls
+from .stack import SERVICES
+
 __all__ = ["SimConfig", "Simulator", "main"]
 
 FIRST_NAMES = (
@@ -360,22 +363,40 @@ def _range(text: str) -> tuple[float, float]:
 
 def _agent_keys(args: argparse.Namespace) -> tuple[str, ...]:
     keys = list(args.agent_key)
-    if args.accounts_file:
-        path: Path = args.accounts_file
+    if args.accounts_file or not keys:
+        path: Path = args.accounts_file or RUN_DIR / ACCOUNTS_FILE
         if not path.exists():
             raise SystemExit(f"{path} does not exist: start the stack with `make up` first")
         accounts: dict[str, str] = json.loads(path.read_text())
-        keys += [key for label, key in accounts.items() if label.startswith("agent")]
+        # Only the simulator's own agents: a person may be signed in with one of the printed keys.
+        keys += [key for label, key in accounts.items() if label.startswith(f"{SIMULATOR_LABEL} agent")]
     if not keys:
-        raise SystemExit("no agents: pass --agent-key KEY (repeatable) or --accounts-file")
+        raise SystemExit(f"no simulator agents in {path}: run this version's `make up` once, or pass --agent-key")
     return tuple(keys)
+
+
+def _token_url() -> str:
+    """The running `make up`'s token service, else PUBLIC_TOKEN_URL or TOKEN_PORT (environment, then .env)."""
+    running = read_urls().get("TOKEN_URL")
+    if running:
+        return running
+    settings = configured()
+    if settings.get("PUBLIC_TOKEN_URL"):
+        return settings["PUBLIC_TOKEN_URL"]
+    return f"http://127.0.0.1:{settings.get('TOKEN_PORT') or SERVICES['token'].default_port}"
 
 
 def parse_args(argv: list[str] | None = None) -> SimConfig:
     parser = argparse.ArgumentParser(prog="python -m devstack.simulator", description=__doc__.splitlines()[0])
-    parser.add_argument("--token-url", default="http://127.0.0.1:8080", help="token service (finds the others)")
+    parser.add_argument(
+        "--token-url", help="token service, which names the others (default: make up's, as in .run/urls.env)"
+    )
     parser.add_argument("--agent-key", action="append", default=[], metavar="KEY", help="an agent's API key")
-    parser.add_argument("--accounts-file", type=Path, help="JSON {label: key} as written by make up; uses agents")
+    parser.add_argument(
+        "--accounts-file",
+        type=Path,
+        help=f"JSON {{label: key}} written by make up (default: {RUN_DIR / ACCOUNTS_FILE}); uses its simulator agents",
+    )
     parser.add_argument("--queues", default="support", help="comma-separated queues (default: support)")
     parser.add_argument("--customers-per-minute", type=float, default=6.0, help="mean arrival rate (default: 6)")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds of arrivals; 0 = until Ctrl-C")
@@ -391,7 +412,7 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     if args.customers_per_minute <= 0:
         parser.error("--customers-per-minute must be positive")
     return SimConfig(
-        token_url=args.token_url,
+        token_url=args.token_url or _token_url(),
         agent_keys=_agent_keys(args),
         queues=tuple(q.strip() for q in args.queues.split(",") if q.strip()),
         customers_per_minute=args.customers_per_minute,

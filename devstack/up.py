@@ -2,7 +2,9 @@
 
 Uses the Redis and NATS at ``REDIS_URL`` / ``NATS_URL`` when they answer; otherwise starts real servers from the
 pip-installed binaries, with data (Redis AOF, JetStream store) under ``.run/``. Without Zoom credentials it runs
-with development credentials and a simulated Zoom SDK, and says so.
+with development credentials and a simulated Zoom SDK, and says so. A service port already in use (another
+``make up``?) stops it before anything starts or prints. While it runs, ``.run/urls.env`` says where everything is
+(see ``devstack.runinfo``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-
 from shared.accounts import Role
+from shared.settings import redact_url
 
+from .runinfo import ACCOUNTS_FILE, SIMULATOR_LABEL, dotenv, remove_urls, write_urls
 from .servers import url_answers
 from .stack import SERVICES, Stack
 
@@ -51,20 +53,35 @@ def _dev_secrets(run_dir: Path) -> dict[str, str]:
     return created
 
 
+DEV_ACCOUNTS = {
+    "agent (Alex)": ("Alex", Role.AGENT),
+    "agent (Sam)": ("Sam", Role.AGENT),
+    "supervisor (Kim)": ("Kim", Role.SUPERVISOR),
+    # `make demo`'s agents: never a key printed for a person (a second sign-in would replace that person's console).
+    f"{SIMULATOR_LABEL} agent 1": ("Sim agent 1", Role.AGENT),
+    f"{SIMULATOR_LABEL} agent 2": ("Sim agent 2", Role.AGENT),
+}
+
+
 async def _dev_accounts(stack: Stack, run_dir: Path) -> dict[str, str]:
-    """Demo staff accounts, created on the first run; their keys are kept in .run/ (development only)."""
-    path = run_dir / "dev-accounts.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    keys = {
-        "agent (Alex)": await stack.create_account("Alex", Role.AGENT),
-        "agent (Sam)": await stack.create_account("Sam", Role.AGENT),
-        "supervisor (Kim)": await stack.create_account("Kim", Role.SUPERVISOR),
-    }
-    path.write_text(json.dumps(keys, indent=2))
-    path.chmod(0o600)
+    """Demo staff accounts, created when missing; their keys are kept in .run/ (development only)."""
+    path = run_dir / ACCOUNTS_FILE
+    keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = {label: spec for label, spec in DEV_ACCOUNTS.items() if label not in keys}
+    for label, (name, role) in missing.items():
+        keys[label] = await stack.create_account(name, role)
+    if missing:
+        path.write_text(json.dumps(keys, indent=2))
+        path.chmod(0o600)
     return keys
+
+
+def _busy_ports(ports: dict[str, int]) -> list[str]:
+    return [
+        f"port {port} ({SERVICES[name].port_env}, the {name} service) is already in use"
+        for name, port in ports.items()
+        if url_answers("127.0.0.1", port)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,14 +93,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # The services read .env themselves, but the launcher decides from the same values (which servers to use,
     # whether real Zoom credentials exist), so it reads it too; the environment wins, as for the services.
-    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None}
-    configured = {**from_file, **os.environ}
-    redis_url = configured.get("REDIS_URL")
-    nats_url = configured.get("NATS_URL")
+    from_file = dotenv()
+    settings = {**from_file, **os.environ}
+    ports = {name: int(settings.get(spec.port_env, spec.default_port)) for name, spec in SERVICES.items()}
+    if busy := _busy_ports(ports):
+        print("cannot start cobrowse-desk: " + "; ".join(busy) + ".", file=sys.stderr)
+        print("Is `make up` already running? Stop it, or choose free ports (e.g. TOKEN_PORT=9080).", file=sys.stderr)
+        return 2
+    redis_url = settings.get("REDIS_URL")
+    nats_url = settings.get("NATS_URL")
     redis_url = redis_url if _reachable(redis_url, 6379) else None
     nats_url = nats_url if _reachable(nats_url, 4222) else None
-    ports = {name: int(configured.get(spec.port_env, spec.default_port)) for name, spec in SERVICES.items()}
-    env = {**{k: v for k, v in _dev_secrets(run_dir).items() if not configured.get(k)}, **from_file}
+    env = {**{k: v for k, v in _dev_secrets(run_dir).items() if not settings.get(k)}, **from_file}
 
     print("Starting cobrowse-desk ...", flush=True)
     stack = Stack.start(run_dir, redis_url=redis_url, nats_url=nats_url, ports=ports, env=env, persist=True)
@@ -98,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         accounts = asyncio.run(_dev_accounts(stack, run_dir))
+        urls = {"REDIS_URL": stack.redis_url, "NATS_URL": stack.nats_url}
+        urls |= {f"{SERVICES[name].port_env.removesuffix('_PORT')}_URL": url for name, url in stack.urls.items()}
+        write_urls(run_dir, urls)
         _print_summary(stack, redis_url, nats_url, accounts)
         while not (dead := [name for name, s in stack.services.items() if s.process.poll() is not None]):
             time.sleep(0.5)
@@ -107,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nStopping ...", flush=True)
         return 0
     finally:
+        remove_urls(run_dir)
         stack.stop()
         print("Stopped; no process left running.", flush=True)
 
@@ -119,8 +144,11 @@ def _print_summary(stack: Stack, redis_url: str | None, nats_url: str | None, ac
         print("throw-away dev secret and the pages use a SIMULATED Zoom SDK and agent desk. Set both (e.g. in")
         print(".env) to talk to the real Zoom Cobrowse service.")
         print(line)
-    print(f"Redis : {'yours at REDIS_URL' if redis_url else 'started here, data in .run/redis'}")
-    print(f"NATS  : {'yours at NATS_URL' if nats_url else 'started here (JetStream), data in .run/nats'}")
+    redis_where = "yours at REDIS_URL" if redis_url else f"started here, data in {stack.data_dir}/redis"
+    nats_where = "yours at NATS_URL" if nats_url else f"started here (JetStream), data in {stack.data_dir}/nats"
+    print(f"Redis : {redact_url(stack.redis_url)}   ({redis_where})")
+    print(f"NATS  : {redact_url(stack.nats_url)}   ({nats_where})")
+    print(f"These URLs are in {stack.data_dir}/urls.env while this runs; cobrowse-accounts and make demo use them.")
     for name, url in stack.urls.items():
         print(f"{name:<13}: {url}   (/healthz /readyz /metrics)")
     print(line)
@@ -129,9 +157,10 @@ def _print_summary(stack: Stack, redis_url: str | None, nats_url: str | None, ac
     print(f"Supervisor dashboard : {stack.urls['notification']}/dashboard")
     print(f"Beacon script        : {stack.urls['registry']}/beacon.js")
     print(line)
-    print("Development API keys (kept in .run/dev-accounts.json; manage accounts with cobrowse-accounts):")
+    print(f"Development API keys (kept in {stack.data_dir}/{ACCOUNTS_FILE}; manage accounts with cobrowse-accounts):")
     for label, key in accounts.items():
-        print(f"  {label:<17} {key}")
+        if not label.startswith(SIMULATOR_LABEL):  # make demo's own agents are not for people
+            print(f"  {label:<17} {key}")
     print(line)
     print(f"Logs in {stack.data_dir}/logs/. Press Ctrl-C to stop everything.", flush=True)
 

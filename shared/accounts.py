@@ -3,6 +3,12 @@
 An API key is shown once, when it is created or rotated; Redis keeps only its SHA-256 digest (the keys are
 256-bit random values, so a fast unsalted digest is safe and lets one lookup find the account).
 
+Disabling an account or rotating its key works at once for every new request (the key index and the ``disabled``
+flag are read on each authentication). What is already open (agent sockets, dashboard streams) learns it from an
+``AccountRevoked`` on core NATS ``accounts.revoked``, which ``set_disabled``/``rotate`` publish after the Redis change
+when the store has a NATS client. Core NATS is fire-and-forget: if the message cannot be sent, the change in Redis
+stands, a warning is logged, and open connections close at their next periodic re-check instead.
+
 Keys::
 
     acct:<id>              hash  id, name, role, disabled, created_at, key_digest
@@ -13,20 +19,31 @@ Keys::
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from enum import StrEnum
 from typing import Any, cast
 
+import structlog
 from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from .errors import Forbidden, NotFound, Unauthorized
+from .messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
+from .scriptbatch import ScriptBatch
 
-__all__ = ["Account", "AccountStore", "Role", "bearer_key"]
+__all__ = ["Account", "AccountStore", "Role", "bearer_key", "publish_revocation"]
+
+log = structlog.get_logger()
 
 KEY_PREFIX = "cbk_"
+KEY_SHAPE = re.compile(r"cbk_[A-Za-z0-9_-]{1,128}")
+"""What an API key can look like (``token_urlsafe`` output); anything else is refused before any lookup, so a
+header holding a non-ASCII or undecodable byte (which aiohttp keeps as a surrogate) is a 401, never a 500."""
 
 _AUTHENTICATE = """
 local id = redis.call('GET', KEYS[1])
@@ -80,11 +97,22 @@ def bearer_key(request: web.Request) -> str | None:
     return None
 
 
+async def publish_revocation(nc: NatsClient, account_id: str, reason: RevocationReason, *, timeout_s: int = 1) -> None:
+    """Publish ``AccountRevoked`` and wait until the server has it (raises if NATS is unreachable)."""
+    await nc.publish(ACCOUNTS_REVOKED, AccountRevoked(account_id=account_id, reason=reason).encode())
+    await nc.flush(timeout=timeout_s)
+
+
 class AccountStore:
-    def __init__(self, redis: Redis, *, prefix: str = "acct:") -> None:
+    def __init__(
+        self, redis: Redis, *, nc: NatsClient | None = None, scripts: ScriptBatch | None = None, prefix: str = "acct:"
+    ) -> None:
         self._redis = redis
+        self._nc = nc
         self._prefix = prefix
-        self._authenticate = redis.register_script(_AUTHENTICATE)
+        # A ScriptBatch shared with other callers (a service's rate limits) lets authentications share round trips.
+        self._scripts = scripts or ScriptBatch(redis)
+        self._authenticate = self._scripts.register(_AUTHENTICATE)
 
     def _key(self, account_id: str) -> str:
         return f"{self._prefix}{account_id}"
@@ -129,8 +157,11 @@ class AccountStore:
         return sorted((_from_hash(r) for r in rows if r), key=lambda a: (a.role, a.name))
 
     async def set_disabled(self, account_id: str, disabled: bool) -> Account:
+        """Disable (or enable) an account; disabling announces ``AccountRevoked(reason="disabled")``."""
         await self.get(account_id)
         await self._redis.hset(self._key(account_id), "disabled", "1" if disabled else "0")
+        if disabled:
+            await self._announce(account_id, RevocationReason.DISABLED)
         return await self.get(account_id)
 
     async def rotate(self, account_id: str) -> str:
@@ -149,13 +180,25 @@ class AccountStore:
             pipe.set(self._index(digest), account_id)
             pipe.hset(account_key, "key_digest", digest)
             await pipe.execute()
+        await self._announce(account_id, RevocationReason.ROTATED)
         return api_key
+
+    async def _announce(self, account_id: str, reason: RevocationReason) -> None:
+        if self._nc is None:
+            return
+        try:
+            await publish_revocation(self._nc, account_id, reason)
+        except (NatsError, OSError, TimeoutError) as exc:
+            # The change stands; open sockets and streams still close at their periodic account re-check.
+            log.warning("account_revocation_unpublished", account_id=account_id, reason=reason.value, error=repr(exc))
 
     async def authenticate(self, api_key: str | None) -> Account:
         """The enabled account owning ``api_key``; ``Unauthorized`` if unknown, ``Forbidden`` if disabled."""
-        if not api_key or not api_key.startswith(KEY_PREFIX):
+        if not api_key:
             raise Unauthorized()
-        flat = await self._authenticate(keys=[self._index(_digest(api_key))], args=[self._prefix])
+        if not KEY_SHAPE.fullmatch(api_key):
+            raise Unauthorized("unknown API key", code="invalid_api_key")
+        flat = await self._scripts.run(self._authenticate, [self._index(_digest(api_key))], [self._prefix])
         if not flat:
             raise Unauthorized("unknown API key", code="invalid_api_key")
         account = _from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))

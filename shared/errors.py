@@ -11,8 +11,9 @@
     ├── Conflict                  409 conflict
     ├── PayloadTooLarge           413 payload_too_large
     ├── UnsupportedMediaType      415 unsupported_media_type
+    ├── RequestTimeout            408 request_timeout
     ├── RateLimited               429 rate_limited        (carries ``retry_after`` seconds)
-    ├── Unavailable               503 unavailable
+    ├── Unavailable               503 unavailable         (carries ``retry_after`` seconds)
     └── RemoteError               any status, the code a remote service answered with over NATS
 
 Subclasses may set a more specific ``code`` (e.g. ``Conflict(code="pin_taken")``). Messages are for humans;
@@ -33,6 +34,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RemoteError",
+    "RequestTimeout",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
@@ -133,9 +135,23 @@ class RateLimited(CobrowseError):
 
 
 class Unavailable(CobrowseError):
+    """A dependency (Redis, NATS, another service) is down or saturated; the client should retry later."""
+
     default_status = 503
     default_code = "unavailable"
     default_message = "a backing service is unavailable"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, retry_after: int = 1) -> None:
+        self.retry_after = max(1, retry_after)
+        super().__init__(message, code=code)
+
+
+class RequestTimeout(CobrowseError):
+    """The client did not send its request body in time."""
+
+    default_status = 408
+    default_code = "request_timeout"
+    default_message = "the request body did not arrive in time"
 
 
 class RemoteError(CobrowseError):

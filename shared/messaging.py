@@ -33,6 +33,7 @@ session ignores any event whose version is not newer, so events applied late or 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from enum import StrEnum
@@ -40,7 +41,7 @@ from typing import Any, Literal
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -120,8 +121,21 @@ def new_event_id() -> str:
     return uuid.uuid4().hex
 
 
-async def ensure_streams(js: JetStreamContext, *, max_age_s: float = 7 * 24 * 3600) -> None:
-    """Create or update the ``COBROWSE`` stream; safe to call from every replica at start."""
+def _at_least(existing: float | int | None, wanted: float | int) -> float | int:
+    """The larger of two limits where ``-1`` or ``0``/``None`` mean unlimited (the larger of all)."""
+    if existing is None or existing <= 0 or wanted <= 0:
+        return -1 if isinstance(wanted, int) else 0.0
+    return max(existing, wanted)
+
+
+async def ensure_streams(
+    js: JetStreamContext, *, replicas: int = 1, max_bytes: int = -1, max_age_s: float = 7 * 24 * 3600
+) -> None:
+    """Create the ``COBROWSE`` stream, or raise an existing one's settings to ours; safe from every replica at start.
+
+    An existing stream's replicas and limits are never lowered: an operator who made it R3 or gave it more room keeps
+    that, whatever a service's settings say (several versions of a service may start side by side).
+    """
     config = StreamConfig(
         name=STREAM,
         subjects=STREAM_SUBJECTS,
@@ -129,13 +143,30 @@ async def ensure_streams(js: JetStreamContext, *, max_age_s: float = 7 * 24 * 36
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
         max_age=max_age_s,
+        max_bytes=max_bytes,
+        num_replicas=replicas,
         duplicate_window=120.0,
         allow_atomic=True,  # the registry's outbox publishes in atomic batches; servers before 2.12 ignore it
     )
     try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+        current = (await js.stream_info(STREAM)).config
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:  # another replica created it meanwhile
+            current = (await js.stream_info(STREAM)).config
+    merged = dataclasses.replace(
+        current,
+        subjects=sorted(set(current.subjects or []) | set(STREAM_SUBJECTS)),
+        num_replicas=max(current.num_replicas or 1, replicas),
+        max_bytes=int(_at_least(current.max_bytes, max_bytes)),
+        max_age=float(_at_least(current.max_age, max_age_s)),
+        duplicate_window=max(current.duplicate_window or 0.0, 120.0),
+        allow_atomic=True,
+    )
+    if merged != current:
+        await js.update_stream(merged)
 
 
 # ---------------------------------------------------------------------------------------------- payloads

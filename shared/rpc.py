@@ -8,6 +8,7 @@ status and code. Unexpected exceptions are logged with a traceback and answered 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from structlog.contextvars import bound_contextvars
 
 from .errors import CobrowseError, RemoteError, Unavailable, ValidationFailed
 from .messaging import Message
+from .outages import outage_of
 
 __all__ = ["call", "endpoint"]
 
@@ -57,9 +59,14 @@ def endpoint(
             except CobrowseError as exc:
                 log.info("rpc_rejected", code=exc.code, status=exc.status)
                 await _respond_error(req, exc)
-            except Exception:
-                log.exception("rpc_failed")
-                await _respond_error(req, CobrowseError())
+            except Exception as exc:
+                dependency = outage_of(exc)
+                if dependency is None:
+                    log.exception("rpc_failed")
+                    await _respond_error(req, CobrowseError())
+                else:
+                    log.warning("rpc_unavailable", dependency=dependency, error=type(exc).__name__)
+                    await _respond_error(req, Unavailable(f"{dependency} unavailable, retry"))
             else:
                 await req.respond(reply.encode())
 
@@ -70,6 +77,10 @@ async def _respond_error(req: Request, exc: CobrowseError) -> None:
     await req.respond_error(str(exc.status), exc.code, data=json.dumps(exc.to_dict()).encode())
 
 
+RETRY_DELAY_S = 0.25
+"""Pause before the one retry: long enough for a NATS client to move to another node of a cluster."""
+
+
 async def call(
     nc: NatsClient,
     subject: str,
@@ -78,13 +89,25 @@ async def call(
     *,
     timeout_s: float = 2.0,
     request_id: str | None = None,
+    idempotent: bool = False,
 ) -> Rep:
-    """Send ``request`` and return the typed reply; remote errors are raised as ``RemoteError``."""
+    """Send ``request`` and return the typed reply; remote errors are raised as ``RemoteError``.
+
+    A node lost from a NATS cluster must not be a 503: "no responders" (the request reached no handler) is retried
+    once always; a timeout (a handler may have acted) only for an ``idempotent`` request. ``Unavailable`` after that.
+    """
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    try:
-        msg = await nc.request(subject, request.encode(), timeout=timeout_s, headers=headers)
-    except (NoRespondersError, NatsTimeoutError) as exc:
-        raise Unavailable(f"no answer on {subject}") from exc
+    data = request.encode()
+    for attempt in (1, 2):
+        try:
+            msg = await nc.request(subject, data, timeout=timeout_s, headers=headers)
+            break
+        except (NoRespondersError, NatsTimeoutError) as exc:
+            retry = isinstance(exc, NoRespondersError) or idempotent
+            if attempt == 2 or not retry:
+                raise Unavailable(f"no answer on {subject}") from exc
+            log.info("rpc_retry", subject=subject, error=type(exc).__name__)
+            await asyncio.sleep(RETRY_DELAY_S)
     if msg.headers and ERROR_CODE_HEADER in msg.headers:
         status = int(msg.headers[ERROR_CODE_HEADER])
         code = msg.headers.get(ERROR_HEADER, "internal")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import uvloop
 from aiohttp import web
+from pydantic import SecretStr
 
 from .logs import configure_logging
 from .settings import ServiceSettings, load_settings
@@ -23,7 +25,7 @@ def run_service(service: str, settings_class: type[S], create_app: Callable[[S],
     event loop (measured in ``make bench``); our edge middleware writes the one access line per request.
     """
     settings = load_settings(settings_class, service)
-    configure_logging(settings.log_level, settings.log_json)
+    configure_logging(settings.log_level, settings.log_json, secrets=_secrets(settings))
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -32,3 +34,14 @@ def run_service(service: str, settings_class: type[S], create_app: Callable[[S],
         print=None,
         loop=uvloop.new_event_loop(),
     )
+
+
+def _secrets(settings: ServiceSettings) -> Iterator[str]:
+    """Every secret value in ``settings`` (``SecretStr`` fields, the Redis password), for the log redactor."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+    password = urlsplit(settings.redis_url).password
+    if password:
+        yield password

@@ -9,6 +9,7 @@ service's ``env_prefix`` (``TOKEN_``, ``REGISTRY_``, ``NOTIFY_``).
 from __future__ import annotations
 
 import sys
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,10 +46,43 @@ class ServiceSettings(BaseSettings):
     """Where browsers reach the session registry (beacons)."""
     public_notify_url: str = Field("http://127.0.0.1:8082", validation_alias="PUBLIC_NOTIFY_URL")
     """Where browsers reach the notification service (queue position, agent console, dashboard)."""
+    redis_pool_size: int = Field(64, ge=1, validation_alias="REDIS_POOL_SIZE")
+    """Redis connections one process opens at most; callers past it wait for a free one."""
+    redis_pool_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_POOL_TIMEOUT_S")
+    """How long a caller waits for a free Redis connection before its request answers 503."""
+    redis_socket_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_SOCKET_TIMEOUT_S")
+    """Deadline of one Redis connect and of one reply; past it the command fails (a request answers 503)."""
+    nats_pending_bytes: int = Field(2 * 1024 * 1024, ge=64 * 1024, validation_alias="NATS_PENDING_BYTES")
+    """Bytes NATS buffers for sending while disconnected; past it a publish fails at once (503)."""
+    nats_timeout_s: float = Field(2.0, gt=0, validation_alias="NATS_TIMEOUT_S")
+    """Deadline of a NATS connect and of a flush."""
+    nats_stream_replicas: int = Field(1, ge=1, le=5, validation_alias="NATS_STREAM_REPLICAS")
+    """Replicas of the ``COBROWSE`` stream (3 on a NATS cluster); an existing stream's are never lowered."""
+    nats_stream_max_bytes: int = Field(-1, ge=-1, validation_alias="NATS_STREAM_MAX_BYTES")
+    """Size cap of the ``COBROWSE`` stream (-1: none; the oldest events go first); never lowered at start."""
+    http_max_connections: int = Field(4096, ge=1, validation_alias="HTTP_MAX_CONNECTIONS")
+    """Requests one process serves at once (each holds a connection; WebSockets and streams included); past it a
+    request answers 503 with ``Retry-After`` before any work."""
+    http_body_timeout_s: float = Field(10.0, gt=0, validation_alias="HTTP_BODY_TIMEOUT_S")
+    """Time a client has to send its whole request body; past it the request answers 408 and the connection closes."""
+    retry_after_s: int = Field(1, ge=1, validation_alias="RETRY_AFTER_S")
+    """``Retry-After`` seconds of a 503 (dependency outage, pool exhausted, connection cap)."""
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     instance_id: str = ""
     """Name of this replica in logs and NATS client names; default: hostname and pid."""
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), validation_alias="TRUSTED_PROXIES"
+    )
+    """Comma-separated CIDRs (or addresses) of the reverse proxies in front of the service: the client IP is the
+    right-most ``X-Forwarded-For`` hop not in this list, and only when the direct peer is in it. Empty: the peer."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ip_network(part.strip(), strict=True) for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,29 +1,55 @@
 """HTTP edge shared by every service: request context and error translation, CORS, JSON bodies, health, metrics.
 
 ``setup_edge(app, ...)`` installs it all; a service's ``create_app`` then only adds its own routes.
+
+Failure model, one answer per kind of failure, whatever layer it comes from:
+
+- bad input (our validation, aiohttp's parser, a garbled compressed body, an unknown route or method, a static file
+  name the file system refuses) → 4xx with our JSON error body;
+- a dependency outage (Redis or NATS unreachable, slow, or its pool exhausted) → 503 ``unavailable`` with
+  ``Retry-After``, logged at warning without a traceback; handlers just let those errors through;
+- overload (``HTTP_MAX_CONNECTIONS`` requests in progress) → 503 with ``Retry-After`` before any work;
+- a body slower than ``HTTP_BODY_TIMEOUT_S`` → 408, connection closed;
+- a client that hung up → logged at info; anything else is a bug: logged with a traceback, answered 500.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import errno
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
-from .errors import BadRequest, CobrowseError, NotFound, RateLimited, UnsupportedMediaType, ValidationFailed
-from .keys import NATS, REDIS, WEBSOCKETS
+from . import protocol_errors
+from .errors import (
+    BadRequest,
+    CobrowseError,
+    NotFound,
+    RateLimited,
+    RequestTimeout,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from .jsonbody import parse_json
+from .keys import BACKGROUND, NATS, REDIS, WEBSOCKETS
+from .outages import outage_of
 from .rpc import validation_errors
+from .settings import ServiceSettings
 
 __all__ = ["client_ip", "error_response", "read_json", "setup_edge", "static_file"]
 
@@ -38,11 +64,16 @@ HTTP_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 
+CLIENT_GONE_STATUS = 499
+"""Metrics status of a request whose client hung up before its answer (nginx's convention); never sent."""
+
 
 def error_response(exc: CobrowseError, headers: dict[str, str] | None = None) -> web.Response:
     headers = dict(headers or {})
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
+    elif exc.status == 503:  # another service's 503 relayed (RemoteError)
+        headers.setdefault("Retry-After", "1")
     return web.json_response(exc.to_dict(), status=exc.status, headers=headers)
 
 
@@ -57,29 +88,94 @@ def _http_exception_response(exc: web.HTTPException) -> web.StreamResponse:
     return web.json_response(body, status=exc.status, headers=headers)
 
 
-def _edge_middleware(service: str) -> Middleware:
+async def _read_body(request: web.Request, timeout_s: float) -> None:
+    """Read (and cache for the handler) a request body within ``timeout_s``; a garbled body is a 400."""
+    if not request.body_exists or request.headers.get(hdrs.UPGRADE):
+        return
+    try:
+        async with asyncio.timeout(timeout_s):
+            await request.read()
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        code, message = protocol_errors.describe(exc.__cause__ or exc)
+        raise BadRequest(message, code=code) from exc
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
+
+
+def _failure_response(request: web.Request, exc: Exception, retry_after: int) -> web.StreamResponse:
+    """The answer to an exception a handler raised (see the module's failure model)."""
+    if isinstance(exc, CobrowseError):
+        log.info("http_rejected", code=exc.code, status=exc.status)
+        return error_response(exc)
+    if isinstance(exc, web.HTTPException):
+        return _http_exception_response(exc)
+    dependency = outage_of(exc)
+    if dependency is not None:
+        log.warning("http_unavailable", dependency=dependency, error=type(exc).__name__)
+        return error_response(Unavailable(f"{dependency} unavailable, retry", retry_after=retry_after))
+    if isinstance(exc, ConnectionResetError):  # aiohttp's ClientConnectionResetError included
+        log.info("http_client_gone", error=type(exc).__name__)
+        return web.Response(status=CLIENT_GONE_STATUS)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR):
+        # The static handler asks the file system about any name a client sends.
+        return error_response(NotFound("no such file", code="not_found"))
+    log.exception("http_failed")
+    return error_response(CobrowseError())
+
+
+def _edge_middleware(service: str, settings: ServiceSettings) -> Middleware:
     # Metric children per route (and status), looked up once: ``labels()`` costs more than the update itself.
     counters: dict[tuple[str, int], Counter] = {}
     latencies: dict[str, Histogram] = {}
+    in_progress = 0
+    cap, retry_after = settings.http_max_connections, settings.retry_after_s
+    body_timeout_s = settings.http_body_timeout_s
 
     @web.middleware
     async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_progress
         clear_contextvars()
         request_id = request.headers.get("X-Request-ID") or os.urandom(16).hex()
         bind_contextvars(request_id=request_id, method=request.method, path=request.path)
         started = time.perf_counter()
+        in_progress += 1
+        body_failed = False
         try:
+            if in_progress > cap and request.path not in ("/healthz", "/readyz"):
+                raise Unavailable("too many requests in progress, retry", code="overloaded", retry_after=retry_after)
+            body_failed = True
+            await _read_body(request, body_timeout_s)
+            body_failed = False
             response = await handler(request)
-        except CobrowseError as exc:
-            response = error_response(exc)
-            log.info("http_rejected", code=exc.code, status=exc.status)
-        except web.HTTPException as exc:
-            response = _http_exception_response(exc)
+            if isinstance(response, web.FileResponse) and not await asyncio.to_thread(_is_file, response._path):
+                # aiohttp would find out only while sending, and answer a bare 404 (or a 500 for a name the file
+                # system refuses as too long).
+                raise NotFound("no such file", code="not_found")
         except asyncio.CancelledError:
+            log.info("http_cancelled")
             raise
-        except Exception:
-            log.exception("http_failed")
-            response = error_response(CobrowseError())
+        except Exception as exc:
+            response = _failure_response(request, exc, retry_after)
+            if request.writer.output_size > 0:
+                # A WebSocket or a stream already answered: an HTTP response now would corrupt it, so just close.
+                request.protocol.force_close()
+            elif body_failed and response.status in (400, 408):
+                # The rest of the body may never come, or cannot be decoded: answer now and close, rather than let
+                # aiohttp wait for (or read) the rest of it. (A 413's rest is read and dropped by aiohttp.)
+                response.headers["X-Request-ID"] = request_id
+                response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                request.protocol.force_close()
+        finally:
+            in_progress -= 1
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
         elapsed = time.perf_counter() - started
@@ -136,11 +232,20 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+_READY_SCRIPT = "return redis.call('EXISTS', KEYS[1])"
+"""A tiny script, so ``/readyz`` proves what every request needs: a pooled connection that runs Lua."""
+
+
 async def _readyz(request: web.Request) -> web.Response:
     app = request.app
     checks: dict[str, Callable[[], Awaitable[Any]]] = {}
     if REDIS in app:
-        checks["redis"] = app[REDIS].ping
+        redis = app[REDIS]
+
+        async def redis_ok() -> None:
+            await redis.eval(_READY_SCRIPT, 1, "cobrowse:readyz")
+
+        checks["redis"] = redis_ok
     if NATS in app:
         nc = app[NATS]
 
@@ -157,9 +262,12 @@ async def _readyz(request: web.Request) -> web.Response:
                 await check()
         except Exception:
             down.append(name)
+    loops = app.get(BACKGROUND, {})
+    down += [f"loop:{name}" for name, health in loops.items() if not health.running]
+    body: dict[str, Any] = {"loops": {name: health.to_dict() for name, health in loops.items()}} if loops else {}
     if down:
-        return web.json_response({"status": "unavailable", "down": down}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable", "down": down, **body}, status=503)
+    return web.json_response({"status": "ready", **body})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -172,15 +280,20 @@ async def _close_websockets(app: web.Application) -> None:
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-def setup_edge(app: web.Application, *, service: str, cors_origins: Iterable[str]) -> None:
-    """Install the edge middlewares, ``/healthz``, ``/readyz``, ``/metrics`` and socket tracking on ``app``."""
+def setup_edge(app: web.Application, *, service: str, settings: ServiceSettings) -> None:
+    """Install the edge middlewares, ``/healthz``, ``/readyz``, ``/metrics`` and socket tracking on ``app``.
+
+    ``settings`` gives the CORS origins and the caps (``HTTP_MAX_CONNECTIONS``, ``HTTP_BODY_TIMEOUT_S``).
+    """
+    protocol_errors.install()
     # CORS is outermost so that the error responses the edge builds from exceptions carry its headers too.
-    app.middlewares.append(_cors_middleware(cors_origins))
-    app.middlewares.append(_edge_middleware(service))
+    app.middlewares.append(_cors_middleware(settings.cors_origins))
+    app.middlewares.append(_edge_middleware(service, settings))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[BACKGROUND] = {}
     app.on_shutdown.append(_close_websockets)
 
 
@@ -201,18 +314,15 @@ def static_file(path: Path, *, cache_control: str = "no-cache") -> Handler:
 async def read_json(request: web.Request, model: type[M], *, allow_text_plain: bool = False) -> M:
     """Parse and validate a JSON request body into ``model``.
 
-    Raises ``UnsupportedMediaType`` for other content types, ``BadRequest`` (``malformed_json``) for
-    unparsable bodies, ``ValidationFailed`` naming every bad field, and aiohttp's 413 past ``client_max_size``.
+    Raises ``UnsupportedMediaType`` for other content types, ``BadRequest`` for unparsable, too deep or non-finite
+    bodies (``shared.jsonbody.parse_json``), ``ValidationFailed`` naming every bad field, and aiohttp's 413 past
+    ``client_max_size``.
     ``allow_text_plain`` admits ``text/plain``, which is what ``navigator.sendBeacon`` sends for a string.
     """
     ctype = request.content_type
     if ctype != "application/json" and not (allow_text_plain and ctype == "text/plain"):
         raise UnsupportedMediaType()
-    raw = await request.read()
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("body is not valid JSON", code="malformed_json") from exc
+    data = parse_json(await request.read())
     if not isinstance(data, dict):
         raise ValidationFailed.one("body", "must be a JSON object")
     try:
@@ -221,10 +331,48 @@ async def read_json(request: web.Request, model: type[M], *, allow_text_plain: b
         raise ValidationFailed(validation_errors(exc)) from exc
 
 
-def client_ip(request: web.Request, *, trust_forwarded: bool = False) -> str:
-    """The caller's IP; ``X-Forwarded-For``'s first hop only when the service runs behind a trusted proxy."""
-    if trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded:
-            return forwarded.split(",", 1)[0].strip()
-    return request.remote or ""
+def client_ip(request: web.Request, trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()) -> str:
+    """The caller's IP, for rate limits and audit; never an address the client chose.
+
+    With no ``trusted_proxies`` (``TRUSTED_PROXIES``) it is the direct peer. When the peer is a trusted proxy, it
+    is the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy: each proxy appends the address
+    that connected to it, so hops right of that one were written by proxies we trust and hops left of it by the
+    client (who may write anything). A hop that is not an address (garbage, an obfuscated ``unknown``) ends the
+    walk at the last trusted address seen, so a client cannot get a fresh identity by sending nonsense.
+    """
+    peer = request.remote or ""
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+        return peer
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    client = peer
+    for hop in reversed(forwarded.split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        client = address
+        if not _trusted(address, trusted_proxies):
+            break
+    return client
+
+
+def _address(hop: str) -> str | None:
+    """The IP address in one ``X-Forwarded-For`` hop (``[v6]:port`` and ``v4:port`` forms accepted), else None."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop, closed, _ = hop[1:].partition("]")
+        if not closed:
+            return None
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return str(ip_address(hop))
+    except ValueError:
+        return None
+
+
+def _trusted(address: str, trusted_proxies: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)

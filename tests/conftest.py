@@ -3,16 +3,23 @@
 The servers start once per test session from the venv's pip-installed binaries (never the machine's own
 services). Each test gets an empty Redis database and a NATS server without streams.
 
-Every log line of the run is kept; at the end the run fails if any line holds a secret (the test SDK secret or
-anything shaped like an API key).
+Every log line of the run is kept, this process's and every child's (each ``*.log`` file under pytest's temporary
+directory: the service processes of ``devstack.Stack`` and of single tests, the servers). At the end the run fails if
+any line holds a credential: a configuration secret (the test SDK secret, every ``*SECRET*`` constant of a test
+module, every secret handed to a child process in its environment) or anything shaped like an API key, a JWT or a
+session token. A service process (``python -m <service>``) that exits with an error while its test runs fails that
+test, and one found so at the end fails the run.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -23,9 +30,15 @@ from shared.logs import configure_logging
 
 TEST_SDK_KEY = "test-sdk-key"
 TEST_SDK_SECRET = "test-sdk-secret-never-logged-3f9a"
-SECRET_MARKERS = (TEST_SDK_SECRET, "cbk_")
+# Credentials by shape: an API key, a JWT (the SDK token), a session token ``v1.<session>.<signature>``.
+CREDENTIAL_SHAPES = re.compile(
+    r"cbk_[A-Za-z0-9_-]{6,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|\bv1\.[^.\s\"'\\]{1,128}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"
+)
+SERVICE_PACKAGES = frozenset({"token_service", "session_registry", "notification_service", "devstack.up"})
 
 LOG_LINES: list[str] = []
+CHILD_SECRETS: set[str] = set()
+SERVICE_PROCESSES: list[subprocess.Popen[Any]] = []
 
 
 class _KeepLines(io.TextIOBase):
@@ -39,14 +52,83 @@ class _KeepLines(io.TextIOBase):
         sys.stderr.flush()
 
 
+class _TrackedPopen(subprocess.Popen):  # type: ignore[type-arg]
+    """``subprocess.Popen`` (asyncio's children included) noting service processes and the secrets children get."""
+
+    def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+        super().__init__(args, *rest, **kwargs)
+        env = kwargs.get("env") or {}
+        CHILD_SECRETS.update(v for k, v in env.items() if "SECRET" in k.upper() and len(v) >= 8)
+        argv = [str(a) for a in args] if isinstance(args, list | tuple) else [str(args)]
+        if any(argv[i] == "-m" and argv[i + 1] in SERVICE_PACKAGES for i in range(len(argv) - 1)):
+            SERVICE_PROCESSES.append(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        # Whoever waits for the exit (``subprocess.run``, a test's own stop) sees its status: not a silent death.
+        returncode = super().wait(timeout)
+        if self in SERVICE_PROCESSES:
+            SERVICE_PROCESSES.remove(self)
+        return returncode
+
+
+def _crashed() -> list[str]:
+    """Service processes that exited with an error nobody waited for, each reported once."""
+    found = []
+    for process in list(SERVICE_PROCESSES):
+        if process.poll() is not None:
+            SERVICE_PROCESSES.remove(process)
+            if process.returncode > 0:
+                found.append(f"{' '.join(map(str, process.args))} exited with {process.returncode}")  # type: ignore[arg-type]
+    return found
+
+
 def pytest_configure(config: pytest.Config) -> None:
     configure_logging("DEBUG", json=True, cache=False, stream=_KeepLines())
+    subprocess.Popen = _TrackedPopen  # type: ignore[misc]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    result = yield
+    crashed = _crashed()
+    if crashed:
+        pytest.fail("a service process died during the test: " + "; ".join(crashed), pytrace=False)
+    return result
+
+
+def _secret_markers() -> set[str]:
+    markers = {TEST_SDK_SECRET, *CHILD_SECRETS}
+    for name, module in list(sys.modules.items()):
+        if name == "tests" or name.startswith("tests."):
+            markers.update(
+                value
+                for key, value in vars(module).items()
+                if "SECRET" in key and isinstance(value, str) and len(value) >= 8
+            )
+    return markers
+
+
+def _leaks(lines: Iterator[str], markers: set[str]) -> Iterator[str]:
+    for line in lines:
+        if CREDENTIAL_SHAPES.search(line) or any(marker in line for marker in markers):
+            yield line
+
+
+def _child_log_lines(session: pytest.Session) -> Iterator[str]:
+    base = session.config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    for path in sorted(base.rglob("*.log")):
+        yield from path.read_text(errors="replace").splitlines()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaks = [line for line in LOG_LINES if any(marker in line for marker in SECRET_MARKERS)]
+    markers = _secret_markers()
+    leaks = [*_leaks(iter(LOG_LINES), markers), *_leaks(_child_log_lines(session), markers)]
     if leaks:
-        print(f"\nSECRET LEAK: {len(leaks)} log lines hold a secret; first: {leaks[0][:300]}")
+        print(f"\nSECRET LEAK: {len(leaks)} log lines hold a credential; first: {leaks[0][:300]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    crashed = _crashed()
+    if crashed:
+        print("\nSERVICE CRASH: " + "; ".join(crashed))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -31,6 +31,13 @@ PAGE = """<!doctype html>
     emit(name, payload) { (this.handlers[name] || []).forEach((h) => h(payload)); },
   };
   window.beaconErrors = [];
+  // Every fetch the beacon makes, with the page clock's time of the call (for the send-at-once deadline).
+  window.posts = [];
+  const realFetch = window.fetch.bind(window);
+  window.fetch = (url, init) => {
+    window.posts.push({ at: performance.now(), body: JSON.parse(init.body) });
+    return realFetch(url, init);
+  };
   window.attachBeacon = (options) => {
     window.beacon = CobrowseBeacon.attach(window.fakeSession, Object.assign({
       url: "%BEACON_URL%", sessionId: "sess-1", token: "tok-1", heartbeatMs: 0,
@@ -49,6 +56,7 @@ class Recorder:
     preflights: int = 0
     failures: int = 0
     fail_next: int = 0
+    refuse: set[str] = field(default_factory=set)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
@@ -75,7 +83,21 @@ class Recorder:
             self.batches.append(batch)
             self.content_types.append(request.headers.get("Content-Type", ""))
             self.changed.notify_all()
-        return web.json_response({"accepted": len(batch["events"]), "duplicates": 0}, status=202, headers=CORS)
+        # Per-event answers as the registry gives them (contract 10): refused events by index, 400 if all are.
+        refused = [i for i, event in enumerate(batch["events"]) if event["name"] in self.refuse]
+        if refused and len(refused) == len(batch["events"]):
+            errors = [{"property": f"events.{i}.name", "reason": "unknown event"} for i in refused]
+            return web.json_response(
+                {"error": {"code": "bad_request", "message": "test"}, "errors": errors}, status=400, headers=CORS
+            )
+        answer = {
+            "accepted": len(batch["events"]) - len(refused),
+            "duplicates": 0,
+            "ignored": 0,
+            "state": "waiting",
+            "rejected": [{"index": i, "property": f"events.{i}.name", "reason": "unknown event"} for i in refused],
+        }
+        return web.json_response(answer, status=202, headers=CORS)
 
     async def wait_for(self, predicate: Callable[[Recorder], bool]) -> None:
         async with asyncio.timeout(10), self.changed:

@@ -89,17 +89,105 @@ async def test_splits_large_bursts_into_batches_of_max_batch(harness: Harness) -
 
 
 async def test_flushes_pending_events_when_the_page_is_closed(harness: Harness) -> None:
-    # A long batching delay: nothing would leave before the page goes away, unless the close flushes it.
+    # A long batching delay: the heartbeats would not leave before the page goes away, unless the close flushes them.
     await harness.attach(flushDelayMs=60_000)
-    await harness.emit("pincode_updated", {"pinCode": "111222"})
-    await harness.emit("session_started")
+    await harness.page.evaluate("() => { window.beacon.track('heartbeat'); window.beacon.track('heartbeat'); }")
     assert harness.recorder.batches == []
 
     await harness.page.close(run_before_unload=True)
     await harness.recorder.wait_for(lambda r: len(r.events) >= 3)
 
-    assert harness.recorder.names() == ["pincode_updated", "session_started", "page_hidden"]
+    assert harness.recorder.names() == ["heartbeat", "heartbeat", "page_hidden"]
     assert harness.recorder.events[2]["payload"] == {"reason": "unload"}
+
+
+async def test_a_tab_hidden_then_closed_reports_both_reasons(harness: Harness) -> None:
+    """A closing tab turns hidden first; the registry must still learn it was unloaded (contract 2)."""
+    await harness.attach()
+    await harness.page.evaluate(
+        """() => {
+          Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+          document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    await harness.recorder.wait_for(lambda r: r.names() == ["page_hidden"])
+    await harness.page.close(run_before_unload=True)
+    await harness.recorder.wait_for(lambda r: len(r.events) >= 2)
+    assert [e["payload"] for e in harness.recorder.events] == [{"reason": "hidden"}, {"reason": "unload"}]
+
+
+async def test_a_page_put_in_the_back_forward_cache_says_so_and_comes_back(harness: Harness) -> None:
+    await harness.attach(flushDelayMs=0)
+    await harness.page.evaluate(
+        """() => {
+          window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: true }));
+          window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }));
+        }"""
+    )
+    await harness.recorder.wait_for(lambda r: len(r.events) == 2)
+    assert [(e["name"], e["payload"]) for e in harness.recorder.events] == [
+        ("page_hidden", {"reason": "bfcache"}),
+        ("page_visible", {"reason": "bfcache"}),
+    ]
+
+
+LIFECYCLE = ["pincode_updated", "session_started", "agent_joined", "agent_left", "session_error", "session_ended"]
+
+
+async def test_lifecycle_events_are_posted_within_20_ms_of_the_sdk_emitting_them(harness: Harness) -> None:
+    """Issue 12's deadline, measured on the page clock around the beacon's fetch (the default 200 ms batching
+    delay stays in force for heartbeats)."""
+    await harness.attach(heartbeatMs=0)
+    delays = await harness.page.evaluate(
+        """async (names) => {
+          const delays = {};
+          for (const name of names) {
+            const before = window.posts.length;
+            const emitted = performance.now();
+            window.fakeSession.emit(name, name === "pincode_updated" ? { pinCode: "123456" } : {});
+            while (window.posts.length === before) await new Promise((resolve) => setTimeout(resolve, 1));
+            delays[name] = window.posts[before].at - emitted;
+            // Wait for the answer: one request is in flight at a time, the next event must not queue behind it.
+            while (window.beacon.stats.sent < before + 1) await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+          return delays;
+        }""",
+        LIFECYCLE,
+    )
+    assert set(delays) == set(LIFECYCLE)
+    assert all(delay < 20 for delay in delays.values()), delays
+    await harness.recorder.wait_for(lambda r: r.names() == LIFECYCLE)
+
+
+async def test_heartbeats_and_visibility_events_still_wait_to_share_a_request(harness: Harness) -> None:
+    await harness.attach(heartbeatMs=30, flushDelayMs=300)
+    await harness.emit("session_started")
+    await harness.recorder.wait_for(lambda r: r.names().count("heartbeat") >= 2)
+    batches = [[e["name"] for e in b["events"]] for b in harness.recorder.batches]
+    assert batches[0] == ["session_started"], "the lifecycle event did not wait for the heartbeats"
+    assert len(batches[1]) >= 2 and set(batches[1]) == {"heartbeat"}, batches
+
+
+async def test_a_refused_event_is_dropped_and_the_rest_of_its_batch_is_not_resent(harness: Harness) -> None:
+    harness.recorder.refuse = {"bogus"}
+    await harness.attach(retryMinMs=10)
+    await harness.page.evaluate("() => { window.beacon.track('bogus'); window.fakeSession.emit('session_started'); }")
+    await harness.page.wait_for_function("() => window.beacon.stats.sent === 1 && window.beacon.stats.dropped === 1")
+    # A whole batch refused (400 naming every event) is dropped too, never retried.
+    await harness.page.evaluate("() => window.beacon.track('bogus')")
+    await harness.page.wait_for_function("() => window.beacon.stats.dropped === 2")
+    await harness.emit("session_ended")
+    await harness.recorder.wait_for(lambda r: "session_ended" in r.names())
+
+    batches = [[e["name"] for e in b["events"]] for b in harness.recorder.batches]
+    assert batches == [["bogus", "session_started"], ["bogus"], ["session_ended"]]
+    assert await harness.page.evaluate("() => window.beacon.stats") == {
+        "sent": 2,
+        "failed": 0,
+        "dropped": 2,
+        "beaconed": 0,
+    }
+    assert await harness.page.evaluate("() => window.beaconErrors") == ["rejected", "rejected"]
 
 
 async def test_visibility_changes_become_page_hidden_and_page_visible(harness: Harness) -> None:

@@ -7,71 +7,30 @@ services. Every step is awaited on the page (Playwright's expect / wait_for_sele
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import urllib.request
-from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from devstack.simulator import Customer, Urls
+from devstack.simulator import Customer
 from devstack.stack import Stack
 from shared.accounts import Role
 
 from .conftest import SCREENSHOTS, Pages
+from .flows import (
+    DESK,
+    STEP_MS,
+    feed_item,
+    get_help,
+    open_agent,
+    open_dashboard,
+    registry_session,
+    service_urls,
+    waiting_customer,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-STEP_MS = 15_000
-
-
-def registry_session(stack: Stack, api_key: str, session_id: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{stack.urls['registry']}/sessions/{session_id}", headers={"Authorization": f"Bearer {api_key}"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body: dict[str, Any] = json.load(response)
-    return body
-
-
-async def sign_in(page: Page, api_key: str) -> None:
-    await page.get_by_label("API key").fill(api_key)
-    await page.get_by_role("button", name="Sign in").click()
-
-
-async def get_help(page: Page, name: str) -> tuple[str, str]:
-    """Click "Get help" on the customer demo; returns the session id and the Support PIN shown."""
-    await page.get_by_label("Your name (optional)").fill(name)
-    await page.get_by_role("button", name="Get help").click()
-    pin = page.locator("#pin")
-    await expect(pin).to_have_text(re.compile(r"^\d{6}$"), timeout=STEP_MS)
-    session_id = await page.evaluate("() => JSON.parse(sessionStorage.getItem('cobrowse-demo')).session_id")
-    return session_id, await pin.inner_text()
-
-
-async def open_dashboard(stack: Stack, pages: Pages, width: int = 1280, height: int = 800) -> Page:
-    """A supervisor's dashboard, signed in and following the live stream."""
-    page = await pages.open(f"{stack.urls['notification']}/dashboard", "dashboard", width, height)
-    await sign_in(page, await stack.create_account("Kim", Role.SUPERVISOR))
-    await expect(page.locator("#stream-state")).to_have_text("live", timeout=STEP_MS)
-    return page
-
-
-async def open_agent(stack: Stack, pages: Pages, name: str, api_key: str, queues: str = "support") -> Page:
-    """An agent's console, signed in and available for ``queues``."""
-    page = await pages.open(f"{stack.urls['notification']}/agent", f"agent {name}")
-    await sign_in(page, api_key)
-    await expect(page.locator("#conn")).to_have_text("connected", timeout=STEP_MS)
-    await page.get_by_label("Queues").fill(queues)
-    await page.get_by_text("Available", exact=True).click()
-    await expect(page.locator("#notice")).to_have_text("You are available.", timeout=STEP_MS)
-    return page
-
-
-def service_urls(stack: Stack) -> Urls:
-    return Urls(stack.urls["token"], stack.urls["registry"], stack.urls["notification"])
 
 
 async def unlabelled_controls(page: Page) -> list[str]:
@@ -84,10 +43,6 @@ async def unlabelled_controls(page: Page) -> list[str]:
           .map((el) => el.outerHTML.slice(0, 80))"""
     )
     return found
-
-
-def feed_item(page: Page, event_type: str) -> Any:
-    return page.locator(f'#feed li[data-type="{event_type}"]').first
 
 
 async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stack, pages: Pages) -> None:
@@ -105,7 +60,9 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
     row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
     await expect(feed_item(dashboard, "queue.queued")).to_be_visible(timeout=STEP_MS)
-    assert registry_session(stack, agent_key, session_id)["session"]["pin"] == pin
+    supervisor_key = await stack.create_account("Sam", Role.SUPERVISOR)
+    assert registry_session(stack, supervisor_key, session_id)["session"]["pin"] == pin
+    assert registry_session(stack, agent_key, session_id)["session"]["pin"] is None  # PINs are need-to-know
     await expect(feed_item(dashboard, "queue.offered")).to_be_visible(timeout=STEP_MS)
 
     # The agent console receives the request live, with its wait time, and claims it.
@@ -118,10 +75,10 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
         assert await unlabelled_controls(page) == []
 
     await offer.get_by_role("button", name="Claim request from Jordan").click()
-    desk = agent.locator("#desk")
+    desk = agent.locator(DESK)
     await expect(desk).to_be_visible(timeout=STEP_MS)
     assert f"pin={pin}" in (await desk.get_attribute("src") or "")
-    await expect(agent.frame_locator("#desk").locator("#pin")).to_have_text(pin, timeout=STEP_MS)
+    await expect(agent.frame_locator(DESK).locator("#pin")).to_have_text(pin, timeout=STEP_MS)
     await expect(agent.locator("#desk-info")).to_contain_text(f"PIN {pin}")
     await expect(feed_item(dashboard, "queue.claimed")).to_be_visible(timeout=STEP_MS)
 
@@ -162,11 +119,7 @@ async def test_customer_agent_and_supervisor_through_a_whole_session(stack: Stac
 
 
 async def test_closing_the_customer_page_flushes_its_beacons(stack: Stack, pages: Pages) -> None:
-    dashboard = await open_dashboard(stack, pages)
-    customer = await pages.open(f"{stack.urls['token']}/demo?queue=closing", "customer")
-    session_id, _ = await get_help(customer, "Robin")
-    row = dashboard.locator(f'#sessions tr[data-session="{session_id}"]')
-    await expect(row).to_have_attribute("data-state", "waiting", timeout=STEP_MS)
+    customer, row = await waiting_customer(stack, pages, "closing", "Robin")
 
     await customer.close(run_before_unload=True)
     # The page_hidden beacon left with the page: the registry starts the reconnect window.
@@ -204,7 +157,7 @@ async def test_a_broadcast_request_claimed_by_one_agent_shows_as_taken_for_the_o
     await expect(ben.locator(offer)).to_be_visible(timeout=STEP_MS)
     await ana.locator(offer).get_by_role("button", name="Claim request from Eve").click()
 
-    await expect(ana.locator("#desk")).to_be_visible(timeout=STEP_MS)
+    await expect(ana.locator(DESK)).to_be_visible(timeout=STEP_MS)
     await expect(ben.locator(offer)).to_have_count(0, timeout=STEP_MS)
     await expect(ben.locator("#history")).to_contain_text("Eve: taken by another agent")
 
@@ -239,3 +192,13 @@ async def test_dashboard_resumes_after_a_notification_restart_without_missing_ev
     assert await dashboard.locator('#feed li[data-type="session.created"]', has_text="Dana").count() == 1
     # The page only logged the refused connections of the outage; nothing was thrown.
     assert [e for e in pages.errors if "uncaught" in e] == []
+
+
+async def test_cancelling_a_request_ends_its_session_in_the_registry(stack: Stack, pages: Pages) -> None:
+    """The page keeps its beacon until the SDK's session_ended, so the registry learns it even from the page alone."""
+    customer, row = await waiting_customer(stack, pages, "cancelling", "Quinn")
+
+    await customer.get_by_role("button", name="Cancel request").click()
+    await expect(customer.locator('#help [data-view="ended"]')).to_contain_text("cancelled", timeout=STEP_MS)
+    await expect(row).to_have_attribute("data-state", "ended", timeout=STEP_MS)
+    assert pages.errors == []

@@ -26,8 +26,10 @@ from notification_service.settings import Settings
 from shared.accounts import AccountStore, Role
 from shared.messaging import (
     MSG_ID_HEADER,
+    REGISTRY_END,
     TOKEN_AGENT_ISSUE,
     AgentToken,
+    EndSession,
     IssueAgentToken,
     SessionEvent,
     SessionState,
@@ -93,6 +95,21 @@ async def _token_service(nc: nats.aio.client.Client) -> AsyncIterator[list[Issue
     service = await add_service(nc, name="token-standin", version="0.0.1")
     await service.add_endpoint(name="issue", subject=TOKEN_AGENT_ISSUE, handler=endpoint(IssueAgentToken, issue))
     yield issued
+    await service.stop()
+
+
+@pytest.fixture(name="registry_standin")
+async def _registry_standin(nc: nats.aio.client.Client) -> AsyncIterator[list[EndSession]]:
+    """Answers ``registry.sessions.end`` like the registry (the session ends); records the requests."""
+    ended: list[EndSession] = []
+
+    async def end(req: EndSession) -> SessionView:
+        ended.append(req)
+        return view(req.session_id, SessionState.ENDED).model_copy(update={"ended_reason": req.reason})
+
+    service = await add_service(nc, name="registry-standin", version="0.0.1")
+    await service.add_endpoint(name="end", subject=REGISTRY_END, handler=endpoint(EndSession, end))
+    yield ended
     await service.stop()
 
 
@@ -183,6 +200,8 @@ def view(
     queue: str = "support",
     priority: int = 0,
     updated_at: float | None = None,
+    version: int = 0,
+    ended_reason: str | None = None,
 ) -> SessionView:
     now = time.time()
     return SessionView(
@@ -194,32 +213,44 @@ def view(
         customer_name=f"customer {session_id}",
         created_at=now,
         updated_at=updated_at or now,
+        version=version,
+        ended_reason=ended_reason,
     )
+
+
+def session_event(
+    session_id: str,
+    state: SessionState,
+    prev: SessionState | None = None,
+    type_: str | None = None,
+    data_size: int = 0,
+    **fields: Any,
+) -> SessionEvent:
+    return SessionEvent(
+        event_id=new_event_id(),
+        type=type_ or state.value,
+        source=Source.BEACON,
+        prev_state=prev,
+        session=view(session_id, state, **fields),
+        data={"padding": "x" * data_size} if data_size else {},
+    )
+
+
+async def publish_event(js: Any, event: SessionEvent) -> None:
+    subject = session_subject(event.session.session_id, event.type)
+    await js.publish(subject, event.encode(), headers={MSG_ID_HEADER: event.event_id})
 
 
 @pytest.fixture(name="session")
 async def _session(nc: nats.aio.client.Client) -> Callable[..., Awaitable[None]]:
+    """Publish a session event as the registry does: each gets the session's next version unless given one."""
     js = nc.jetstream()
+    versions: dict[str, int] = {}
 
-    async def publish(
-        session_id: str,
-        state: SessionState,
-        prev: SessionState | None = None,
-        type_: str | None = None,
-        data_size: int = 0,
-        **fields: Any,
-    ) -> None:
-        event = SessionEvent(
-            event_id=new_event_id(),
-            type=type_ or state.value,
-            source=Source.BEACON,
-            prev_state=prev,
-            session=view(session_id, state, **fields),
-            data={"padding": "x" * data_size} if data_size else {},
-        )
-        await js.publish(
-            session_subject(session_id, event.type), event.encode(), headers={MSG_ID_HEADER: event.event_id}
-        )
+    async def publish(session_id: str, state: SessionState, *args: Any, **fields: Any) -> None:
+        """``session_event``'s arguments."""
+        versions[session_id] = fields.pop("version", versions.get(session_id, 0) + 1)
+        await publish_event(js, session_event(session_id, state, *args, version=versions[session_id], **fields))
 
     return publish
 

@@ -48,7 +48,7 @@ async def test_status_needs_the_sessions_own_token(replica, session, events):
     assert missing.status == 404
 
 
-async def test_cancel_takes_request_out_and_tells_agents(replica, events, available, waiting):
+async def test_cancel_takes_request_out_and_tells_agents(replica, events, available, waiting, registry_standin):
     client = await replica(offer_timeout_s=10.0)
     alice = await available(client, "alice")
     sid = await waiting()

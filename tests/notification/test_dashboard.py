@@ -123,7 +123,7 @@ async def test_slow_consumer_is_dropped_and_resumes(replica, account, session, n
             break
         assert frame["id"] == last + 1
         last = frame["id"]
-    assert frame == {"type": "dropped", "reason": "slow_consumer", "last_event_id": last}
+    assert frame == {"type": "dropped", "reason": "slow_consumer", "last_event_id": last, "last_id": last}
 
     resumed = await client.ws_connect("/ws/dashboard", params={"last_event_id": str(last)})
     await resumed.send_json({"type": "auth", "api_key": headers["Authorization"][7:]})

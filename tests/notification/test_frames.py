@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notification_service.frames import parse
 from shared.accounts import Role
+from shared.errors import BadRequest
 from shared.messaging import SessionState
 
 from .conftest import new_session_id
@@ -79,3 +85,26 @@ async def test_pages_are_served(replica):
         assert response.status == 200 and response.content_type == "text/html"
     assert (await client.get("/static/agent.js")).status == 200
     assert (await client.get("/static/nothing.js")).status == 404
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=30,
+)
+_FRAME_TYPES = st.sampled_from(["auth", "status", "claim", "decline", "release", "ping", "dance"])
+
+
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        _JSON.map(json.dumps),
+        st.builds(lambda t, body: json.dumps({"type": t, **body}), _FRAME_TYPES, st.dictionaries(st.text(), _JSON)),
+    )
+)
+def test_any_frame_parses_or_is_refused_with_our_error(raw):
+    for auth_only in (False, True):
+        try:
+            parse(raw, auth_only=auth_only)
+        except BadRequest as exc:  # ValidationFailed included: never another exception type
+            assert exc.code in ("malformed_json", "json_too_deep", "validation_failed")

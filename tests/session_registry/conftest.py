@@ -74,17 +74,23 @@ class EventLog:
 
     def __init__(self) -> None:
         self.events: list[SessionEvent] = []
+        self.raw: list[bytes] = []
+        """Each message's body as the registry wrote it (for contract tests stricter than the shared model)."""
         self.msg_ids: list[str] = []
         self._changed = asyncio.Condition()
 
     async def add(self, msg: nats.aio.msg.Msg) -> None:
         async with self._changed:
             self.events.append(SessionEvent.model_validate_json(msg.data))
+            self.raw.append(msg.data)
             self.msg_ids.append((msg.headers or {}).get("Nats-Msg-Id", ""))
             self._changed.notify_all()
 
     def of(self, session_id: str, type_: str | None = None) -> list[SessionEvent]:
         return [e for e in self.events if e.session.session_id == session_id and (type_ is None or e.type == type_)]
+
+    def raw_of(self, session_id: str) -> list[bytes]:
+        return [raw for raw, e in zip(self.raw, self.events, strict=True) if e.session.session_id == session_id]
 
     async def wait(self, session_id: str, type_: str, count: int = 1, within_s: float = 5.0) -> list[SessionEvent]:
         async with asyncio.timeout(within_s), self._changed:

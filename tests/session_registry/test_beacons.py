@@ -27,7 +27,7 @@ async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, re
     )
     response = await client.post("/beacons", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
     assert response.status == 202
-    assert await response.json() == {"accepted": 1, "duplicates": 0, "ignored": 0}
+    assert await response.json() == {"accepted": 1, "duplicates": 0, "ignored": 0, "state": "waiting", "rejected": []}
     assert await redis.hget(f"reg:s:{session.id}", "pin") == "AB12"
 
 
@@ -35,15 +35,32 @@ async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
     session = await new_session()
     joined = ev("agent_joined")
     await session.beacon(ev("pincode_updated", {"pinCode": "111111"}), joined)
-    assert await session.beacon(joined, joined) == {"accepted": 0, "duplicates": 2, "ignored": 0}
+    assert await session.beacon(joined, joined) == {
+        "accepted": 0,
+        "duplicates": 2,
+        "ignored": 0,
+        "state": "active",
+        "rejected": [],
+    }
     assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "1"
 
 
-async def test_unknown_event_rejects_the_whole_batch_naming_the_index(client, new_session, redis) -> None:
+async def test_an_unknown_event_is_rejected_by_index_and_the_rest_applied(client, new_session, redis) -> None:
     session = await new_session()
-    body = await session.beacon(ev("pincode_updated", {"pinCode": "222222"}), ev("agent_teleported"), expect=400)
+    body = await session.beacon(ev("pincode_updated", {"pinCode": "222222"}), ev("agent_teleported"))
+    assert body["accepted"] == 1 and body["state"] == "waiting"
+    assert body["rejected"] == [{"index": 1, "property": "events.1.name", "reason": "unknown event 'agent_teleported'"}]
+    assert [h["type"] for h in await history(client, redis, session.id)] == ["created", "pin_assigned"]
+
+
+async def test_a_batch_of_only_bad_events_is_refused_naming_each(client, new_session, redis) -> None:
+    session = await new_session()
+    body = await session.beacon(ev("agent_teleported"), ev("agent_vanished"), expect=400)
     assert body["error"]["code"] == "unknown_event"
-    assert body["errors"] == [{"property": "events.1.name", "reason": "unknown event 'agent_teleported'"}]
+    assert [e["property"] for e in body["errors"]] == ["events.0.name", "events.1.name"]
+    mixed = await session.beacon(ev("agent_teleported"), ev("pincode_updated", {"pinCode": "1-2"}), expect=400)
+    assert mixed["error"]["code"] == "validation_failed"
+    assert [e["property"] for e in mixed["errors"]] == ["events.0.name", "events.1.payload.pinCode"]
     assert await state(redis, session.id) == "created"
     assert [h["type"] for h in await history(client, redis, session.id)] == ["created"]
 
@@ -59,16 +76,34 @@ async def test_missing_fields_are_named(new_session) -> None:
     assert empty["errors"][0]["property"] == "events"
 
 
-async def test_bad_payloads_are_rejected_before_anything_is_applied(new_session, redis) -> None:
+async def test_a_batch_with_bad_events_applies_the_good_ones(new_session, redis, events) -> None:
     session = await new_session()
+    good = [ev("pincode_updated", {"pinCode": "222333"}), ev("agent_joined"), ev("agent_joined")]
     body = await session.beacon(
-        ev("agent_joined"),
+        good[0],
         ev("pincode_updated", {"pinCode": "12-34"}),
+        good[1],
         ev("unknown_sdk_event", {}),
-        expect=400,
+        {"name": "heartbeat", "payload": {}},
+        ev("heartbeat") | {"ts": -1},
+        "not an event",
+        good[2],
     )
-    assert [e["property"] for e in body["errors"]] == ["events.1.payload.pinCode", "events.2.payload.original_name"]
-    assert await redis.hget(f"reg:s:{session.id}", "aj_b") is None
+    assert (body["accepted"], body["state"]) == (3, "active")
+    assert [(r["index"], r["property"]) for r in body["rejected"]] == [
+        (1, "events.1.payload.pinCode"),
+        (3, "events.3.payload.original_name"),
+        (4, "events.4.id"),
+        (4, "events.4.ts"),
+        (4, "events.4.seq"),
+        (5, "events.5.ts"),
+        (6, "events.6"),
+    ]
+    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "2"
+    await events.wait(session.id, "agent_joined", 2)
+    # the page resends the whole batch: the good ones are duplicates now, the bad ones are refused again
+    again = await session.beacon(good[0], ev("agent_teleported"), good[1])
+    assert (again["accepted"], again["duplicates"], [r["index"] for r in again["rejected"]]) == (0, 2, [1])
 
 
 async def test_credentials_sessions_sizes_and_media_types(client, new_session, make_settings) -> None:
@@ -141,6 +176,8 @@ async def test_session_ended_is_final_and_late_events_are_recorded_as_ignored(
         "accepted": 2,
         "duplicates": 0,
         "ignored": 2,
+        "state": "ended",
+        "rejected": [],
     }
     assert await state(redis, session.id) == "ended"
     entries = await history(client, redis, session.id)

@@ -18,6 +18,8 @@ async def test_whole_flow_create_pin_resolve_join_end(nc: nats.aio.client.Client
         "accepted": 2,
         "duplicates": 0,
         "ignored": 0,
+        "state": "waiting",
+        "rejected": [],
     }
     (assigned,) = await events.wait(session.id, "pin_assigned")
     assert assigned.prev_state is SessionState.CREATED and assigned.session.state is SessionState.WAITING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from shared.accounts import AccountStore, Role
@@ -102,3 +103,38 @@ async def test_metrics_count_events_timers_and_the_outbox(client, new_session, e
         "cobrowse_registry_timers_fired_total",
     ):
         assert name in text
+
+
+async def test_agents_read_no_pin_supervisors_and_admins_do(client, new_session, redis) -> None:
+    """Contract 8: a PIN opens a customer's screen; agents get one by claiming, never from the read API."""
+    api = await keys(redis)
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "600603"}), ev("pincode_updated", {"pinCode": "600604"}))
+    rival = await new_session()
+    await rival.beacon(ev("pincode_updated", {"pinCode": "600604"}))  # pin_conflict names the PIN in its data
+
+    async def read(role: Role) -> tuple[list[dict], dict]:
+        listed = await (await client.get("/sessions", headers=bearer(api[role]))).json()
+        one = await (await client.get(f"/sessions/{session.id}", headers=bearer(api[role]))).json()
+        other = await (await client.get(f"/sessions/{rival.id}", headers=bearer(api[role]))).json()
+        return listed["sessions"], {"one": one, "other": other}
+
+    listed, detail = await read(Role.AGENT)
+    assert [s["pin"] for s in listed] == [None, None]
+    assert detail["one"]["session"]["pin"] is None
+    text = json.dumps([listed, detail])
+    assert "600603" not in text and "600604" not in text
+    assert [h["type"] for h in detail["one"]["history"]] == ["created", "pin_assigned", "pin_changed"]
+    for role in (Role.SUPERVISOR, Role.ADMIN):
+        listed, detail = await read(role)
+        assert {s["session_id"]: s["pin"] for s in listed} == {session.id: "600604", rival.id: None}
+        assert detail["one"]["history"][2]["data"] == {"pin": "600604", "previous": "600603"}
+        assert detail["other"]["history"][-1]["data"] == {"pin": "600604"}
+
+
+async def test_non_finite_since_is_a_400(client, redis) -> None:
+    api = await keys(redis)
+    for since in ("inf", "-inf", "nan", "NaN", "1e400", "Infinity", "-1"):
+        response = await client.get(f"/sessions?since={since}", headers=bearer(api[Role.SUPERVISOR]))
+        assert response.status == 400, since
+        assert [e["property"] for e in (await response.json())["errors"]] == ["since"]

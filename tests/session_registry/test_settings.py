@@ -35,3 +35,14 @@ def test_an_empty_webhook_secret_switches_webhooks_off(monkeypatch) -> None:
     monkeypatch.setenv("SESSION_TOKEN_SECRET", "s" * 32)
     monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", "")
     assert load_settings(Settings, "session-registry").zoom_webhook_secret_token is None
+
+
+def test_zoom_api_settings_default_and_never_print_the_secret(monkeypatch) -> None:
+    monkeypatch.setenv("SESSION_TOKEN_SECRET", "s" * 32)
+    monkeypatch.setenv("ZOOM_API_KEY", "key-1")
+    monkeypatch.setenv("ZOOM_API_SECRET", "zoom-api-secret-value")
+    settings = load_settings(Settings, "session-registry")
+    assert settings.zoom_api_url == "https://api.zoom.us/v2" and settings.zoom_api_configured
+    assert "zoom-api-secret-value" not in repr(settings) and "zoom-api-secret-value" not in str(settings)
+    monkeypatch.setenv("ZOOM_API_SECRET", "")  # as docker-compose passes an unset one: no lookups
+    assert not load_settings(Settings, "session-registry").zoom_api_configured

@@ -25,7 +25,7 @@ CASES = {
         {"reconnect_window_s": SHORT},
         ["pin", "page_hidden"],
         SessionState.RECONNECTING,
-        "reconnect_timeout",
+        "abandoned",
     ),
     "agent_wait": (
         {"agent_wait_timeout_s": SHORT},
@@ -33,8 +33,15 @@ CASES = {
         SessionState.RECONNECTING,
         "agent_wait_timeout",
     ),
-    "heartbeat": ({"heartbeat_timeout_s": SHORT}, ["pin", "agent_joined"], SessionState.ACTIVE, "heartbeat_lost"),
+    # heartbeat silence holds the session (reconnecting), then the reconnect window abandons it
+    "heartbeat": (
+        {"heartbeat_timeout_s": SHORT, "reconnect_window_s": SHORT},
+        ["pin"],
+        SessionState.RECONNECTING,
+        "abandoned",
+    ),
 }
+TIMER_OF = {"heartbeat": "reconnect"}  # the timer that ends a session the heartbeat timer put away
 
 
 @pytest.mark.parametrize("kind", list(CASES))
@@ -52,7 +59,7 @@ async def test_each_timeout_fires_once_across_two_instances(kind, start_registry
         SessionState.ENDED,
         reason,
     )
-    assert ended.data == {"reason": reason, "timer": kind}
+    assert ended.data == {"reason": reason, "timer": TIMER_OF.get(kind, kind)}
     history = [json.loads(h) for h in await redis.lrange(f"reg:s:{session.id}:h", 0, -1)]
     assert [h["type"] for h in history].count("ended") == 1
     assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
@@ -73,10 +80,7 @@ async def test_progress_disarms_and_rearms_timers(client, new_session, redis) ->
     assert await armed(session.id) == {"agent_wait"}
     await session.beacon(ev("agent_left"))
     assert await armed(session.id) == {"reconnect"}
-    before = await redis.zscore("reg:timers", f"{session.id}|reconnect")
-    await session.beacon(ev("heartbeat"))  # a hidden page that still beats restarts its window
-    assert await redis.zscore("reg:timers", f"{session.id}|reconnect") >= before
-    await session.beacon(ev("page_visible"))
+    await session.beacon(ev("heartbeat"))  # a page that beats again is back
     assert await armed(session.id) == {"waiting", "heartbeat"}
     await session.beacon(ev("session_ended"))
     assert await armed(session.id) == set()
@@ -100,3 +104,28 @@ async def test_two_instances_posting_for_one_session_lose_no_update(start_regist
     assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["20", "20"]
     history = await redis.lrange(f"reg:s:{session.id}:h", 0, -1)
     assert len(history) == 2 + 40  # created, pin_assigned, then every beacon
+
+
+async def test_heartbeat_silence_holds_the_session_instead_of_ending_it(start_registry, nc, events, redis) -> None:
+    registry = await start_registry(heartbeat_timeout_s=SHORT)
+    session = await open_session(nc, registry)
+    await session.beacon(ev("pincode_updated", {"pinCode": "700004"}), ev("agent_joined"))
+    (away,) = await events.wait(session.id, "reconnecting")
+    assert away.source is Source.TIMER and away.data == {"cause": "heartbeat_lost", "timer": "heartbeat"}
+    assert (away.prev_state, away.session.state, away.session.customers) == (
+        SessionState.ACTIVE,
+        SessionState.RECONNECTING,
+        0,
+    )
+    # agents present: the agent_wait window runs (60 s here), nothing ends
+    assert {m.split("|")[1] for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)} == {
+        "agent_wait"
+    }
+    await session.beacon(ev("heartbeat"))
+    (back,) = await events.wait(session.id, "resumed")
+    assert (back.prev_state, back.session.state, back.data) == (
+        SessionState.RECONNECTING,
+        SessionState.ACTIVE,
+        {"cause": "heartbeat"},
+    )
+    assert not events.of(session.id, "ended")

@@ -38,18 +38,65 @@ async def test_created_waiting_active_waiting(new_session, events) -> None:
     assert all(e.source is Source.BEACON for e in left)
 
 
-@pytest.mark.parametrize("away", ["session_reconnecting", "page_hidden"])
-@pytest.mark.parametrize("back", ["page_visible", "session_started"])
+AWAY = {
+    "session_reconnecting": ("session_reconnecting", {}),
+    "unload": ("page_hidden", {"reason": "unload"}),
+    "bfcache": ("page_hidden", {"reason": "bfcache"}),
+}
+BACK = {
+    "page_visible": {},
+    "session_started": {},
+    "heartbeat": {},
+    "pincode_updated": {"pinCode": "100002"},
+}
+
+
+@pytest.mark.parametrize("away", list(AWAY))
+@pytest.mark.parametrize("back", list(BACK))
 async def test_active_reconnecting_and_back(new_session, events, away, back) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "100002"}), ev("agent_joined"))
-    await session.beacon(ev(away))
+    name, payload = AWAY[away]
+    await session.beacon(ev(name, payload))
     (gone,) = await events.wait(session.id, "reconnecting")
-    assert (gone.prev_state, gone.session.state, gone.data) == (ACTIVE, RECONNECTING, {"cause": away})
+    assert (gone.prev_state, gone.session.state, gone.data) == (ACTIVE, RECONNECTING, {"cause": name})
     assert gone.session.customers == 0
-    await session.beacon(ev(back))
+    await session.beacon(ev(back, BACK[back]))
     (resumed,) = await events.wait(session.id, "resumed")
-    assert (resumed.prev_state, resumed.session.state) == (RECONNECTING, ACTIVE)
+    assert (resumed.prev_state, resumed.session.state, resumed.data) == (RECONNECTING, ACTIVE, {"cause": back})
+
+
+async def test_a_tab_merely_hidden_changes_no_state(new_session, events, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "100007"}), ev("page_hidden", {"reason": "hidden"}))
+    await session.beacon(ev("session_error", {"code": 1}))  # a marker: everything before it is published
+    await events.wait(session.id, "error")
+    assert [e.type for e in events.of(session.id)] == ["created", "pin_assigned", "error"]
+    assert await redis.hget(f"reg:s:{session.id}", "state") == "waiting"
+
+
+async def test_a_late_page_hidden_does_not_put_a_beating_page_away(new_session, events, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "100008"}, seq=1))
+    hidden = ev("page_hidden", {"reason": "unload"}, seq=2)
+    await session.beacon(ev("heartbeat", seq=3))
+    body = await session.beacon(hidden)
+    assert body["ignored"] == 1 and await redis.hget(f"reg:s:{session.id}", "state") == "waiting"
+    # and a heartbeat older than the unload does not bring the page back
+    older_beat = ev("heartbeat", seq=4)
+    await session.beacon(ev("page_hidden", {"reason": "unload"}, seq=5))
+    await session.beacon(older_beat)
+    assert await redis.hget(f"reg:s:{session.id}", "state") == "reconnecting"
+
+
+async def test_a_returning_page_can_resume_and_change_its_pin_in_one_event(new_session, events) -> None:
+    session = await new_session()
+    await session.beacon(ev("pincode_updated", {"pinCode": "100009"}), ev("page_hidden", {"reason": "unload"}))
+    await session.beacon(ev("pincode_updated", {"pinCode": "100010"}))
+    (changed,) = await events.wait(session.id, "pin_changed")
+    steps = [(e.type, e.session.state) for e in events.of(session.id)[-2:]]
+    assert steps == [("resumed", WAITING), ("pin_changed", WAITING)]
+    assert changed.session.pin == "100010"
 
 
 async def test_a_page_hidden_before_its_pin_returns_to_created(new_session, events) -> None:
@@ -124,10 +171,10 @@ async def test_keys_live_for_the_session_ttl_then_for_the_retention(start_regist
     registry = await start_registry(session_ttl_s=600, ended_retention_s=3600)
     session = await open_session(nc, registry)
     await session.beacon(ev("pincode_updated", {"pinCode": "100005"}))
-    keys = [f"reg:s:{session.id}", f"reg:s:{session.id}:h", f"reg:s:{session.id}:seen", "reg:pin:100005"]
+    keys = [f"reg:s:{session.id}", f"reg:s:{session.id}:h", "reg:pin:100005"]
     assert all(0 < ttl <= 600_000 for ttl in [await redis.pttl(key) for key in keys])
     await session.beacon(ev("session_ended"))
-    assert all(600_000 < ttl <= 3_600_000 for ttl in [await redis.pttl(key) for key in keys[:3]])
+    assert all(600_000 < ttl <= 3_600_000 for ttl in [await redis.pttl(key) for key in keys[:2]])
     assert await redis.exists("reg:pin:100005") == 0
 
 

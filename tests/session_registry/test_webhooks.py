@@ -8,13 +8,17 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from shared.messaging import SessionState, Source
 
 from .conftest import WEBHOOK_SECRET, ev
 
 
-def signature_headers(raw: bytes, *, secret: str = WEBHOOK_SECRET, at: float | None = None) -> dict[str, str]:
-    timestamp = str(int(at if at is not None else time.time()))
+def signature_headers(
+    raw: bytes, *, secret: str = WEBHOOK_SECRET, at: float | None = None, timestamp: str | None = None
+) -> dict[str, str]:
+    timestamp = timestamp or str(int(at if at is not None else time.time()))
     digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
     return {"x-zm-request-timestamp": timestamp, "x-zm-signature": f"v0={digest}", "Content-Type": "application/json"}
 
@@ -127,3 +131,32 @@ async def test_odd_signed_webhooks_never_cause_a_5xx(client) -> None:
     for body in bodies:
         response = await post(client, body)
         assert 200 <= response.status < 500, (body, response.status)
+
+
+async def test_non_finite_event_timestamps_are_a_400(client) -> None:
+    """Issue 8/9: ``1e400`` parses to infinity and NaN compares false with everything; both are refused."""
+    template = b'{"event": "cobrowse.session_ended", "event_ts": %s, "payload": {"object": {"session_id": "z"}}}'
+    for number in (b"1e400", b"-1e400", b"NaN", b"Infinity", b"-Infinity"):
+        raw = template % number
+        response = await client.post("/webhooks/zoom", data=raw, headers=signature_headers(raw))
+        assert response.status == 400, number
+        assert (await response.json())["error"]["code"] == "malformed_json"
+    negative = await post(client, zoom("cobrowse.session_ended", session_id="z") | {"event_ts": -1})
+    assert negative.status == 400 and (await negative.json())["errors"][0]["property"] == "event_ts"
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e3", "-5", "1.5", "١٢٣", "9" * 14])
+async def test_a_timestamp_that_is_not_epoch_seconds_never_skips_the_age_check(client, timestamp) -> None:
+    """Signed correctly, so only the timestamp check stands between it and a replay."""
+    raw, headers = signed({"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}}, timestamp=timestamp)
+    response = await client.post("/webhooks/zoom", data=raw, headers=headers)
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "bad_timestamp"
+
+
+async def test_a_non_ascii_signature_is_a_401_not_a_500(client) -> None:
+    raw, headers = signed({"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}})
+    for signature in ("v0=é" + "0" * 62, "v0=\u2603", "ü"):
+        response = await client.post("/webhooks/zoom", data=raw, headers={**headers, "x-zm-signature": signature})
+        assert response.status == 401, signature
+        assert (await response.json())["error"]["code"] == "bad_signature"

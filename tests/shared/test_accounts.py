@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+
+import nats
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from shared.accounts import AccountStore, Role
 from shared.errors import Forbidden, Unauthorized
+from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
 
 
 async def test_api_key_is_stored_only_as_digest(redis: Redis) -> None:
@@ -46,3 +51,47 @@ def test_role_requirement_admin_passes_everything() -> None:
     with pytest.raises(Forbidden):
         agent.require(Role.SUPERVISOR)
     assert Account(id="b", name="B", role=Role.ADMIN).require(Role.SUPERVISOR)
+
+
+@pytest.mark.parametrize("key", ["cbk_\udcff\udcfe", "cbk_é", "cbk_a b", "cbk_" + "a" * 200, "Bearer", "cbk_"])
+async def test_malformed_keys_are_unauthorized_before_any_lookup(redis: Redis, key: str) -> None:
+    with pytest.raises(Unauthorized) as exc_info:
+        await AccountStore(redis).authenticate(key)
+    assert exc_info.value.code == "invalid_api_key"
+
+
+async def test_disable_and_rotate_publish_a_revocation(redis: Redis, nc: nats.aio.client.Client, nats_url: str) -> None:
+    received: asyncio.Queue[AccountRevoked] = asyncio.Queue()
+
+    async def on_revoked(msg: nats.aio.msg.Msg) -> None:
+        await received.put(AccountRevoked.model_validate_json(msg.data))
+
+    await nc.subscribe(ACCOUNTS_REVOKED, cb=on_revoked)
+    await nc.flush()
+    publisher = await nats.connect(nats_url)  # another client, as another process would be
+    store = AccountStore(redis, nc=publisher)
+    account, old_key = await store.create("Fay", Role.SUPERVISOR)
+    new_key = await store.rotate(account.id)
+    assert await asyncio.wait_for(received.get(), 2) == AccountRevoked(account_id=account.id, reason="rotated")
+    with pytest.raises(Unauthorized):
+        await store.authenticate(old_key)  # refused at once, before any notice arrives anywhere
+    await store.set_disabled(account.id, True)
+    assert await asyncio.wait_for(received.get(), 2) == AccountRevoked(account_id=account.id, reason="disabled")
+    with pytest.raises(Forbidden):
+        await store.authenticate(new_key)
+    await store.set_disabled(account.id, False)  # enabling revokes nothing
+    await publisher.drain()
+    assert received.empty()
+
+
+async def test_revocation_that_cannot_be_published_keeps_the_change(redis: Redis, nats_url: str) -> None:
+    closed = await nats.connect(nats_url)
+    await closed.close()
+    store = AccountStore(redis, nc=closed)
+    account, key = await store.create("Gil", Role.AGENT)
+    with capture_logs() as logs:
+        assert (await store.set_disabled(account.id, True)).disabled
+    assert [e["event"] for e in logs] == ["account_revocation_unpublished"]
+    assert logs[0]["reason"] == RevocationReason.DISABLED.value
+    with pytest.raises(Forbidden):
+        await store.authenticate(key)

@@ -15,7 +15,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from shared.accounts import AccountStore, Role
-from shared.errors import CobrowseError, NotFound
+from shared.errors import CobrowseError, Conflict, NotFound
 from shared.messaging import (
     REGISTRY_CREATE,
     REGISTRY_RESOLVE_PIN,
@@ -91,6 +91,7 @@ class FakeRegistry:
     created: list[CreateSession] = field(default_factory=list)
     resolved: list[ResolvePin] = field(default_factory=list)
     not_ready: set[str] = field(default_factory=set)
+    full: set[str] = field(default_factory=set)
     create_error: CobrowseError | None = None
 
     def add_session(self, pin: str, session_id: str = "s-1") -> SessionView:
@@ -120,6 +121,8 @@ class FakeRegistry:
         self.resolved.append(request)
         if request.pin in self.not_ready:
             raise NotFound("the session has not confirmed this PIN yet", code="pin_not_ready")
+        if request.pin in self.full:
+            raise Conflict("the session has the most agents it can take", code="agent_limit")
         if request.pin not in self.sessions:
             raise NotFound("no live session with this PIN", code="pin_not_found")
         return self.sessions[request.pin]

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import re
 
+import nats
 import pytest
 from redis.asyncio import Redis
 
-from shared.accounts import AccountStore
+from shared.accounts import AccountStore, Role
 from shared.errors import Unauthorized
+from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
 from token_service.cli import main
 
 KEY = re.compile(r"cbk_[\w-]+")
 
 
-def _run(capsys: pytest.CaptureFixture[str], redis_url: str, *args: str) -> tuple[int, str, str]:
-    code = main(["--redis-url", redis_url, *args])
+def _run(
+    capsys: pytest.CaptureFixture[str], redis_url: str, *args: str, nats_url: str = "nats://127.0.0.1:1"
+) -> tuple[int, str, str]:
+    code = main(["--redis-url", redis_url, "--nats-url", nats_url, *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -44,8 +48,11 @@ def test_add_list_disable_enable_rotate(capsys: pytest.CaptureFixture[str], redi
     assert code == 0 and account_id in out and "supervisor" in out and "Ann Lee" in out
     assert "cbk_" not in out
 
-    assert _run(capsys, redis_url, "disable", account_id)[1].split()[2] == "disabled"
-    assert _run(capsys, redis_url, "enable", account_id)[1].split()[2] == "enabled"
+    code, out, err = _run(capsys, redis_url, "disable", account_id)
+    assert code == 0 and out.split()[2] == "disabled"
+    assert "warning: could not notify" in err and "NOTIFY_ACCOUNT_RECHECK_S" in err  # no NATS at port 1
+    code, out, err = _run(capsys, redis_url, "enable", account_id)
+    assert code == 0 and out.split()[2] == "enabled" and "warning" not in err
 
     code, out, _ = _run(capsys, redis_url, "rotate", account_id)
     [new_key] = KEY.findall(out)
@@ -72,3 +79,22 @@ def test_bad_role_is_refused(capsys: pytest.CaptureFixture[str], redis_url: str)
 def test_unreachable_redis_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "redis://:hunter2@127.0.0.1:1/0", "list")
     assert code == 1 and "cannot use Redis" in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"), [("disable", RevocationReason.DISABLED), ("rotate", RevocationReason.ROTATED)]
+)
+async def test_disable_and_rotate_publish_the_revocation(
+    redis: Redis, redis_url: str, nats_url: str, nc: nats.aio.client.Client, command: str, reason: RevocationReason
+) -> None:
+    account, _ = await AccountStore(redis).create("Eve", Role.AGENT)
+    received: asyncio.Queue[AccountRevoked] = asyncio.Queue()
+
+    async def on_revoked(msg: nats.aio.msg.Msg) -> None:
+        await received.put(AccountRevoked.model_validate_json(msg.data))
+
+    await nc.subscribe(ACCOUNTS_REVOKED, cb=on_revoked)
+    await nc.flush()
+    argv = ["--redis-url", redis_url, "--nats-url", nats_url, command, account.id]
+    assert await asyncio.to_thread(main, argv) == 0  # the CLI runs its own event loop
+    assert await asyncio.wait_for(received.get(), timeout=2) == AccountRevoked(account_id=account.id, reason=reason)

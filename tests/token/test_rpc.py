@@ -24,6 +24,7 @@ async def test_issues_a_token_for_an_enabled_account_and_a_live_pin(
     assert (issued.session_id, issued.pin) == ("s-7", "123456")
     claims = decode(issued.token)
     assert (claims["role_type"], claims["user_id"], claims["user_name"]) == (2, account.id, "Sue")
+    assert claims["exp"] - claims["iat"] == 1800  # TOKEN_AGENT_EXPIRY_S
     assert issued.desk_url.startswith("https://us01-zcb.zoom.us/sdkapi/zcb/frame-templates/desk?access_token=")
 
 

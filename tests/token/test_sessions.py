@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from shared.accounts import AccountStore, Role
 from shared.errors import Conflict
 from tests.conftest import TEST_SDK_KEY
@@ -114,6 +116,17 @@ async def test_agent_connect_requires_an_enabled_account(
     assert registry.resolved == []
 
 
+async def test_a_rotated_key_is_refused_at_once(client: Any, registry: FakeRegistry, accounts: AccountStore) -> None:
+    registry.add_session("123456")
+    account, old_key = await accounts.create("Rot", Role.AGENT)
+    new_key = await accounts.rotate(account.id)
+    for path, body in (("/api/agent/connect", {"pin": "123456"}), ("/", {"role": 2, "pin": "123456"})):
+        refused = await client.post(path, json=body, headers=_auth(old_key))
+        assert (refused.status, (await refused.json())["error"]["code"]) == (401, "invalid_api_key")
+        assert (await client.post(path, json=body, headers=_auth(new_key))).status == 200
+    assert len(registry.resolved) == 2
+
+
 async def test_agent_connect_validates_the_pin(client: Any, registry: FakeRegistry, agent_key: str) -> None:
     response = await client.post("/api/agent/connect", json={"pin": "12 34"}, headers=_auth(agent_key))
     assert response.status == 400
@@ -133,7 +146,7 @@ async def test_pin_guessing_is_limited_per_agent(
         assert (await response.json())["error"]["code"] == "pin_not_found"
     blocked = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(key))
     assert blocked.status == 429 and "Retry-After" in blocked.headers
-    assert len(registry.resolved) == 2  # checked before the lookup
+    assert len(registry.resolved) == 2  # reserved before the lookup: the third never reaches the registry
     assert (await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(other))).status == 200
 
 
@@ -155,9 +168,50 @@ async def test_live_pins_do_not_use_up_the_guess_budget(
     client = await make_client(pin_failures_per_agent=1)
     registry.add_session("999999")
     registry.not_ready.add("888888")
+    registry.full.add("777777")
     for _ in range(3):
         response = await client.post("/api/agent/connect", json={"pin": "999999"}, headers=_auth(agent_key))
         assert response.status == 200
         response = await client.post("/api/agent/connect", json={"pin": "888888"}, headers=_auth(agent_key))
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "pin_not_ready"
+        response = await client.post("/api/agent/connect", json={"pin": "777777"}, headers=_auth(agent_key))
+        assert (response.status, (await response.json())["error"]["code"]) == (409, "agent_limit")
+
+
+async def test_idempotency_key_reaches_the_registry_scoped_by_client_ip(
+    make_client: MakeClient, registry: FakeRegistry
+) -> None:
+    client = await make_client(trusted_proxies="127.0.0.1/32")
+
+    async def start(key: str, ip: str) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key, "X-Forwarded-For": ip}
+        response = await client.post("/api/customer/start", json={}, headers=headers)
+        assert response.status == 200
+        return dict(await response.json())
+
+    first, retry = await start("click-1", "203.0.113.1"), await start("click-1", "203.0.113.1")
+    other_ip, other_key = await start("click-1", "203.0.113.2"), await start("click-2", "203.0.113.1")
+    keys = [c.idempotency_key for c in registry.created]
+    assert keys[0] == keys[1] and len(set(keys)) == 3
+    assert all(k and "click" not in k and "203.0.113" not in k for k in keys)  # derived, never the raw values
+    customer_ids = [decode(b["sdk_token"])["user_id"] for b in (first, retry, other_ip, other_key)]
+    assert customer_ids[0] == customer_ids[1] == registry.created[0].customer_id == registry.created[1].customer_id
+    assert len(set(customer_ids)) == 3
+
+
+async def test_start_without_idempotency_key_is_a_fresh_session(client: Any, registry: FakeRegistry) -> None:
+    for _ in range(2):
+        assert (await client.post("/api/customer/start", json={})).status == 200
+    assert [c.idempotency_key for c in registry.created] == [None, None]
+    assert registry.created[0].customer_id != registry.created[1].customer_id
+
+
+@pytest.mark.parametrize("key", ["", "a" * 65, "has space", "dot.ted", "ünï", "a/b"])
+async def test_invalid_idempotency_key_is_refused_naming_the_header(
+    client: Any, registry: FakeRegistry, key: str
+) -> None:
+    response = await client.post("/api/customer/start", json={}, headers={"Idempotency-Key": key})
+    assert response.status == 400
+    assert [e["property"] for e in (await response.json())["errors"]] == ["Idempotency-Key"]
+    assert registry.created == []

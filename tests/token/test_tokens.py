@@ -6,12 +6,13 @@ from typing import Any
 
 import jwt
 import pytest
+from structlog.testing import capture_logs
 
 from shared.accounts import AccountStore, Role
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
 from token_service.signer import RoleType, TokenSigner
 
-from .conftest import MakeClient, decode
+from .conftest import FakeRegistry, MakeClient, decode
 
 CLAIMS = {"app_key", "role_type", "user_id", "user_name", "iat", "exp"}
 
@@ -78,6 +79,8 @@ async def test_expiry_bounds_are_inclusive(client: Any, seconds: int) -> None:
         ({"role": 1, "userName": None}, "userName"),
         ({"role": 1, "userName": "x" * 81}, "userName"),
         ({"role": 1, "enableByop": "yes"}, "enableByop"),
+        ({"role": 2, "pin": "12 34"}, "pin"),
+        ({"role": 2, "pin": 123456}, "pin"),
     ],
 )
 async def test_each_invalid_field_is_named(client: Any, body: dict[str, Any], bad: str) -> None:
@@ -119,6 +122,10 @@ async def test_byop_refused_when_disabled(make_client: MakeClient) -> None:
     ("data", "content_type", "status", "code"),
     [
         (b"{not json", "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": NaN}', "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": Infinity}', "application/json", 400, "malformed_json"),
+        (b'{"role": 1, "expirationSeconds": 1e400}', "application/json", 400, "malformed_json"),
+        (b'{"role": 2, "pin": "123456", "expirationSeconds": -Infinity}', "application/json", 400, "malformed_json"),
         (b"\xff\xfe", "application/json", 400, "malformed_json"),
         (b'{"role": 1}', "text/plain", 415, "unsupported_media_type"),
         (b"role=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
@@ -158,44 +165,88 @@ async def test_cors_allows_only_configured_origins(client: Any) -> None:
     assert refused.status == 403
 
 
-async def test_agent_token_requires_an_api_key(client: Any) -> None:
-    response = await client.post("/", json={"role": 2})
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("path", ["/", "/token"])
+async def test_agent_token_without_a_pin_is_refused(client: Any, agent_key: str, path: str) -> None:
+    response = await client.post(path, json={"role": 2}, headers=_auth(agent_key))
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "agent_token_requires_pin"
+    assert (await client.post(path, json={"role": 2})).status == 401
+
+
+async def test_agent_token_requires_an_api_key(client: Any, registry: FakeRegistry) -> None:
+    registry.add_session("123456")
+    response = await client.post("/", json={"role": 2, "pin": "123456"})
     assert response.status == 401
-    bad = await client.post("/", json={"role": 2}, headers={"Authorization": "Bearer cbk_not-a-key"})
+    bad = await client.post("/", json={"role": 2, "pin": "123456"}, headers=_auth("cbk_not-a-key"))
     assert bad.status == 401
+    assert registry.resolved == []
 
 
-async def test_disabled_account_gets_no_agent_token(client: Any, accounts: AccountStore) -> None:
+async def test_disabled_account_gets_no_agent_token(
+    client: Any, registry: FakeRegistry, accounts: AccountStore
+) -> None:
+    registry.add_session("123456")
     account, key = await accounts.create("Dan", Role.AGENT)
     await accounts.set_disabled(account.id, True)
-    response = await client.post("/", json={"role": 2}, headers={"Authorization": f"Bearer {key}"})
+    response = await client.post("/", json={"role": 2, "pin": "123456"}, headers=_auth(key))
     assert response.status == 403
     assert (await response.json())["error"]["code"] == "account_disabled"
 
 
-@pytest.mark.parametrize("role", list(Role))
-async def test_staff_get_agent_tokens_named_after_their_account(
-    client: Any, accounts: AccountStore, role: Role
+async def test_agent_token_for_an_unknown_pin_is_a_guess(
+    make_client: MakeClient, registry: FakeRegistry, agent_key: str
 ) -> None:
+    client = await make_client(pin_failures_per_agent=1)
+    first = await client.post("/token", json={"role": 2, "pin": "000001"}, headers=_auth(agent_key))
+    assert (first.status, (await first.json())["error"]["code"]) == (404, "pin_not_found")
+    second = await client.post("/token", json={"role": 2, "pin": "000002"}, headers=_auth(agent_key))
+    assert second.status == 429
+    assert len(registry.resolved) == 1
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_staff_get_short_agent_tokens_for_a_live_pin(
+    client: Any, registry: FakeRegistry, accounts: AccountStore, role: Role
+) -> None:
+    registry.add_session("AB12")
     account, key = await accounts.create("Ann Agent", role)
-    body = {"role": 2, "userId": "spoofed", "expirationSeconds": 3600}
-    response = await client.post("/token", json=body, headers={"Authorization": f"Bearer {key}"})
+    body = {"role": 2, "pin": "ab12", "userId": "spoofed", "expirationSeconds": 7200}
+    response = await client.post("/token", json=body, headers=_auth(key))
     assert response.status == 200
     claims = decode((await response.json())["token"])
     assert claims["role_type"] == 2
     assert (claims["user_id"], claims["user_name"]) == (account.id, "Ann Agent")
-    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["exp"] - claims["iat"] == 1800  # TOKEN_AGENT_EXPIRY_S caps what the request asks for
+    assert registry.resolved[0].pin == "AB12" and registry.resolved[0].agent_id == account.id
+
+
+async def test_unbound_agent_tokens_only_in_migration_mode_and_loudly(
+    make_client: MakeClient, accounts: AccountStore
+) -> None:
+    with capture_logs() as logs:
+        client = await make_client(allow_unbound_agent_tokens=True)
+        account, key = await accounts.create("Legacy", Role.AGENT)
+        response = await client.post("/", json={"role": 2, "expirationSeconds": 3600}, headers=_auth(key))
+    assert response.status == 200
+    claims = decode((await response.json())["token"])
+    assert (claims["role_type"], claims["user_id"], claims["exp"] - claims["iat"]) == (2, account.id, 3600)
+    warnings = [e["event"] for e in logs if e["log_level"] == "warning"]
+    assert warnings == ["unbound_agent_tokens_allowed", "unbound_agent_token_issued"]
 
 
 async def test_customer_tokens_are_rate_limited_per_ip(make_client: MakeClient) -> None:
-    client = await make_client(customer_tokens_per_window=2, trust_forwarded_for=True)
+    client = await make_client(customer_tokens_per_window=2, trusted_proxies="127.0.0.1/32")
     for _ in range(2):
         assert (await client.post("/", json={"role": 1})).status == 200
     limited = await client.post("/", json={"role": 1})
     assert limited.status == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert (await limited.json())["error"]["code"] == "rate_limited"
-    other_ip = await client.post("/", json={"role": 1}, headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.1"})
+    other_ip = await client.post("/", json={"role": 1}, headers={"X-Forwarded-For": "203.0.113.9"})
     assert other_ip.status == 200
 
 
@@ -205,21 +256,26 @@ async def test_forwarded_for_is_ignored_unless_trusted(make_client: MakeClient) 
     assert (await client.post("/", json={"role": 1}, headers={"X-Forwarded-For": "203.0.113.2"})).status == 429
 
 
-async def test_agent_tokens_are_rate_limited_per_account(make_client: MakeClient, accounts: AccountStore) -> None:
+async def test_agent_tokens_are_rate_limited_per_account(
+    make_client: MakeClient, registry: FakeRegistry, accounts: AccountStore
+) -> None:
     client = await make_client(agent_tokens_per_window=1)
+    registry.add_session("123456")
     keys = [(await accounts.create(name, Role.AGENT))[1] for name in ("A", "B")]
-    headers = [{"Authorization": f"Bearer {key}"} for key in keys]
-    assert (await client.post("/", json={"role": 2}, headers=headers[0])).status == 200
-    assert (await client.post("/", json={"role": 2}, headers=headers[0])).status == 429
-    assert (await client.post("/", json={"role": 2}, headers=headers[1])).status == 200
+    body = {"role": 2, "pin": "123456"}
+    assert (await client.post("/", json=body, headers=_auth(keys[0]))).status == 200
+    assert (await client.post("/", json=body, headers=_auth(keys[0]))).status == 429
+    assert (await client.post("/", json=body, headers=_auth(keys[1]))).status == 200
 
 
-async def test_issued_and_refused_tokens_are_counted(client: Any) -> None:
+async def test_issued_and_refused_tokens_are_counted(client: Any, agent_key: str) -> None:
     await client.post("/", json={"role": 1})
     await client.post("/", json={"role": 2})
+    await client.post("/", json={"role": 2}, headers=_auth(agent_key))
     metrics = await (await client.get("/metrics")).text()
     assert 'cobrowse_tokens_issued_total{role="customer"}' in metrics
     assert 'cobrowse_tokens_refused_total{code="unauthorized"}' in metrics
+    assert 'cobrowse_tokens_refused_total{code="agent_token_requires_pin"}' in metrics
 
 
 async def test_secret_never_in_answers(client: Any) -> None:

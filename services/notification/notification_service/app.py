@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -14,14 +15,26 @@ from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
 from shared.web import setup_edge
 
+from .connections import Connections, revocations
 from .consumer import session_consumer
 from .dashboard import Fanout
 from .desk import Desk
-from .keys import ACCOUNTS, AGENT_CONNS, DESK, FANOUT, SETTINGS, SNAPSHOTS, STORE, SnapshotCache
+from .keys import (
+    ACCOUNTS,
+    AGENT_CONNS,
+    BACKGROUND,
+    CONNECTIONS,
+    DESK,
+    FANOUT,
+    SETTINGS,
+    SNAPSHOTS,
+    STORE,
+    SnapshotCache,
+)
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
-from .timers import background_loops
+from .timers import background_loops, outbox_publisher
 
 __all__ = ["create_app"]
 
@@ -38,6 +51,20 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     await fanout.stop()
 
 
+BACKGROUND_GRACE_S = 10.0
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """Leaves before NATS and Redis do, after letting unfinished clean-ups complete."""
+    tasks = app[BACKGROUND] = set()
+    yield
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=BACKGROUND_GRACE_S)
+    for task in set(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _end_streams(app: web.Application) -> None:
     if FANOUT in app:
         app[FANOUT].close_clients()
@@ -48,13 +75,17 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[AGENT_CONNS] = {}
     app[SNAPSHOTS] = SnapshotCache()
+    app[CONNECTIONS] = Connections(settings)
     name = f"notification-{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, name))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, name))
     app.cleanup_ctx.append(_components)
+    app.cleanup_ctx.append(outbox_publisher)  # events deferred while JetStream was unreachable
+    app.cleanup_ctx.append(revocations(CONNECTIONS))
+    app.cleanup_ctx.append(_background)
     app.cleanup_ctx.append(session_consumer)
     app.cleanup_ctx.append(background_loops)
-    setup_edge(app, service="notification", cors_origins=settings.cors_origins)
+    setup_edge(app, service="notification", settings=settings)
     # SSE responses end when their clients are dropped; WebSockets are closed by setup_edge.
     app.on_shutdown.append(_end_streams)
     setup_routes(app)

@@ -1,13 +1,18 @@
 """The registry's session events, from a durable JetStream consumer that all replicas share.
 
 A queue (deliver-group) push consumer hands each event to one replica; the event is acked after its change is
-in Redis, so an event a replica took but did not finish is redelivered to another after ``ack_wait``.
+in Redis, so an event a replica took but did not finish is redelivered to another after ``ack_wait``. Events are
+handled concurrently: the scripts apply a session's events in its version order, whatever order they come in.
+
+Failure model: an event whose handling fails (Redis briefly unreachable, a bug) is nak'ed with a delay that grows
+with its delivery count (capped), so it waits for Redis instead of being dropped; an ack or nak that cannot reach
+NATS is left to ``ack_wait``. The consumer never dies of one event.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import structlog
 from aiohttp import web
@@ -18,6 +23,7 @@ from structlog.contextvars import bound_contextvars
 
 from shared.keys import JETSTREAM
 from shared.messaging import SESSION_EVENTS, SessionEvent
+from shared.outages import outage_of
 
 from .keys import DESK, SETTINGS
 
@@ -26,6 +32,15 @@ __all__ = ["session_consumer"]
 log = structlog.get_logger()
 
 ACK_WAIT_S = 30.0
+NAK_MIN_S = 0.2
+NAK_MAX_S = 5.0
+
+
+async def _settle(reply: Awaitable[None]) -> None:
+    try:
+        await reply
+    except Exception as exc:  # NATS unreachable: the event comes back after ack_wait
+        log.warning("session_event_unsettled", error=type(exc).__name__)
 
 
 async def session_consumer(app: web.Application) -> AsyncIterator[None]:
@@ -56,11 +71,16 @@ async def session_consumer(app: web.Application) -> AsyncIterator[None]:
                 return
             try:
                 await desk.on_session_event(event)
-            except Exception:
-                log.exception("session_event_failed", event_id=event.event_id)
-                await msg.nak(delay=1.0)
+            except Exception as exc:
+                delivered = msg.metadata.num_delivered if msg.reply else 1
+                delay = min(NAK_MIN_S * 2.0 ** (delivered - 1), NAK_MAX_S)
+                if outage_of(exc) is not None:
+                    log.warning("session_event_retry", event_id=event.event_id, error=type(exc).__name__, delay_s=delay)
+                else:
+                    log.exception("session_event_failed", event_id=event.event_id, delay_s=delay)
+                await _settle(msg.nak(delay=delay))
                 return
-            await msg.ack()
+            await _settle(msg.ack())
 
     name = app[SETTINGS].consumer_name
     config = ConsumerConfig(

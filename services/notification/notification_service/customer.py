@@ -35,32 +35,28 @@ def _session_id(request: web.Request) -> str:
 
 
 async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
-    store = app[STORE]
-    req = await store.request(session_id)
-    if not req.get("state"):
+    # One script whose work does not grow with the number of agents or of waiting customers (issue 8).
+    req = await app[STORE].view(session_id)
+    if req is None:
         raise NotFound("no help request for this session", code="request_not_found")
-    queue, state = req["queue"], req["state"]
-    overview = {"available": 0}
-    for agent in await store.agents():
-        if queue in agent["queues"] and agent["status"] == "available":
-            overview["available"] += 1
-    position = await store.position(queue, session_id) if state == "queued" else None
+    available = req.available
     estimate = None
-    recent = await store.recent_waits(queue)
-    if position is not None and recent:
-        # Mean recent wait per "round" of free agents; rough, and said so in docs/notification.md.
-        estimate = round(statistics.fmean(recent) * math.ceil(position / max(1, overview["available"])), 1)
+    if req.position is not None and req.recent_waits and available > 0:
+        # Mean recent wait per "round" of free agents; rough, and said so in docs/notification.md. No agent
+        # serving the queue: no estimate at all (contract 6).
+        estimate = round(statistics.fmean(req.recent_waits) * math.ceil(req.position / available), 1)
     return {
         "session_id": session_id,
-        "state": state,
-        "queue": queue,
-        "priority": int(float(req.get("priority", 0))),
-        "position": position,
+        "state": req.state,
+        "queue": req.queue,
+        "priority": req.priority,
+        "position": req.position,
         "estimated_wait_s": estimate,
-        "waited_s": round(time.time() - float(req["enqueued_at"]), 3) if req.get("enqueued_at") else None,
-        "agents_available": overview["available"],
-        "no_agents": overview["available"] == 0 and state == "queued",
-        "escalated": req.get("escalated") == "1",
+        "waited_s": round(time.time() - req.enqueued_at, 3) if req.enqueued_at else None,
+        "agents_available": available,
+        "no_agents": available == 0 and req.state == "queued",
+        "escalated": req.escalated,
+        "agent_name": req.agent_name or None,
     }
 
 

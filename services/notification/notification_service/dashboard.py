@@ -4,32 +4,39 @@ Each replica tails the whole ``COBROWSE`` stream once (an ordered consumer) and 
 clients through a bounded buffer per client; an event's id is its stream sequence. A client that resumes
 with ``Last-Event-ID`` N is registered first, so every event after the tail's position L is buffered for it,
 then N+1..L is replayed from JetStream: no gap, no duplicate. A client whose buffer overflows is dropped with
-``{"type": "dropped", "reason": "slow_consumer", "last_event_id": ...}`` and resumes from there.
+``{"type": "dropped", "reason": "slow_consumer", "last_id": ...}`` and resumes from there. A replay that
+JetStream stops answering for ``REPLAY_STALL_S`` ends the same way (``reason: "replay_stalled"``, ``last_id`` the
+last event it processed): a resumed stream never skips silently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.errors import ValidationFailed
 from shared.messaging import STREAM, STREAM_SUBJECTS
 
 from .metrics import DASHBOARD_CLIENTS, DASHBOARD_DROPS
 
-__all__ = ["SSE_HEADERS", "Client", "Fanout", "Filters", "StreamEvent", "stream_to"]
+__all__ = ["SSE_HEADERS", "Client", "Fanout", "Filters", "ReplayStalled", "StreamEvent", "parse_last_id", "stream_to"]
 
 log = structlog.get_logger()
 
-REPLAY_IDLE_S = 2.0
+REPLAY_STALL_S = 2.0
+"""JetStream silent this long during a replay: the client is told where it got to (``dropped``) and resumes."""
+REPLAY_BATCH = 256
+REPLAY_CONSUMER_IDLE_S = 10.0
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -110,9 +117,10 @@ class Client:
 class Fanout:
     """This replica's tail of the stream and its dashboard clients."""
 
-    def __init__(self, js: JetStreamContext, buffer: int) -> None:
+    def __init__(self, js: JetStreamContext, buffer: int, stall_s: float = REPLAY_STALL_S) -> None:
         self.js = js
         self.buffer = buffer
+        self.stall_s = stall_s
         self.clients: set[Client] = set()
         self.last_seq = 0
         self._sub: Any = None
@@ -143,6 +151,14 @@ class Fanout:
         for client in self.clients:
             client.offer(event)
 
+    async def check_resume(self, last_id: int | None) -> None:
+        """Refuse a resume from an id the stream has not reached (nothing would ever be sent to it)."""
+        if last_id is None or last_id <= self.last_seq:
+            return
+        last = (await self.js.stream_info(STREAM)).state.last_seq
+        if last_id > last:
+            raise ValidationFailed.one("Last-Event-ID", f"is past the end of the stream (last id {last})")
+
     def register(self, filters: Filters) -> Client:
         client = Client(filters, self.buffer)
         self.clients.add(client)
@@ -154,32 +170,65 @@ class Fanout:
             self.clients.discard(client)
             DASHBOARD_CLIENTS.dec()
 
-    async def replay(self, start: int, end: int) -> AsyncIterator[StreamEvent]:
-        """Events ``start``..``end`` (stream sequences) from JetStream."""
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-        sub = await self.js.subscribe(STREAM_SUBJECTS[0], ordered_consumer=True, config=config)
+    async def replay(self, start: int, end: int) -> AsyncIterator[tuple[int, StreamEvent | None]]:
+        """Events ``start``..``end`` (stream sequences) from JetStream, as ``(seq, event)`` (``None``: unreadable).
+
+        Read in batches through a pull consumer, so a replay holds one batch in memory. Raises ``ReplayStalled``
+        when JetStream answers nothing for ``stall_s`` (or NATS is unreachable): the caller tells the client where
+        it got to.
+        """
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=REPLAY_CONSUMER_IDLE_S,
+        )
+        try:
+            async with asyncio.timeout(self.stall_s):
+                sub = await self.js.pull_subscribe(STREAM_SUBJECTS[0], stream=STREAM, config=config)
+        except (TimeoutError, NatsError) as exc:
+            raise ReplayStalled(start - 1) from exc
+        seq = start - 1
         try:
             while True:
                 try:
-                    msg = await sub.next_msg(timeout=REPLAY_IDLE_S)
-                except TimeoutError:
-                    log.warning("replay_incomplete", start=start, end=end)
-                    return
-                event = StreamEvent.from_msg(msg)
-                if event.seq > end:
-                    return
-                yield event
-                if event.seq == end:
-                    return
+                    batch = await sub.fetch(REPLAY_BATCH, timeout=self.stall_s)
+                except (TimeoutError, NatsError) as exc:
+                    raise ReplayStalled(seq) from exc
+                for msg in batch:
+                    seq = msg.metadata.sequence.stream
+                    if seq > end:
+                        return
+                    try:
+                        event: StreamEvent | None = StreamEvent.from_msg(msg)
+                    except (ValueError, KeyError, IndexError, AttributeError):
+                        log.warning("stream_event_unreadable", subject=msg.subject)
+                        event = None
+                    yield seq, event
+                    if seq == end or msg.metadata.num_pending == 0:
+                        return
         finally:
+            # The consumer goes away by itself once idle (a stalled server cannot be asked now).
             await sub.unsubscribe()
+
+
+class ReplayStalled(Exception):
+    """JetStream answered nothing for too long during a replay; ``last_seq`` is the last event read."""
+
+    def __init__(self, last_seq: int) -> None:
+        self.last_seq = last_seq
+        super().__init__(f"replay stalled after {last_seq}")
+
+
+LAST_ID = re.compile(r"[0-9]{1,19}", re.ASCII)
+"""ASCII digits only: ``str.isdigit`` accepts ``²`` and ``int`` then refuses it (that was a 500)."""
 
 
 def parse_last_id(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 19:
-        raise ValidationFailed.one("Last-Event-ID", "must be a stream sequence number")
+    if not LAST_ID.fullmatch(value):
+        raise ValidationFailed.one("Last-Event-ID", "must be a stream sequence number (ASCII digits)")
     return int(value)
 
 
@@ -207,9 +256,15 @@ async def stream_to(
         last_id, frame = await snapshot()
         await send(frame, last_id)
     if last_id < boundary:
-        async for missed in fanout.replay(last_id + 1, boundary):
-            if client.filters.match(missed):
-                await send(missed.frame, missed.seq)
+        try:
+            async for seq, missed in fanout.replay(last_id + 1, boundary):
+                if missed is not None and client.filters.match(missed):
+                    await send(missed.frame, missed.seq)
+                last_id = seq
+        except ReplayStalled as exc:
+            # Never jump to live over a gap: the client resumes from what it was sent.
+            log.warning("replay_stalled", last_event_id=exc.last_seq, boundary=boundary)
+            return "replay_stalled", exc.last_seq
     sent = max(last_id, boundary)
     getter: asyncio.Future[StreamEvent | None] | None = None
     try:

@@ -3,6 +3,11 @@
 Every decision is one script in Redis (``store.py``); this module turns its outcome into frames for agents'
 sockets (core NATS ``notify.agent.<id>``, delivered by whichever replica holds the socket) and into
 ``QueueEvent``/``AgentEvent``s on JetStream. Nothing here keeps state of its own, so any replica can act.
+
+Failure model: frames are best effort (an agent that misses one learns the truth from its next claim or from
+``ready`` on reconnect); events never fail the caller once Redis has committed: a claim's and a cancel's event is
+written to the outbox by the script itself, other events go to the outbox when JetStream does not take them
+(``outbox.py``). A Redis error propagates (the HTTP edge answers 503; the consumer naks; loops retry).
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
-from shared.errors import CobrowseError, Conflict, Forbidden, NotFound
+from shared.errors import CobrowseError, Conflict, Forbidden, NotFound, RemoteError
 from shared.messaging import (
-    MSG_ID_HEADER,
+    REGISTRY_END,
     TOKEN_AGENT_ISSUE,
     AgentEvent,
     AgentToken,
+    EndSession,
     IssueAgentToken,
     QueueEvent,
     SessionEvent,
+    SessionView,
     agent_inbox,
     agent_subject,
     new_event_id,
@@ -36,8 +43,9 @@ from shared.rpc import call
 
 from .frames import QUEUE_PATTERN
 from .metrics import CLAIMS, OFFER_TIMEOUTS, OFFERS, WAIT_SECONDS
+from .outbox import Outbox
 from .settings import Mode, Settings
-from .store import Dispatched, Store, Withdrawn, dispatched
+from .store import Dispatched, SessionOutcome, Store, Withdrawn
 
 __all__ = ["Desk"]
 
@@ -62,6 +70,7 @@ class Desk:
         self.store = store
         self.nc = nc
         self.js = js
+        self.outbox = Outbox(store.redis, nc, js, lease_s=settings.outbox_lease_s)
         self.timers_changed = asyncio.Event()
         """Set when this replica armed a timer due before its timer loop's next look."""
         self.next_look = 0.0
@@ -70,7 +79,10 @@ class Desk:
     # ------------------------------------------------------------------------------------ output
 
     async def send(self, agent_id: str, frame: dict[str, Any]) -> None:
-        await self.nc.publish(agent_inbox(agent_id), json.dumps(frame).encode())
+        try:
+            await self.nc.publish(agent_inbox(agent_id), json.dumps(frame).encode())
+        except Exception as exc:  # best effort: a lost frame never undoes or fails a committed decision
+            log.warning("agent_frame_lost", agent_id=agent_id, frame=frame.get("type"), error=type(exc).__name__)
 
     async def _revoke(self, agents: Iterable[str], session_id: str, reason: str) -> None:
         for agent_id in agents:
@@ -82,7 +94,7 @@ class Desk:
         event = QueueEvent(
             event_id=new_event_id(), type=type_, queue=queue, session_id=session_id, agent_id=agent_id, data=data
         )
-        await self.js.publish(queue_subject(queue, type_), event.encode(), headers={MSG_ID_HEADER: event.event_id})
+        await self.outbox.publish(queue_subject(queue, type_), event.encode(), event.event_id)
 
     async def publish_agent(
         self, type_: str, agent_id: str, status: str | None = None, queues: list[str] | None = None, **data: Any
@@ -90,7 +102,7 @@ class Desk:
         event = AgentEvent(
             event_id=new_event_id(), type=type_, agent_id=agent_id, status=status, queues=queues or [], data=data
         )
-        await self.js.publish(agent_subject(agent_id, type_), event.encode(), headers={MSG_ID_HEADER: event.event_id})
+        await self.outbox.publish(agent_subject(agent_id, type_), event.encode(), event.event_id)
 
     # ------------------------------------------------------------------------------------ queueing
 
@@ -105,21 +117,39 @@ class Desk:
         outcome = await self.store.session_event(
             view, prev, self.settings.max_wait(queue), mode.value, self.settings.offer_timeout_s
         )
-        kind = outcome[0]
-        if kind == "queued":
-            log.info("request_queued", session_id=view.session_id, queue=queue)
-            self._armed(time.time() + self.settings.max_wait(queue))
+        await self._apply(outcome, view, mode)
+
+    async def _apply(self, outcome: SessionOutcome, view: SessionView, mode: Mode) -> None:
+        sid = view.session_id
+        if outcome.kind == "stale":
+            log.info("session_event_stale", session_id=sid, version=view.version)
+        elif outcome.kind == "queued" and outcome.dispatched is not None:
+            log.info("request_queued", session_id=sid, queue=outcome.queue)
+            self._armed(time.time() + self.settings.max_wait(outcome.queue))
             # Offers go out first; the "queued" event is still published before the "offered" ones.
-            await self._deliver(queue, mode, dispatched(outcome[2:]), view.session_id, view.priority)
-        elif kind == "left":
-            queue, reason, seen = outcome[1], outcome[2], outcome[3:]
-            await self._revoke(seen, view.session_id, "ended" if reason == "ended" else "taken")
-            await self.publish_queue("left", queue, view.session_id, reason=reason)
-            if reason == "ended":
-                await self.store.count(queue, "abandoned")
-            await self.dispatch(queue)
-        elif kind == "ended" and outcome[2]:
-            await self.dispatch_for(outcome[2])
+            await self._deliver(outcome.queue, mode, outcome.dispatched, sid, view.priority)
+        elif outcome.kind == "left":
+            revoke = {"joined": "taken", "cancelled": "cancelled"}.get(outcome.reason, "ended")
+            await self._revoke(outcome.seen, sid, revoke)
+            await self.publish_queue("left", outcome.queue, sid, reason=outcome.reason)
+            if outcome.reason != "joined":
+                await self.store.count(outcome.queue, "abandoned")
+            await self.dispatch(outcome.queue)
+        elif outcome.kind == "held":
+            # The customer is away: no agent may be offered it meanwhile; its place is kept (held:<queue>).
+            log.info("request_held", session_id=sid, queue=outcome.queue)
+            await self._revoke(outcome.seen, sid, "held")
+            await self.publish_queue("held", outcome.queue, sid)
+            await self.dispatch(outcome.queue)
+        elif outcome.kind == "resumed":
+            log.info("request_resumed", session_id=sid, queue=outcome.queue)
+            await self.publish_queue("resumed", outcome.queue, sid)
+            await self.dispatch(outcome.queue)
+        elif outcome.kind == "ended" and outcome.agent:
+            reason = view.ended_reason or "ended"
+            await self.send(outcome.agent, {"type": "session_ended", "session_id": sid, "reason": reason})
+            await self.publish_agent("released", outcome.agent, session_id=sid, reason="session_ended")
+            await self.dispatch_for(outcome.agent)
 
     async def dispatch(self, queue: str, only: str = "") -> None:
         """Show the queue's waiting requests to agents with room (``only``: just that new request)."""
@@ -178,6 +208,7 @@ class Desk:
         if result.outcome == "ok":
             # The claim is decided: the others learn it before the token is fetched.
             await self._revoke(result.others, session_id, "taken")
+            await self.outbox.flush(result.event)
             for other in result.withdrawn:
                 await self.send(agent_id, {"type": "offer_revoked", "session_id": other, "reason": "withdrawn"})
         frame: dict[str, Any] = {
@@ -202,12 +233,11 @@ class Desk:
             log.warning("agent_token_failed", session_id=session_id, code=exc.code)
             frame["token_error"] = {"code": exc.code, "message": exc.message}
         if result.outcome == "ok":
-            waited = time.time() - result.enqueued_at
-            log.info("request_claimed", session_id=session_id, agent_id=agent_id, waited_s=round(waited, 3))
+            waited = result.waited_s
+            log.info("request_claimed", session_id=session_id, agent_id=agent_id, waited_s=waited)
             CLAIMS.labels(result.queue).inc()
             WAIT_SECONDS.labels(result.queue).observe(waited)
             await self.store.count(result.queue, "claimed", waited)
-            await self.publish_queue("claimed", result.queue, session_id, agent_id, waited_s=round(waited, 3))
         return frame
 
     async def release(self, agent_id: str, session_id: str) -> None:
@@ -237,11 +267,11 @@ class Desk:
 
     async def connected(self, agent_id: str, conn_id: str, name: str) -> dict[str, Any]:
         state = await self.store.connect(agent_id, conn_id, name, self.settings.presence_ttl_s)
-        if state["previous"] and state["previous"] != conn_id:
+        if state.previous and state.previous != conn_id:
             # Another socket of this agent, on any replica, closes: one console per agent.
             await self.send(agent_id, {"type": "replaced", "conn_id": conn_id})
-        await self.publish_agent("connected", agent_id, state["status"], state["queues"], name=name)
-        return state
+        await self.publish_agent("connected", agent_id, state.status, state.queues, name=name)
+        return {"previous": state.previous, "status": state.status, "queues": state.queues, "capacity": state.capacity}
 
     async def disconnected(self, agent_id: str, conn_id: str) -> None:
         withdrawn = await self.store.gone(agent_id, conn_id)
@@ -263,41 +293,59 @@ class Desk:
             reason = "timeout" if item.session_id == session_id else "away"
             await self.send(agent_id, {"type": "offer_revoked", "session_id": item.session_id, "reason": reason})
         await self.send(agent_id, {"type": "status", "status": "away", "reason": "offer_timeout"})
-        await self._moved_on(withdrawn)
         OFFER_TIMEOUTS.labels(queue).inc()
         await self.store.count(queue, "timed_out")
+        # Published before the offers that follow from it, so readers of the stream see cause before effect.
         await self.publish_queue("offer_timeout", queue, session_id, agent_id)
         await self.publish_agent("status", agent_id, "away", reason="offer_timeout")
+        await self._moved_on(withdrawn)
 
     async def escalate(self, session_id: str) -> None:
         s = self.settings
         outcome = await self.store.escalate(
             session_id, s.overflow_action.value, s.overflow_queue, s.overflow_priority_boost
         )
-        if not outcome:
+        if not outcome.action:
             return
-        action, source, target, priority, seen = outcome[0], outcome[1], outcome[2], outcome[3], outcome[4:]
-        log.info("request_escalated", session_id=session_id, action=action, queue=target)
-        await self._revoke(seen, session_id, "escalated")
-        await self.store.count(source, "escalated")
+        log.info("request_escalated", session_id=session_id, action=outcome.action, queue=outcome.target)
+        await self._revoke(outcome.seen, session_id, "escalated")
+        await self.store.count(outcome.source, "escalated")
         await self.publish_queue(
-            "escalated", source, session_id, action=action, to_queue=target, priority=int(float(priority))
+            "escalated",
+            outcome.source,
+            session_id,
+            action=outcome.action,
+            to_queue=outcome.target,
+            priority=outcome.priority,
         )
-        await self.dispatch(target)
+        await self.dispatch(outcome.target)
 
     # ------------------------------------------------------------------------------------ customers
 
     async def cancel(self, session_id: str) -> None:
-        outcome = await self.store.cancel(session_id)
-        if outcome[0] == "not_queued":
-            if outcome[1] == "":
-                raise NotFound("no help request for this session", code="request_not_found")
-            if outcome[1] != "cancelled":
-                raise Conflict(f"the request is {outcome[1]}", code="not_queued")
+        """The customer cancels: the registry ends the session first (unreachable: 503, nothing changed)."""
+        state = (await self.store.request(session_id)).get("state", "")
+        if not state:
+            raise NotFound("no help request for this session", code="request_not_found")
+        if state == "cancelled":
             return
-        queue, seen = outcome[1], outcome[2:]
-        log.info("request_cancelled", session_id=session_id, queue=queue)
-        await self._revoke(seen, session_id, "cancelled")
-        await self.store.count(queue, "abandoned")
-        await self.publish_queue("left", queue, session_id, reason="cancelled")
-        await self.dispatch(queue)
+        if state not in ("queued", "held"):
+            raise Conflict(f"the request is {state}", code="not_queued")
+        end = EndSession(session_id=session_id, reason="cancelled", by="customer")
+        try:
+            await call(self.nc, REGISTRY_END, end, SessionView, timeout_s=self.settings.registry_timeout_s)
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+            log.info("cancel_session_unknown_to_registry", session_id=session_id)
+        outcome = await self.store.cancel(session_id)
+        if outcome.outcome == "not_queued":
+            # The registry's `ended` event may have been applied first (it leaves the request cancelled).
+            if outcome.state != "cancelled":
+                raise Conflict(f"the request is {outcome.state}", code="not_queued")
+            return
+        log.info("request_cancelled", session_id=session_id, queue=outcome.queue)
+        await self._revoke(outcome.seen, session_id, "cancelled")
+        await self.outbox.flush(outcome.event)
+        await self.store.count(outcome.queue, "abandoned")
+        await self.dispatch(outcome.queue)

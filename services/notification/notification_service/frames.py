@@ -1,20 +1,26 @@
 """Frames that clients send on the agent and dashboard WebSockets, validated at the edge, and the auth frame.
 
-A frame that is not JSON, not an object, of an unknown type or with bad fields is answered with an
-``error`` frame naming the problem; the socket stays open.
+A frame that is not JSON (or nests too deep, or holds a non-finite number: ``shared.jsonbody``), not an object,
+of an unknown type or with bad fields is answered with an ``error`` frame naming the problem; the socket stays
+open. Once a socket is upgraded nothing may answer it with HTTP: a failure (a Redis or NATS outage included) is an
+``error`` frame and a close (``close_on_error``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from aiohttp import WSMsgType, web
+import structlog
+from aiohttp import WSCloseCode, WSMsgType, web
+from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from redis.exceptions import RedisError
 
 from shared.accounts import Account
-from shared.errors import BadRequest, CobrowseError, Unauthorized, ValidationFailed
+from shared.errors import BadRequest, CobrowseError, Unauthorized, Unavailable, ValidationFailed
+from shared.jsonbody import parse_json
+from shared.keys import WEBSOCKETS
 from shared.rpc import validation_errors
 
 __all__ = [
@@ -27,9 +33,11 @@ __all__ = [
     "Release",
     "Status",
     "authenticate_socket",
+    "close_on_error",
     "error_frame",
     "parse",
     "send_error",
+    "serve_upgraded",
 ]
 
 QUEUE_PATTERN = r"[A-Za-z0-9_-]{1,64}"
@@ -81,10 +89,7 @@ _AUTH_FRAME: TypeAdapter[Auth] = TypeAdapter(Auth)
 
 def parse(raw: str, *, auth_only: bool = False) -> Auth | Status | Claim | Decline | Release | Ping:
     """Decode one client frame; raises ``BadRequest``/``ValidationFailed`` describing what is wrong."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest("frame is not valid JSON", code="malformed_json") from exc
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise ValidationFailed.one("frame", "must be a JSON object")
     try:
@@ -105,7 +110,53 @@ async def send_error(ws: web.WebSocketResponse, exc: CobrowseError, **extra: Any
         await ws.send_json(error_frame(exc, **extra))
 
 
+log = structlog.get_logger()
+
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_RATE_LIMITED = 4429
+
+
+def as_error(exc: Exception) -> CobrowseError:
+    """What a client is told about ``exc``: ours as they are, an outage as ``unavailable``, a bug as ``internal``."""
+    if isinstance(exc, CobrowseError):
+        return exc
+    if isinstance(exc, RedisError | NatsError | OSError | TimeoutError):
+        log.warning("socket_dependency_failed", error=type(exc).__name__)
+        return Unavailable()
+    log.error("socket_failed", exc_info=exc)
+    return CobrowseError()
+
+
+def close_code(exc: CobrowseError) -> int:
+    """4429 past a cap, 1013 (try again later) in an outage, 1011 on a bug, else 4401 (not authenticated)."""
+    if exc.status == 429:
+        return CLOSE_RATE_LIMITED
+    if exc.status == 503:
+        return WSCloseCode.TRY_AGAIN_LATER
+    return WSCloseCode.INTERNAL_ERROR if exc.status >= 500 else CLOSE_UNAUTHORIZED
+
+
+async def close_on_error(ws: web.WebSocketResponse, exc: Exception) -> None:
+    """End an upgraded socket after ``exc``: an error frame, then a close code that says what kind of failure."""
+    error = as_error(exc)
+    try:
+        await send_error(ws, error)
+        await ws.close(code=close_code(error), message=error.code.encode())
+    except (ConnectionError, RuntimeError):
+        pass  # the client is gone already
+
+
+async def serve_upgraded(request: web.Request, ws: web.WebSocketResponse, serve: Callable[[], Awaitable[None]]) -> None:
+    """Upgrade, keep ``ws`` for shutdown, run ``serve``; a failure after the upgrade is an error frame and a close."""
+    await ws.prepare(request)
+    request.app[WEBSOCKETS].add(ws)
+    try:
+        await serve()
+    except Exception as exc:
+        await close_on_error(ws, exc)
+    finally:
+        request.app[WEBSOCKETS].discard(ws)
+
 
 Check = Callable[[Auth], Awaitable[Account]]
 
@@ -114,15 +165,16 @@ async def authenticate_socket(ws: web.WebSocketResponse, timeout_s: float, check
     """Wait for the ``auth`` frame and ``check`` it; on failure send an error frame, close and return ``None``."""
     try:
         msg = await ws.receive(timeout=timeout_s)
+    except TimeoutError:
+        await close_on_error(ws, Unauthorized("no auth frame in time", code="auth_timeout"))
+        return None
+    try:
         if msg.type != WSMsgType.TEXT:
             raise BadRequest("expected an auth frame", code="auth_required")
         frame = parse(msg.data, auth_only=True)
         if not isinstance(frame, Auth):
             raise BadRequest("expected an auth frame", code="auth_required")
         return await check(frame)
-    except TimeoutError:
-        await send_error(ws, Unauthorized("no auth frame in time", code="auth_timeout"))
-    except CobrowseError as exc:
-        await send_error(ws, exc)
-    await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
+    except Exception as exc:
+        await close_on_error(ws, exc)
     return None

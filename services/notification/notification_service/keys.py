@@ -9,12 +9,24 @@ from aiohttp import web
 
 from shared.accounts import AccountStore
 
+from .connections import Connections
 from .dashboard import Fanout
 from .desk import Desk
 from .settings import Settings
 from .store import Store
 
-__all__ = ["ACCOUNTS", "AGENT_CONNS", "DESK", "FANOUT", "SETTINGS", "SNAPSHOTS", "STORE", "SnapshotCache"]
+__all__ = [
+    "ACCOUNTS",
+    "AGENT_CONNS",
+    "BACKGROUND",
+    "CONNECTIONS",
+    "DESK",
+    "FANOUT",
+    "SETTINGS",
+    "SNAPSHOTS",
+    "STORE",
+    "SnapshotCache",
+]
 
 
 @dataclass
@@ -35,3 +47,7 @@ FANOUT = web.AppKey("notify_fanout", Fanout)
 AGENT_CONNS = web.AppKey("notify_agent_conns", dict[str, str])
 """Agent sockets open on this replica: connection id -> agent id (for presence refresh only)."""
 SNAPSHOTS = web.AppKey("notify_snapshots", SnapshotCache)
+CONNECTIONS = web.AppKey("notify_connections", Connections)
+"""This replica's open sockets and streams by account (caps, revocation)."""
+BACKGROUND = web.AppKey("notify_background", set[asyncio.Task[None]])
+"""Work that outlives the request that started it (agent disconnect clean-ups); awaited at shutdown."""

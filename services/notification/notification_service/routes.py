@@ -9,7 +9,9 @@ from aiohttp import web
 from shared.web import static_file
 
 from .agents import agent_socket
+from .connections import capped_stream
 from .customer import cancel_request, claim_request, request_events, request_status
+from .keys import CONNECTIONS
 from .stats import stats_handler
 from .streams import dashboard_socket, event_stream, issue_ticket
 
@@ -25,7 +27,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/tickets", issue_ticket)
     app.router.add_get("/stats", stats_handler)
     app.router.add_get("/api/requests/{session_id}", request_status)
-    app.router.add_get("/api/requests/{session_id}/events", request_events)
+    app.router.add_get("/api/requests/{session_id}/events", capped_stream(CONNECTIONS, request_events))
     app.router.add_delete("/api/requests/{session_id}", cancel_request)
     app.router.add_post("/api/requests/{session_id}/claim", claim_request)
     app.router.add_get("/agent", static_file(STATIC / "agent.html"))

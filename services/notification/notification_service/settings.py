@@ -77,6 +77,27 @@ class Settings(ServiceSettings):
     metrics_refresh_s: float = Field(5.0, gt=0)
     """How often the fleet-wide ``notify_queue_*`` gauges are read from Redis."""
     max_frame_bytes: int = Field(65536, ge=1024)
+    # --- sockets and streams (notify-sockets) ---
+    account_recheck_s: float = Field(15.0, gt=0)
+    """Every open socket and stream re-checks its credential this often (backstop for ``accounts.revoked``)."""
+    max_connections: int = Field(10000, ge=1)
+    """Sockets and streams this process holds at once; past it new ones get 503 before the upgrade."""
+    max_agent_sockets_per_account: int = Field(5, ge=1)
+    """Agent sockets one account holds on this replica (one console is live; the rest are being replaced)."""
+    max_dashboard_streams_per_account: int = Field(20, ge=1)
+    """Dashboard WebSockets and SSE streams one supervisor account holds on this replica."""
+    max_streams_per_credential: int = Field(10, ge=1)
+    """SSE streams one credential (API key, ticket's account, customer session token) holds on this replica."""
+    cap_retry_after_s: int = Field(5, ge=1)
+    """``Retry-After`` sent with a 429/503 past a connection cap."""
+
+    # notify-core: cancel's call to the registry, the outbox publisher
+    registry_timeout_s: float = Field(2.0, gt=0)
+    """How long a cancel waits for the registry to end the session (no answer: 503, nothing changed)."""
+    outbox_poll_s: float = Field(0.5, gt=0)
+    """Longest pause of the outbox publisher between looks (a local deferral wakes it at once)."""
+    outbox_lease_s: float = Field(5.0, gt=0)
+    """The publishing lease: one replica publishes the outbox; another takes over this long after it died."""
 
     @field_validator("stats_timezone")
     @classmethod

@@ -15,6 +15,7 @@ from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
 from shared.web import setup_edge
 
+from .correlation import correlation_context
 from .keys import ACCOUNTS, SETTINGS, STORE
 from .outbox import outbox_context
 from .routes import setup_routes
@@ -45,13 +46,14 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     instance = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, f"session-registry@{instance}"))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, f"session-registry@{instance}"))
     app.cleanup_ctx.append(_store_context)
     app.cleanup_ctx.append(rpc_context)
     app.cleanup_ctx.append(timers_context)
     app.cleanup_ctx.append(outbox_context)
+    app.cleanup_ctx.append(correlation_context)
     app.cleanup_ctx.append(_freeze_startup_heap)
-    setup_edge(app, service="session-registry", cors_origins=settings.cors_origins)
+    setup_edge(app, service="session-registry", settings=settings)
     setup_routes(app)
     return app

@@ -1,24 +1,30 @@
-"""Beacon bodies: parsing and validation of a whole batch before any of it is applied.
+"""Beacon bodies: parsing and validation, event by event, before any of it is applied.
 
 A body is ``{session_id, token, events: [{id, name, ts, seq, payload}]}`` or the same with one ``event``.
 Browsers send it with ``navigator.sendBeacon`` (``text/plain``) or ``fetch`` (JSON), so the credential travels in
-the body. Every problem of the batch is reported at once, by index; an invalid batch is applied not at all.
+the body. A bad envelope (JSON, session id, token, no events, too many) refuses the whole body; past it each event
+stands alone (contract 10): the good ones are applied and each bad one is reported by index, so one event a page
+got wrong never costs it the rest of its batch. A batch whose every event is bad is refused (400), listing them all.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.errors import BadRequest, FieldError, ValidationFailed
+from shared.errors import FieldError, ValidationFailed
+from shared.jsonbody import parse_json
 from shared.rpc import validation_errors
 
 from .errors import UnknownEvent
 from .store import Event
 
-__all__ = ["KNOWN_EVENTS", "BeaconBatch", "parse_beacon"]
+__all__ = ["KNOWN_EVENTS", "BeaconBatch", "ParsedBeacon", "parse_beacon", "parse_body"]
+
+M = TypeVar("M", bound=BaseModel)
 
 SDK_EVENTS = frozenset(
     {
@@ -55,12 +61,23 @@ class BeaconEvent(BaseModel):
 
 
 class BeaconBatch(BaseModel):
+    """The envelope; its events are validated one by one afterwards."""
+
     model_config = ConfigDict(extra="ignore")
 
     session_id: str = Field(pattern=ID_PATTERN)
     token: str = Field(max_length=256)
-    events: list[BeaconEvent] | None = None
-    event: BeaconEvent | None = None
+    events: list[Any] | None = None
+    event: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBeacon:
+    batch: BeaconBatch
+    events: list[Event]
+    """The good events, normalised for ``apply.lua``, in the order sent."""
+    rejected: list[dict[str, Any]]
+    """Each bad event: ``{index, property, reason}`` (``property`` as ``events.<i>.<field>``)."""
 
 
 def normalise_pin(value: object) -> str | None:
@@ -85,7 +102,7 @@ def _normalise(index: int, event: BeaconEvent, errors: list[FieldError]) -> Even
     elif event.name == "session_error":
         code = payload.get("code")
         out["code"] = str(code)[:32] if isinstance(code, str | int) and not isinstance(code, bool) else ""
-    elif event.name == "session_ended":
+    elif event.name in ("session_ended", "page_hidden"):
         reason = payload.get("reason")
         if isinstance(reason, str) and REASON_RE.fullmatch(reason):
             out["reason"] = reason
@@ -97,28 +114,45 @@ def _normalise(index: int, event: BeaconEvent, errors: list[FieldError]) -> Even
     return out
 
 
-def parse_beacon(raw: bytes, *, max_events: int) -> tuple[BeaconBatch, list[Event]]:
-    """Validate a beacon body; returns the batch and its normalised events, or raises a 400 error."""
+def _event(index: int, raw: object) -> tuple[Event | None, list[FieldError]]:
+    where = f"events.{index}"
     try:
-        batch = BeaconBatch.model_validate_json(raw)
+        event = BeaconEvent.model_validate(raw)
     except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise BadRequest("body is not valid JSON", code="malformed_json") from exc
-        raise ValidationFailed(validation_errors(exc)) from exc
-    events = batch.events if batch.events is not None else ([batch.event] if batch.event else [])
-    if not events:
-        raise ValidationFailed.one("events", "at least one event is required (events or event)")
-    if len(events) > max_events:
-        raise ValidationFailed.one("events", f"at most {max_events} events per beacon")
-    unknown: list[FieldError] = [
-        {"property": f"events.{i}.name", "reason": f"unknown event {e.name!r}"}
-        for i, e in enumerate(events)
-        if e.name not in KNOWN_EVENTS
-    ]
-    if unknown:
-        raise UnknownEvent(unknown)
+        return None, [{"property": ".".join([where, *map(str, e["loc"])]), "reason": e["msg"]} for e in exc.errors()]
+    if event.name not in KNOWN_EVENTS:
+        return None, [{"property": f"{where}.name", "reason": f"unknown event {event.name!r}"}]
     errors: list[FieldError] = []
-    normalised = [_normalise(i, e, errors) for i, e in enumerate(events)]
-    if errors:
-        raise ValidationFailed(errors)
-    return batch, normalised
+    normalised = _normalise(index, event, errors)
+    return (None, errors) if errors else (normalised, [])
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    """An untrusted JSON body as ``model``: ``BadRequest`` for bad JSON, ``ValidationFailed`` naming bad fields."""
+    try:
+        return model.model_validate(parse_json(raw))
+    except ValidationError as exc:
+        raise ValidationFailed(validation_errors(exc)) from exc
+
+
+def parse_beacon(raw: bytes, *, max_events: int) -> ParsedBeacon:
+    """Validate a beacon body; a bad envelope or a batch of only bad events raises a 400 error."""
+    batch = parse_body(raw, BeaconBatch)
+    raw_events = batch.events if batch.events is not None else ([batch.event] if batch.event is not None else [])
+    if not raw_events:
+        raise ValidationFailed.one("events", "at least one event is required (events or event)")
+    if len(raw_events) > max_events:
+        raise ValidationFailed.one("events", f"at most {max_events} events per beacon")
+    events: list[Event] = []
+    rejected: list[dict[str, Any]] = []
+    all_errors: list[FieldError] = []
+    for index, item in enumerate(raw_events):
+        event, errors = _event(index, item)
+        if event is not None:
+            events.append(event)
+        all_errors += errors
+        rejected += [{"index": index, **error} for error in errors]
+    if not events:
+        unknown = all(e["reason"].startswith("unknown event") for e in all_errors)
+        raise (UnknownEvent if unknown else ValidationFailed)(all_errors)
+    return ParsedBeacon(batch=batch, events=events, rejected=rejected)

@@ -7,6 +7,12 @@ the entries that JetStream stored. A large batch goes out as one JetStream atomi
 nats-server 2.12+); a small one, one the server cannot take atomically, or one that repeats events an unconfirmed
 attempt already stored goes message by message with an ack each. A crash between the ack and the delete
 republishes them, and JetStream drops the copy by ``Nats-Msg-Id`` within its duplicate window.
+
+Waking the publisher: a write on the lease holder wakes it at once (``SessionStore.outbox_written``); a write on
+any other replica sends the core-NATS nudge ``registry.outbox.written`` (at most one in flight per replica, so a
+busy replica sends one per round trip, not one per beacon), which wakes the holder. A lost nudge (NATS down, a
+lease changing hands) costs at most ``outbox_poll_interval_s``: the holder still polls as a backstop. While
+JetStream is unavailable attempts back off up to ``outbox_retry_max_s`` and start again at once on reconnect.
 """
 
 from __future__ import annotations
@@ -15,19 +21,20 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import structlog
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.keys import JETSTREAM, NATS, REDIS
-from shared.messaging import MSG_ID_HEADER
+from shared.lease import Lease
+from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
 
 from .keys import SETTINGS, STORE
 from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -38,17 +45,6 @@ from .tasks import background, raise_if_cancelled
 __all__ = ["OutboxPublisher", "outbox_context"]
 
 log = structlog.get_logger()
-
-_ACQUIRE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 # JetStream atomic batch publishing (ADR-50, nats-server 2.12+; the stream needs allow_atomic).
 BATCH_ID = "Nats-Batch-Id"
@@ -76,32 +72,31 @@ class OutboxPublisher:
         self._js = js
         self._atomic = True
         self._key = store.outbox_key
-        self._lease_key = store.outbox_lease_key
-        self._owner = uuid.uuid4().hex
+        self._lease = Lease(redis, store.outbox_lease_key, settings.outbox_lease_s)
         self._settings = settings
-        self._lease_ms = int(settings.outbox_lease_s * 1000)
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._release = redis.register_script(_RELEASE)
         self._written = store.outbox_written
-        self._renew_at = 0.0
         self._gauge_at = 0.0
+        self._holding = False
+        self._reconnected = asyncio.Event()
 
     async def holds_lease(self) -> bool:
-        """Take or renew the publishing lease; renewed a third of its lifetime before it would lapse."""
-        now = time.monotonic()
-        if now < self._renew_at:
-            return True
-        if await self._acquire(keys=[self._lease_key], args=[self._owner, self._lease_ms]):
-            self._renew_at = now + self._settings.outbox_lease_s / 3
-            return True
-        return False
+        """Take or renew the publishing lease (Redis is asked a third of its lifetime apart)."""
+        self._holding = await self._lease.hold()
+        return self._holding
+
+    async def on_nudge(self, _msg: object = None) -> None:
+        """Another replica wrote to the outbox: the holder publishes at once."""
+        # Only the holder heeds it: a non-holder would relay it as a nudge of its own, back and forth.
+        if self._holding:
+            self._written.set()
+
+    def on_reconnected(self) -> None:
+        self._reconnected.set()
 
     async def release(self) -> None:
         """Hand the lease over at once (at shutdown); if Redis is gone the lease simply expires."""
-        try:
-            await self._release(keys=[self._lease_key], args=[self._owner])
-        except RedisError as exc:
-            log.warning("outbox_lease_not_released", error=repr(exc))
+        self._holding = False
+        await self._lease.release()
 
     async def publish_batch(self) -> int:
         """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
@@ -184,13 +179,24 @@ class OutboxPublisher:
         return stored
 
     async def wait_for_entries(self, timeout_s: float) -> None:
-        # A local write wakes us at once; another replica's writes are picked up within the timeout.
+        # A local write or another replica's nudge wakes us at once; the timeout is the backstop for a lost nudge.
         # (A blocking XREAD would wake for both, but redis-py cannot cancel it cleanly at shutdown.)
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._written.wait()
-        except TimeoutError:
-            pass
+        await _wait(self._written, timeout_s)
+
+    async def relay_writes(self, for_s: float) -> None:
+        """Not the holder: for ``for_s``, pass each local write on to the holder as a nudge.
+
+        Writes that happen while a nudge is in flight (sent, not yet confirmed by the server) are covered by the
+        next one; every write sets the event after its commit, so the nudge that follows reaches the holder after
+        the entry is readable.
+        """
+        deadline = time.monotonic() + for_s
+        while (left := deadline - time.monotonic()) > 0:
+            if not await _wait(self._written, left):
+                return
+            self._written.clear()
+            await self._nc.publish(REGISTRY_OUTBOX_WRITTEN)
+            await self._nc.flush(timeout=max(1, round(self._settings.publish_timeout_s)))  # nats-py takes whole seconds
 
     async def run(self) -> None:
         lease_s = self._settings.outbox_lease_s
@@ -200,7 +206,7 @@ class OutboxPublisher:
             raise_if_cancelled()
             try:
                 if not await self.holds_lease():
-                    await asyncio.sleep(lease_s / 2)
+                    await self.relay_writes(lease_s / 2)  # then try for the lease again
                     continue
                 published = await self.publish_batch()
                 rate.add(published)
@@ -214,8 +220,20 @@ class OutboxPublisher:
             except Exception as exc:
                 raise_if_cancelled(exc)
                 log.warning("outbox_retry", error=repr(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
+                self._reconnected.clear()
+                if await _wait(self._reconnected, delay):
+                    log.info("outbox_retry_on_reconnect")
                 delay = min(delay * 2, self._settings.outbox_retry_max_s)
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether ``event`` was set within ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class _Rate:
@@ -236,8 +254,26 @@ class _Rate:
             self._count = 0
 
 
+def _chain_reconnected(nc: NatsClient, hook: Callable[[], None]) -> None:
+    # nats-py takes its callbacks only at connect time (shared/nats_conn.py, which logs them); add ours after it.
+    logged: Callable[[], Awaitable[None]] | None = nc._reconnected_cb
+
+    async def reconnected() -> None:
+        hook()
+        if logged is not None:
+            await logged()
+
+    nc._reconnected_cb = reconnected
+
+
 async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
-    async with background(publisher.run(), "registry-outbox"):
+    _chain_reconnected(app[NATS], publisher.on_reconnected)
+    nudges = await app[NATS].subscribe(REGISTRY_OUTBOX_WRITTEN, cb=publisher.on_nudge)
+    async with background(app, "registry-outbox", publisher.run):
         yield
+    try:
+        await nudges.unsubscribe()
+    except NatsError as exc:  # NATS is gone: the connection's own shutdown has nothing left to unsubscribe
+        log.info("outbox_nudges_not_unsubscribed", error=repr(exc))
     await publisher.release()

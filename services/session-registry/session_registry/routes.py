@@ -13,15 +13,15 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.accounts import Role
+from shared.accounts import Account, Role
 from shared.errors import NotFound, Unavailable, UnsupportedMediaType, ValidationFailed
-from shared.messaging import SessionState
+from shared.messaging import SessionState, SessionView
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
 from shared.web import read_json, static_file
 
-from .beacons import parse_beacon
-from .keys import ACCOUNTS, SETTINGS, STORE
+from .beacons import parse_beacon, parse_body
+from .keys import ACCOUNTS, CORRELATOR, SETTINGS, STORE
 from .webhooks import ZoomWebhook, parse_zoom_event, url_validation_reply, verify_signature
 
 __all__ = ["setup_routes"]
@@ -31,18 +31,41 @@ log = structlog.get_logger()
 STATIC = Path(__file__).parent / "static"
 BEACON_TYPES = frozenset({"text/plain", "application/json"})
 STAFF = (Role.AGENT, Role.SUPERVISOR)
+PIN_DATA = ("pin", "previous")
+"""History ``data`` fields that hold a PIN (``pin_assigned``/``pin_changed``, ``pin_conflict``, ``pin_retired``)."""
+
+
+def _sees_pins(account: Account) -> bool:
+    # Contract 8: a PIN lets its holder into a customer's screen; an agent gets one only by claiming the session
+    # (notification service), never by reading the registry.
+    return account.role is not Role.AGENT
+
+
+def _session_json(view: SessionView, pins: bool) -> dict[str, Any]:
+    return view.model_dump(mode="json") if pins else view.model_copy(update={"pin": None}).model_dump(mode="json")
+
+
+def _history_json(entries: list[dict[str, Any]], pins: bool) -> list[dict[str, Any]]:
+    if pins:
+        return entries
+    for entry in entries:
+        data = entry.get("data")
+        if isinstance(data, dict):
+            for name in PIN_DATA:
+                if name in data:
+                    data[name] = None
+    return entries
 
 
 async def post_beacon(request: web.Request) -> web.Response:
     if request.content_type not in BEACON_TYPES:
         raise UnsupportedMediaType("send the beacon as text/plain or application/json")
     settings = request.app[SETTINGS]
-    batch, events = parse_beacon(await request.read(), max_events=settings.max_batch_events)
+    beacon = parse_beacon(await request.read(), max_events=settings.max_batch_events)
+    batch = beacon.batch
     verify_session_token(settings.session_token_secret.get_secret_value().encode(), batch.token, batch.session_id)
-    result = await request.app[STORE].apply(batch.session_id, "beacon", events)
-    return web.json_response(
-        {"accepted": result.accepted, "duplicates": result.duplicates, "ignored": result.ignored}, status=202
-    )
+    result = await request.app[STORE].apply(batch.session_id, "beacon", beacon.events)
+    return web.json_response({**asdict(result), "rejected": beacon.rejected}, status=202)
 
 
 async def post_zoom_webhook(request: web.Request) -> web.Response:
@@ -58,7 +81,9 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         body=raw,
         tolerance_s=settings.webhook_tolerance_s,
     )
-    body = await read_json(request, ZoomWebhook)  # the body read above is cached
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("Zoom sends webhooks as application/json")
+    body = parse_body(raw, ZoomWebhook)
     if body.event == "endpoint.url_validation":
         plain = body.payload.get("plainToken")
         if not isinstance(plain, str) or not plain:
@@ -70,6 +95,10 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         return web.json_response({"status": "ignored"})
     store = request.app[STORE]
     session_id = await store.correlate_zoom(zoom_event.zoom_session_id, zoom_event.pin, zoom_event.user_session_id)
+    if session_id is None and zoom_event.zoom_session_id and CORRELATOR in request.app:
+        # Zoom wants its answer within 3 s: the REST lookup runs in the background, the webhook is kept until then.
+        await request.app[CORRELATOR].hold(zoom_event.zoom_session_id, zoom_event.events)
+        return web.json_response({"status": "pending"})
     if session_id is None:
         # Answer 200 all the same: Zoom retries failed deliveries, and a retry cannot correlate any better.
         log.info("webhook_uncorrelated", zoom_event=body.event)
@@ -81,7 +110,7 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
 class ListQuery(BaseModel):
     state: SessionState | None = None
     queue: str | None = Field(None, max_length=64)
-    since: float = Field(0.0, ge=0)
+    since: float = Field(0.0, ge=0, allow_inf_nan=False)  # inf, nan and 1e400 (inf once parsed) are a 400
     limit: int = Field(100, ge=1, le=1000)
 
 
@@ -90,22 +119,24 @@ class EndBody(BaseModel):
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    account = await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
     try:
         query = ListQuery.model_validate(dict(request.query))
     except ValidationError as exc:
         raise ValidationFailed(validation_errors(exc)) from exc
     sessions = await request.app[STORE].list(state=query.state, queue=query.queue, since=query.since, limit=query.limit)
-    return web.json_response({"sessions": [s.model_dump(mode="json") for s in sessions]})
+    pins = _sees_pins(account)
+    return web.json_response({"sessions": [_session_json(s, pins) for s in sessions]})
 
 
 async def get_session(request: web.Request) -> web.Response:
-    await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
+    account = await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
     store = request.app[STORE]
     session_id = request.match_info["session_id"]
     session = await store.get(session_id)
     history: list[dict[str, Any]] = await store.history(session_id)
-    return web.json_response({"session": session.model_dump(mode="json"), "history": history})
+    pins = _sees_pins(account)
+    return web.json_response({"session": _session_json(session, pins), "history": _history_json(history, pins)})
 
 
 async def end_session(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from shared.messaging import (
 from shared.rpc import endpoint
 from shared.session_tokens import sign_session_token
 
-from .beacons import normalise_pin
+from .beacons import REASON_RE, normalise_pin
 from .keys import SETTINGS, STORE
 
 __all__ = ["rpc_context"]
@@ -35,6 +35,10 @@ __all__ = ["rpc_context"]
 log = structlog.get_logger()
 
 QUEUE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")
+"""Printable ASCII without spaces: the token service's scoped key (e.g. a hash) becomes part of a Redis key."""
+BY_RE = re.compile(r"[A-Za-z0-9_.:@-]{0,64}")
+"""Who ended a session: an account id, or ``customer`` for a cancelled help request (notification service)."""
 
 _RESOLVE_ERRORS: dict[str, tuple[type[CobrowseError], str]] = {
     "pin_not_found": (NotFound, "no live session has this PIN"),
@@ -56,15 +60,26 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
                 raise ValidationFailed.one("custom_pin", "must be 1-10 letters or digits")
         if not QUEUE_RE.match(request.queue):
             raise ValidationFailed.one("queue", "must be 1-64 letters, digits, '_' or '-'")
+        key = request.idempotency_key
+        if key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(key):
+            raise ValidationFailed.one("idempotency_key", "must be 1-128 printable ASCII characters, no spaces")
         session = await store.create(request.model_copy(update={"custom_pin": custom}))
-        log.info("session_registered", session_id=session.session_id, queue=session.queue)
+        log.info("session_registered", session_id=session.session_id, queue=session.queue, version=session.version)
+        # The token is a function of the session id, so a retried start gets the very same credential.
         return CreatedSession(session=session, beacon_token=sign_session_token(secret, session.session_id))
 
     async def get(request: SessionRef) -> SessionView:
         return await store.get(request.session_id)
 
     async def end(request: EndSession) -> SessionView:
-        return await store.end(request.session_id, request.reason, by=request.by)
+        # Both land in the history and the published event: bounded, and nothing a consumer must escape.
+        if not REASON_RE.fullmatch(request.reason):
+            raise ValidationFailed.one("reason", "must be 1-64 of a-z, 0-9 and '_' (e.g. cancelled)")
+        if not BY_RE.fullmatch(request.by):
+            raise ValidationFailed.one("by", "must be at most 64 letters, digits or '_.:@-'")
+        session = await store.end(request.session_id, request.reason, by=request.by)
+        log.info("session_end_requested", session_id=request.session_id, reason=request.reason, by=request.by)
+        return session
 
     async def resolve(request: ResolvePin) -> SessionView:
         pin = normalise_pin(request.pin)

@@ -21,6 +21,22 @@ class Settings(ServiceSettings):
     webhook_tolerance_s: float = Field(300.0, gt=0)
     """Webhooks whose ``x-zm-request-timestamp`` is further than this from now are rejected as stale."""
 
+    zoom_api_url: str = Field("https://api.zoom.us/v2", validation_alias="ZOOM_API_URL", pattern=r"^https?://\S+$")
+    """Zoom's REST API, where a webhook's unknown Zoom session id is looked up (``GET /cobrowsesdk/sessions/{id}``)."""
+    zoom_api_key: str | None = Field(None, validation_alias="ZOOM_API_KEY", max_length=256)
+    zoom_api_secret: SecretStr | None = Field(None, validation_alias="ZOOM_API_SECRET")
+    """With the key, signs the REST calls' short JWT; both unset (or empty), no lookup is made."""
+    zoom_api_timeout_s: float = Field(2.0, gt=0)
+    zoom_lookup_rate: int = Field(10, ge=1)
+    """REST lookups per second, across every replica."""
+    zoom_lookup_retry_base_s: float = Field(1.0, gt=0)
+    """First pause after a failed lookup; doubled after each further failure."""
+    zoom_lookup_retry_max_s: float = Field(60.0, gt=0)
+    zoom_lookup_max_attempts: int = Field(15, ge=1)
+    """Failed attempts after which a Zoom session's pending webhooks are dropped (logged ``webhook_uncorrelated``)."""
+    zoom_lookup_poll_interval_s: float = Field(1.0, gt=0)
+    """How soon a replica notices lookups due or queued by another replica (its own webhooks wake it at once)."""
+
     max_body_bytes: int = Field(65536, ge=1024)
     """Largest request body (beacons, webhooks); ``navigator.sendBeacon`` itself stops at 64 KiB."""
     max_batch_events: int = Field(100, ge=1)
@@ -34,18 +50,22 @@ class Settings(ServiceSettings):
     waiting_timeout_s: float = Field(900.0, ge=0)
     """A customer waiting this long with a PIN and no agent ends (``no_agent_timeout``)."""
     reconnect_window_s: float = Field(120.0, ge=0)
-    """After ``session_reconnecting`` or ``page_hidden``, without agents (Zoom: 2 min; ``reconnect_timeout``)."""
+    """Away (unload, bfcache, SDK reconnecting, silence) with no agent this long: ended ``abandoned`` (Zoom: 2 min)."""
     agent_wait_timeout_s: float = Field(180.0, ge=0)
     """The same window while agents wait for the customer to come back (Zoom: 3 min; ``agent_wait_timeout``)."""
     heartbeat_timeout_s: float = Field(90.0, ge=0)
-    """A live page silent this long ends its session (``heartbeat_lost``); beacon.js beats every 15 s."""
+    """A live page silent this long is away (``reconnecting``, cause ``heartbeat_lost``); beacon.js beats every 15 s."""
 
     session_ttl_s: int = Field(86400, ge=60)
     """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""
     ended_retention_s: int = Field(7 * 86400, ge=1)
     """How long an ended session and its history stay readable."""
-    history_limit: int = Field(500, ge=0)
-    """Most recent history entries kept per session (0: unbounded)."""
+    history_limit: int = Field(100, ge=0)
+    """Most recent history entries kept per live session (0: unbounded)."""
+    ended_history_limit: int = Field(5, ge=0)
+    """History entries an ended session keeps for the retention (0: not trimmed)."""
+    dedupe_window: int = Field(64, ge=1, le=1000)
+    """Runs of missing beacon seqs remembered: a late (out-of-order) event in one is applied once, a repeat never."""
 
     pin_miss_limit: int = Field(20, ge=1)
     """Failed PIN lookups in one bucket (within the window) after which its live PINs are retired."""
@@ -58,19 +78,23 @@ class Settings(ServiceSettings):
     outbox_batch: int = Field(128, ge=1, le=1000)
     """Events per JetStream batch (the server takes at most 1,000 in one atomic batch)."""
     outbox_poll_interval_s: float = Field(0.2, gt=0)
-    """How soon the publishing replica notices events written by other replicas (its own wake it at once)."""
+    """Backstop: how soon the publishing replica notices writes whose wake-up was lost (a nudge during an outage)."""
     outbox_linger_s: float = Field(0.025, ge=0)
     """Under load, how long the publisher lets new events gather before it publishes them (larger batches)."""
     outbox_linger_min_rate: float = Field(1000.0, ge=0)
     """Linger only while the outbox runs at this many events/s or more: below it an event is published at once."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
-    outbox_retry_max_s: float = Field(5.0, gt=0)
-    """Longest pause between attempts while NATS is unavailable."""
+    outbox_retry_max_s: float = Field(1.0, gt=0)
+    """Longest pause between attempts while NATS is unavailable (a reconnect retries at once)."""
     publish_timeout_s: float = Field(2.0, gt=0)
     key_prefix: str = Field("reg:", pattern=r"^[A-Za-z0-9:_-]+$")
 
-    @field_validator("zoom_webhook_secret_token", mode="before")
+    @property
+    def zoom_api_configured(self) -> bool:
+        return bool(self.zoom_api_key) and self.zoom_api_secret is not None
+
+    @field_validator("zoom_webhook_secret_token", "zoom_api_secret", "zoom_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # docker-compose passes an unset variable as "": that must switch webhooks off, not sign with an empty key.

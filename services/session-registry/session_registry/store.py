@@ -2,15 +2,17 @@
 
 Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/common.lua``)::
 
-    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks)  TTL: live / retention
+    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks,   TTL: live / retention
+                                  dedupe marks); once ended, its summary only
     reg:s:<sid>:h          list   its history, JSON entries (accepted and ignored)        same TTL
-    reg:s:<sid>:seen       set    event ids already applied (dedupe)                      same TTL
     reg:pin:<PIN>          str    session id owning a live PIN (or a reserved BYOP PIN)   session TTL
     reg:pinb:<bucket>      set    live PINs of a miss bucket                              session TTL; members leave
     reg:pinmiss:<bucket>   str    failed lookups in the bucket                            pin_miss_window_s
     reg:timers             zset   "<sid>|<kind>" scored by due time (ms)                  members leave when fired
     reg:index              zset   session ids by creation time (ms), for listings         pruned past TTL+retention
     reg:zoom:<zoom id>     str    our session id for Zoom's session id (webhooks)        session TTL
+    reg:zpend, reg:zpq:…, reg:zpn:…, reg:zpin:…       webhooks waiting for a Zoom REST lookup (correlation.py)
+    reg:idem:<key>         str    session id a create with this idempotency key made      session TTL
     reg:outbox             stream SessionEvents for JetStream (fields s=subject i=msg id d=json); entries leave when
                                   published
     reg:outbox:lease       str    the replica currently publishing the outbox            REGISTRY_OUTBOX_LEASE_S
@@ -38,7 +40,7 @@ from .metrics import EVENT_OUTCOMES, TIMERS_FIRED
 from .pipelining import ScriptPipeline
 from .settings import Settings
 
-__all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
+__all__ = ["ApplyResult", "CreateResult", "Event", "ResolveResult", "SessionStore"]
 
 Event = dict[str, Any]
 """A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
@@ -52,6 +54,14 @@ class ApplyResult:
     duplicates: int
     ignored: int
     state: str
+
+
+class CreateResult(BaseModel):
+    """What ``create.lua`` answered: the session (``existing`` when an idempotency key named one) or an error."""
+
+    session: SessionView | None = None
+    existing: bool = False
+    error: str | None = None
 
 
 class ResolveResult(BaseModel):
@@ -76,6 +86,8 @@ def _constants(settings: Settings) -> str:
         "max_agents": settings.max_agents,
         "max_customers": settings.max_customers,
         "history_limit": settings.history_limit,
+        "ended_history_limit": settings.ended_history_limit,
+        "dedupe_window": settings.dedupe_window,
         "session_ttl_ms": settings.session_ttl_s * ms,
         "retention_ms": settings.ended_retention_s * ms,
         "no_pin_ms": int(settings.no_pin_timeout_s * ms),
@@ -131,6 +143,7 @@ class SessionStore:
         return f"{self.prefix}index"
 
     async def create(self, request: CreateSession) -> SessionView:
+        """Create a session, or return the one ``request.idempotency_key`` created."""
         session_id = uuid.uuid4().hex
         fields = {
             "queue": request.queue,
@@ -139,12 +152,12 @@ class SessionStore:
             "customer_name": request.customer_name,
             "client_ip": request.client_ip,
         }
-        raw = await self._create(args=[session_id, json.dumps(fields), request.custom_pin or ""])
-        reply = json.loads(raw)
+        args = [session_id, json.dumps(fields), request.custom_pin or "", request.idempotency_key or ""]
+        result = CreateResult.model_validate_json(await self._create(args=args))
         self.outbox_written.set()
-        if "error" in reply:
+        if result.session is None:
             raise Conflict("this PIN is in use by another live session", code="pin_taken")
-        return SessionView.model_validate(reply["session"])
+        return result.session
 
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""

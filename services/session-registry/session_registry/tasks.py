@@ -1,11 +1,17 @@
-"""Background loops owned by the app: started before ``yield`` in a cleanup context, stopped after it."""
+"""Background loops owned by the app: started before ``yield`` in a cleanup context, stopped after it.
+
+Each runs supervised (``shared.tasks``): a loop that fails is restarted with capped backoff and shows on ``/readyz``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+
+from aiohttp import web
+
+from shared.tasks import LoopFactory, supervised
 
 __all__ = ["background", "raise_if_cancelled"]
 
@@ -23,10 +29,7 @@ def raise_if_cancelled(cause: BaseException | None = None) -> None:
 
 
 @asynccontextmanager
-async def background(loop: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    task = asyncio.create_task(loop, name=name)
-    try:
+async def background(app: web.Application, name: str, factory: LoopFactory) -> AsyncIterator[None]:
+    """Run ``factory()``'s loop supervised (restarted if it fails, its health on ``/readyz``): ``shared.tasks``."""
+    async with supervised(app, name, factory):
         yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)

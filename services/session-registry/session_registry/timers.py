@@ -35,6 +35,6 @@ async def run_timers(store: SessionStore, interval_s: float, batch: int) -> None
 async def timers_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with background(
-        run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch), "registry-timers"
+        app, "registry-timers", lambda: run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch)
     ):
         yield

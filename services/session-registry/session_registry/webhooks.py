@@ -7,12 +7,15 @@ sends ``v0=<hex>`` as ``x-zm-signature``; the URL validation challenge is signed
 Correlation (Zoom's ``session_id`` is its own, not ours; see docs/session-registry.md): a webhook belongs to a
 registry session through, in order, a mapping saved from an earlier webhook, a PIN field in the payload
 (``session_pin``, ``pin_code``, ``pincode``, ``pinCode``), or a customer ``user_id`` equal to a registry session id.
+Real Zoom sends a PIN only with ``session_ended``: the other kinds name Zoom's session id alone and are resolved
+through Zoom's REST API in the background (``correlation.py``) when it is configured.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +26,19 @@ from .beacons import normalise_pin
 from .errors import BadSignature
 from .store import Event
 
-__all__ = ["ZoomEvent", "ZoomWebhook", "parse_zoom_event", "url_validation_reply", "verify_signature"]
+__all__ = [
+    "ZoomEvent",
+    "ZoomWebhook",
+    "parse_zoom_event",
+    "url_validation_reply",
+    "verify_signature",
+]
 
 PIN_FIELDS = ("session_pin", "pin_code", "pincode", "pinCode")
+ZOOM_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+"""Zoom's session ids (base64-like); anything else is not used as a key or in a URL."""
+TIMESTAMP_RE = re.compile(r"[0-9]{1,13}")
+"""Epoch seconds as Zoom sends them: digits only, so no ``nan``, ``inf``, sign or exponent can skip the age check."""
 
 
 def _hmac_hex(secret: bytes, message: bytes) -> str:
@@ -38,10 +51,12 @@ def verify_signature(
     """Raise ``BadSignature`` unless ``signature`` signs ``body`` at a ``timestamp`` within the tolerance."""
     if not timestamp or not signature:
         raise BadSignature("x-zm-signature and x-zm-request-timestamp are required", code="signature_missing")
-    try:
-        sent_at = float(timestamp)
-    except ValueError as exc:
-        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp") from exc
+    if not TIMESTAMP_RE.fullmatch(timestamp):
+        raise BadSignature("x-zm-request-timestamp must be epoch seconds", code="bad_timestamp")
+    if not signature.isascii():
+        # compare_digest refuses non-ASCII str with a TypeError; no valid signature has such a character anyway
+        raise BadSignature()
+    sent_at = int(timestamp)
     expected = "v0=" + _hmac_hex(secret, b"v0:" + timestamp.encode() + b":" + body)
     if not hmac.compare_digest(expected, signature):
         raise BadSignature()
@@ -58,8 +73,8 @@ class ZoomWebhook(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    event: str
-    event_ts: float | None = None
+    event: str = Field(max_length=128)
+    event_ts: float | None = Field(None, ge=0, allow_inf_nan=False)
     """Milliseconds since the epoch."""
     payload: dict[str, Any] = Field(default_factory=dict)
 
@@ -98,6 +113,7 @@ def parse_zoom_event(body: ZoomWebhook, raw: bytes) -> ZoomEvent | None:
     if mapped is None:
         return None
     zoom_session_id = obj.get("session_id")
+    zoom_id = zoom_session_id if isinstance(zoom_session_id, str) else ""
     pin = next((p for p in (normalise_pin(obj.get(f)) for f in PIN_FIELDS) if p), None)
     user_id = obj.get("user_id")
     # Zoom retries a delivery with the same body, so the body's digest is a stable event id.
@@ -110,7 +126,7 @@ def parse_zoom_event(body: ZoomWebhook, raw: bytes) -> ZoomEvent | None:
     if mapped == "session_ended":
         event["reason"] = "ended_by_zoom"
     return ZoomEvent(
-        zoom_session_id=zoom_session_id if isinstance(zoom_session_id, str) and zoom_session_id else None,
+        zoom_session_id=zoom_id if ZOOM_ID_RE.fullmatch(zoom_id) else None,
         pin=pin,
         user_session_id=user_id if role == "customer" and isinstance(user_id, str) and user_id else None,
         events=[event],

@@ -1,9 +1,11 @@
 """Agent (role 2) tokens for a live PIN, shared by ``POST /api/agent/connect`` and the ``token.agent.issue`` RPC.
 
 Who may hold an agent token: enabled accounts with role agent, supervisor or admin (supervisors and admins
-join sessions to help or audit). PIN guessing is bounded per account and per client IP: the limits are checked
-before a lookup and counted only when the registry does not know the PIN, so agents who type live PINs are
-never slowed down.
+join sessions to help or audit). PIN guessing is bounded per account and per client IP: every lookup takes a slot
+in both budgets atomically *before* it reaches the registry (``Limits.reserve_guess``), so N parallel guesses cost N
+slots; a lookup that finds a live PIN (or one that is not ready yet, or whose session is full of agents) gives its
+slots back, so agents who type live PINs are never slowed down. A lookup whose answer is unknown (timeout, registry
+unavailable) keeps its slots: it may have reached the registry.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ log = structlog.get_logger()
 AGENT_ROLES = (Role.AGENT, Role.SUPERVISOR)
 """Roles that may take agent tokens; ``Account.require`` lets admins through as well."""
 
-GUESS_CODES = frozenset({"pin_not_found", "pin_retired"})
-"""Registry answers that mean the PIN was a miss. A live PIN whose session cannot take the agent yet
-(``pin_not_ready``, ``agent_limit``) is no guess and costs no guessing budget."""
+LIVE_PIN_CODES = frozenset({"pin_not_ready", "agent_limit"})
+"""Registry refusals that prove the PIN is live (its session cannot take the agent yet): no guess, slot given back.
+Every other answer (``pin_not_found``, ``pin_retired``, ...) keeps the slot."""
 
 
 class AgentTokens:
@@ -45,34 +47,45 @@ class AgentTokens:
         self._accounts = accounts
         self._nc = nc
 
-    def sign(self, account: Account) -> tuple[str, int]:
-        """A role-2 token for ``account``: ``user_id`` is the account id, ``user_name`` its name."""
-        name = account.name[: self._settings.user_name_max_length]
-        token, exp = self._signer.sign(RoleType.AGENT, account.id, name, self._settings.default_expiry_s)
+    def sign(
+        self, account: Account, *, user_name: str | None = None, expires_in_s: int | None = None
+    ) -> tuple[str, int]:
+        """A role-2 token for ``account``: ``user_id`` is the account id, ``user_name`` its name (or ``user_name``).
+
+        The lifetime is ``TOKEN_AGENT_EXPIRY_S``, or ``expires_in_s`` when that is shorter.
+        """
+        settings = self._settings
+        name = user_name or account.name[: settings.user_name_max_length]
+        lifetime = min(expires_in_s or settings.agent_expiry_s, settings.agent_expiry_s)
+        token, exp = self._signer.sign(RoleType.AGENT, account.id, name, lifetime)
         TOKENS_ISSUED.labels("agent").inc()
         return token, exp
 
-    async def for_pin(self, account: Account, pin: str, client_ip: str) -> AgentToken:
+    async def for_pin(
+        self,
+        account: Account,
+        pin: str,
+        client_ip: str,
+        *,
+        user_name: str | None = None,
+        expires_in_s: int | None = None,
+    ) -> AgentToken:
         """Resolve ``pin`` to a live session through the registry and sign a token for ``account``."""
         account.require(*AGENT_ROLES)
         pin = pin.upper()  # BYOP PINs are case-insensitive; Zoom upper-cases them
         limits = self._limits
-        await limits.pin_failures_agent.check(account.id)
-        if client_ip:
-            await limits.pin_failures_ip.check(client_ip)
-        await limits.agent_tokens.hit(account.id)
+        reservation = await limits.reserve_guess(account.id, client_ip)
         request = ResolvePin(pin=pin, agent_id=account.id, client_ip=client_ip)
         try:
             session = await call(
                 self._nc, REGISTRY_RESOLVE_PIN, request, SessionView, timeout_s=self._settings.registry_timeout_s
             )
         except RemoteError as exc:
-            if exc.code in GUESS_CODES:
-                await limits.pin_failures_agent.hit(account.id)
-                if client_ip:
-                    await limits.pin_failures_ip.hit(client_ip)
+            if exc.code in LIVE_PIN_CODES:
+                await limits.return_guess(reservation)
             raise
-        token, exp = self.sign(account)
+        await limits.return_guess(reservation)
+        token, exp = self.sign(account, user_name=user_name, expires_in_s=expires_in_s)
         log.info("agent_token_issued", account_id=account.id, session_id=session.session_id)
         return AgentToken(
             token=token, desk_url=self._desk_url(pin, token), pin=pin, session_id=session.session_id, expires_at=exp

@@ -6,12 +6,14 @@ import os
 import socket
 from collections.abc import AsyncIterator
 
+import structlog
 from aiohttp import web
 
 from shared.accounts import AccountStore
 from shared.keys import NATS, REDIS
 from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
+from shared.scriptbatch import ScriptBatch
 from shared.web import setup_edge
 
 from .agents import AgentTokens
@@ -25,11 +27,17 @@ from .signer import TokenSigner
 
 __all__ = ["create_app"]
 
+log = structlog.get_logger()
+
 
 async def _collaborators(app: web.Application) -> AsyncIterator[None]:
     settings, redis = app[SETTINGS], app[REDIS]
-    app[ACCOUNTS] = AccountStore(redis)
-    app[LIMITS] = Limits.create(redis, settings)
+    if settings.allow_unbound_agent_tokens:
+        # Loud on purpose: such tokens let any agent key try PINs at Zoom's desk outside every limit of ours.
+        log.warning("unbound_agent_tokens_allowed", setting="TOKEN_ALLOW_UNBOUND_AGENT_TOKENS", migration_only=True)
+    scripts = ScriptBatch(redis)  # authentications and limits of concurrent requests share round trips
+    app[ACCOUNTS] = AccountStore(redis, scripts=scripts)
+    app[LIMITS] = Limits.create(scripts, settings)
     app[AGENT_TOKENS] = AgentTokens(settings, app[SIGNER], app[LIMITS], app[ACCOUNTS], app[NATS])
     yield
 
@@ -40,10 +48,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SIGNER] = TokenSigner(settings.zoom_sdk_key.get_secret_value(), settings.zoom_sdk_secret.get_secret_value())
     app[TOKEN_REQUEST] = token_request_model(settings)
     client_name = f"token:{settings.instance_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    app.cleanup_ctx.append(redis_context(settings.redis_url))
-    app.cleanup_ctx.append(nats_context(settings.nats_url, client_name))
+    app.cleanup_ctx.append(redis_context(settings))
+    app.cleanup_ctx.append(nats_context(settings, client_name))
     app.cleanup_ctx.append(_collaborators)
     app.cleanup_ctx.append(rpc_context)
-    setup_edge(app, service="token", cors_origins=settings.cors_origins)
+    setup_edge(app, service="token", settings=settings)
     setup_routes(app)
     return app

@@ -8,6 +8,11 @@
     cobrowse-accounts rotate ID                      # new key, printed once; the old one stops working
 
 Uses the Redis at ``REDIS_URL`` (or ``--redis-url``). Keys are printed to stdout only, never logged.
+
+``disable`` and ``rotate`` then publish ``AccountRevoked`` on NATS (``NATS_URL`` or ``--nats-url``), so every
+notification replica closes the account's open sockets and streams within a second. If NATS cannot be reached the
+change in Redis still happens (new requests are refused at once) and a warning says that open connections close
+only at their next periodic re-check (``NOTIFY_ACCOUNT_RECHECK_S``).
 """
 
 from __future__ import annotations
@@ -17,17 +22,30 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 
+import nats
+from dotenv import dotenv_values
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.accounts import Account, AccountStore, Role
+from shared.accounts import Account, AccountStore, Role, publish_revocation
 from shared.errors import CobrowseError
+from shared.messaging import RevocationReason
 from shared.settings import redact_url
 
 __all__ = ["main"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+NATS_TIMEOUT_S = 2
+RUN_URLS = Path(".run/urls.env")  # written by a running `make up` (devstack.runinfo): the servers it uses
+
+
+def _default_url(name: str, fallback: str) -> str:
+    return os.environ.get(name) or dotenv_values(RUN_URLS).get(name) or fallback
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,8 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis URL (default: $REDIS_URL or %(default)s)",
+        default=_default_url("REDIS_URL", DEFAULT_REDIS_URL),
+        help=f"Redis URL (default: $REDIS_URL, else make up's in {RUN_URLS}, else {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--nats-url",
+        default=_default_url("NATS_URL", DEFAULT_NATS_URL),
+        help=f"NATS URL for revocation notices (default: $NATS_URL, else make up's in {RUN_URLS}, else the local one)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = commands.add_parser("add", help="create an account and print its API key once")
@@ -84,12 +107,49 @@ async def _run(args: argparse.Namespace) -> None:
         elif args.command in ("disable", "enable"):
             account = await store.set_disabled(args.id, args.command == "disable")
             print(_line(account))
+            if account.disabled:
+                await _announce(args.nats_url, account.id, RevocationReason.DISABLED)
         elif args.command == "rotate":
             api_key = await store.rotate(args.id)
             print(f"rotated the key of {args.id}; the old key no longer works")
             _show_key(api_key)
+            await _announce(args.nats_url, args.id, RevocationReason.ROTATED)
     finally:
         await redis.aclose()
+
+
+async def _announce(nats_url: str, account_id: str, reason: RevocationReason) -> None:
+    """Tell every replica to close what the account has open; a warning (not a failure) if NATS is unreachable."""
+
+    async def quiet(exc: Exception) -> None:  # the outcome is reported below, once
+        pass
+
+    nc: NatsClient | None = None
+    try:
+        servers = [s.strip() for s in nats_url.split(",") if s.strip()]
+        async with asyncio.timeout(NATS_TIMEOUT_S):
+            # nats-py retries a first connection forever with max_reconnect_attempts=0; one retry is enough here.
+            nc = await nats.connect(
+                servers=servers,
+                name="cobrowse-accounts",
+                connect_timeout=NATS_TIMEOUT_S,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.2,
+                allow_reconnect=False,
+                error_cb=quiet,
+            )
+            await publish_revocation(nc, account_id, reason, timeout_s=NATS_TIMEOUT_S)
+        print(f"open connections of {account_id} are being closed ({reason.value})")
+    except (NatsError, OSError, TimeoutError) as exc:
+        print(
+            f"warning: could not notify the services over NATS at {redact_url(nats_url)} ({type(exc).__name__}); "
+            "the change is saved and new requests are refused, but sockets and streams already open close only at "
+            "their next account re-check (NOTIFY_ACCOUNT_RECHECK_S, 15 s by default)",
+            file=sys.stderr,
+        )
+    finally:
+        if nc is not None and not nc.is_closed:
+            await nc.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import structlog
 from aiohttp import web
 from structlog.contextvars import get_contextvars
 
-from shared.errors import ValidationFailed
+from shared.errors import Forbidden, ValidationFailed
 from shared.keys import NATS
 from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
 from shared.rpc import call
@@ -19,7 +21,7 @@ from shared.web import client_ip, read_json, static_file
 from .agents import AGENT_ROLES
 from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
 from .metrics import CUSTOMER_TOKENS, TOKENS_ISSUED, counts_refusals
-from .schemas import AgentConnect, CustomerStart
+from .schemas import AgentConnect, CustomerStart, TokenRequest
 from .settings import Settings
 from .signer import RoleType
 
@@ -37,35 +39,80 @@ def _byop_refused(prop: str) -> ValidationFailed:
 
 
 def _ip(request: web.Request, settings: Settings) -> str:
-    return client_ip(request, trust_forwarded=settings.trust_forwarded_for)
+    return client_ip(request, settings.trusted_proxies)
 
 
 def _new_user_id() -> str:
     return secrets.token_hex(6)
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _idempotency(request: web.Request, ip: str) -> tuple[str, str] | None:
+    """``(customer_id, registry key)`` for the request's ``Idempotency-Key``, scoped to the client IP; else None.
+
+    Scoping by IP keeps one client's key from reaching another client's session. Both values are derived (one-way)
+    so a retry gets the same customer id and the registry returns the session the first attempt created.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationFailed.one(IDEMPOTENCY_HEADER, "must be 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    scope = f"{ip}\n{key}".encode()
+    customer_id = "c" + hashlib.sha256(b"customer\n" + scope).hexdigest()[:12]
+    return customer_id, hashlib.sha256(b"create\n" + scope).hexdigest()
+
+
 @counts_refusals
 async def issue_token(request: web.Request) -> web.Response:
-    """Zoom's auth sample API: ``{role, expirationSeconds?, userId?, userName?, enableByop?}`` -> ``{token}``."""
+    """Zoom's auth sample API: ``{role, expirationSeconds?, userId?, userName?, enableByop?, pin?}`` -> ``{token}``."""
     app = request.app
     settings = app[SETTINGS]
     body = await read_json(request, app[TOKEN_REQUEST])
     if body.enable_byop and not settings.allow_byop:
         raise _byop_refused("enableByop")
-    expires_in = body.expiration_s or settings.default_expiry_s
     if body.role == RoleType.AGENT:
-        account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
-        await app[LIMITS].agent_tokens.hit(account.id)
-        role, user_id = RoleType.AGENT, account.id
-        user_name = body.user_name or account.name[: settings.user_name_max_length]
-    else:
-        await app[LIMITS].customer_tokens.hit(_ip(request, settings))
-        role, user_id = RoleType.CUSTOMER, _new_user_id() if body.user_id is None else body.user_id
-        user_name = user_id if body.user_name is None else body.user_name
-    token, _ = app[SIGNER].sign(role, user_id, user_name, expires_in, byop=body.enable_byop)
-    (CUSTOMER_TOKENS if role is RoleType.CUSTOMER else TOKENS_ISSUED.labels("agent")).inc()
+        return await _agent_token(request, body)
+    await app[LIMITS].customer_tokens.hit(_ip(request, settings))
+    user_id = _new_user_id() if body.user_id is None else body.user_id
+    user_name = user_id if body.user_name is None else body.user_name
+    expires_in = body.expiration_s or settings.default_expiry_s
+    token, _ = app[SIGNER].sign(RoleType.CUSTOMER, user_id, user_name, expires_in, byop=body.enable_byop)
+    CUSTOMER_TOKENS.inc()
+    return _token_answer(token)
+
+
+def _token_answer(token: str) -> web.Response:
     # A JWT is base64url and dots only, so it needs no JSON escaping.
     return web.Response(body=b'{"token":"' + token.encode() + b'"}', content_type="application/json")
+
+
+async def _agent_token(request: web.Request, body: TokenRequest) -> web.Response:
+    """Role 2 on Zoom's sample API: only for a live PIN, with the same checks as ``/api/agent/connect``."""
+    app = request.app
+    settings = app[SETTINGS]
+    account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
+    if body.pin is None and not settings.allow_unbound_agent_tokens:
+        raise Forbidden(
+            "an agent token is only issued for a live session: send its `pin` (or use /api/agent/connect)",
+            code="agent_token_requires_pin",
+        )
+    if body.pin is not None:
+        issued = await app[AGENT_TOKENS].for_pin(
+            account, body.pin, _ip(request, settings), user_name=body.user_name, expires_in_s=body.expiration_s
+        )
+        return _token_answer(issued.token)
+    # Migration mode (TOKEN_ALLOW_UNBOUND_AGENT_TOKENS): the sample's behaviour, bound to no session.
+    await app[LIMITS].agent_tokens.hit(account.id)
+    user_name = body.user_name or account.name[: settings.user_name_max_length]
+    expires_in = body.expiration_s or settings.default_expiry_s
+    token, _ = app[SIGNER].sign(RoleType.AGENT, account.id, user_name, expires_in, byop=body.enable_byop)
+    TOKENS_ISSUED.labels("agent").inc()
+    log.warning("unbound_agent_token_issued", account_id=account.id, expires_in_s=expires_in)
+    return _token_answer(token)
 
 
 def _zoom_config(settings: Settings) -> dict[str, Any]:
@@ -85,8 +132,9 @@ async def customer_start(request: web.Request) -> web.Response:
     if body.custom_pin is not None and not settings.allow_byop:
         raise _byop_refused("customPin")
     ip = _ip(request, settings)
+    idempotency = _idempotency(request, ip)
     await app[LIMITS].starts.hit(ip)
-    customer_id = "c" + _new_user_id()
+    customer_id, idempotency_key = idempotency or ("c" + _new_user_id(), None)
     custom_pin = body.custom_pin.upper() if body.custom_pin else None
     create = CreateSession(
         queue=body.queue,
@@ -95,10 +143,17 @@ async def customer_start(request: web.Request) -> web.Response:
         customer_name=body.user_name,
         client_ip=ip,
         custom_pin=custom_pin,
+        idempotency_key=idempotency_key,
     )
     request_id = get_contextvars().get("request_id")
     created = await call(
-        app[NATS], REGISTRY_CREATE, create, CreatedSession, timeout_s=settings.registry_timeout_s, request_id=request_id
+        app[NATS],
+        REGISTRY_CREATE,
+        create,
+        CreatedSession,
+        timeout_s=settings.registry_timeout_s,
+        request_id=request_id,
+        idempotent=idempotency_key is not None,  # a create with a key may be retried after a timeout: same session
     )
     session = created.session
     sdk_token, _ = app[SIGNER].sign(
@@ -130,7 +185,7 @@ async def agent_connect(request: web.Request) -> web.Response:
     account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
     body = await read_json(request, AgentConnect)
     issued = await app[AGENT_TOKENS].for_pin(account, body.pin, _ip(request, app[SETTINGS]))
-    return web.json_response(issued.model_dump())
+    return web.Response(text=issued.model_dump_json(), content_type="application/json")
 
 
 async def config(request: web.Request) -> web.Response:

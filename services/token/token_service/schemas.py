@@ -37,6 +37,8 @@ class TokenRequest(_Body):
     user_id: str | None = Field(None, alias="userId")
     user_name: str | None = Field(None, alias="userName")
     enable_byop: bool = Field(False, alias="enableByop")
+    pin: Annotated[str, Field(pattern=PIN)] | None = None
+    """Role 2 only: the live session's PIN the agent token is for (required unless unbound tokens are allowed)."""
 
     @field_validator("role")
     @classmethod

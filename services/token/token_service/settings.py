@@ -28,6 +28,10 @@ class Settings(ServiceSettings):
     port: int = Field(8080, ge=0, le=65535)
     default_expiry_s: int = Field(7200, ge=1)
     """Token lifetime when the request names none."""
+    agent_expiry_s: int = Field(1800, ge=1)
+    """Lifetime of agent (role 2) tokens; a request may ask for less, never more (Zoom's minimum is 1800)."""
+    allow_unbound_agent_tokens: bool = False
+    """Migration only: ``POST /`` issues role-2 tokens without a ``pin``, as Zoom's sample does (logged loudly)."""
     min_expiry_s: int = Field(1800, ge=1)
     max_expiry_s: int = Field(172800, ge=1)
     user_id_max_length: int = Field(35, ge=1)
@@ -46,18 +50,27 @@ class Settings(ServiceSettings):
     starts_per_window: int = Field(20, ge=1)
     """``/api/customer/start`` calls per client IP per window."""
     pin_failures_per_agent: int = Field(10, ge=1)
-    """Unknown PINs an account may try per PIN window before it must wait."""
+    """PIN lookups per account per PIN window, each reserved before it reaches the registry; a lookup that finds a
+    live PIN gives its slot back, so in effect this caps wrong guesses (and lookups in flight)."""
     pin_failures_per_ip: int = Field(30, ge=1)
-    """Unknown PINs one client IP may try per PIN window (several accounts behind one address)."""
+    """The same per client IP, across every account behind one address."""
     pin_window_s: int = Field(900, ge=1)
     trust_forwarded_for: bool = False
-    """Take the client IP from ``X-Forwarded-For`` (only behind a proxy that sets it)."""
+    """Removed: replaced by ``TRUSTED_PROXIES``; ``true`` stops start-up so nobody loses per-client limits unawares."""
     max_body_bytes: int = Field(16 * 1024, ge=256)
     registry_timeout_s: float = Field(2.0, gt=0)
     """How long to wait for the session registry over NATS."""
 
     @model_validator(mode="after")
+    def _no_forwarded_for_switch(self) -> Settings:
+        if self.trust_forwarded_for:
+            raise ValueError("TOKEN_TRUST_FORWARDED_FOR is replaced by TRUSTED_PROXIES (CIDRs of your proxies)")
+        return self
+
+    @model_validator(mode="after")
     def _expiry_order(self) -> Settings:
         if not self.min_expiry_s <= self.default_expiry_s <= self.max_expiry_s:
             raise ValueError("TOKEN_MIN_EXPIRY_S <= TOKEN_DEFAULT_EXPIRY_S <= TOKEN_MAX_EXPIRY_S must hold")
+        if not self.min_expiry_s <= self.agent_expiry_s <= self.max_expiry_s:
+            raise ValueError("TOKEN_MIN_EXPIRY_S <= TOKEN_AGENT_EXPIRY_S <= TOKEN_MAX_EXPIRY_S must hold")
         return self

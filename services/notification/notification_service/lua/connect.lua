@@ -1,6 +1,6 @@
 -- An agent's socket authenticated on a replica.
 -- ARGV[3] agent, ARGV[4] connection id, ARGV[5] presence ttl (ms), ARGV[6] display name.
--- Returns {previous connection id or '', status, queues, capacity}.
+-- Answers {previous (connection id or ''), status, queues (comma list), capacity}.
 local agent, conn = ARGV[3], ARGV[4]
 local ak = key('agent', agent)
 local prev = redis.call('GET', key('conn', agent)) or ''
@@ -13,4 +13,5 @@ touch(ak)
 redis.call('SADD', key('agents'), agent)
 local h = redis.call('HMGET', ak, 'status', 'queues', 'capacity')
 for _, q in ipairs(split(h[2])) do redis.call('ZADD', key('qagents', q), 'NX', NOW, agent) end
-return {prev, h[1], h[2], h[3]}
+set_available(agent, split(h[2]), h[1] == 'available')
+return {previous = prev, status = h[1], queues = h[2], capacity = tonumber(h[3]) or 1}

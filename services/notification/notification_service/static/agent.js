@@ -4,7 +4,8 @@
 (() => {
   const { $, el, duration, keyStore, wsUrl } = window.cb;
   const KEY = "cobrowse-agent-key";
-  const REVOKED = {
+  // Why an offer went away or a claimed session ended (offer_revoked and session_ended reasons).
+  const REASONS = {
     taken: "taken by another agent",
     timeout: "offer timed out",
     cancelled: "cancelled by the customer",
@@ -12,6 +13,10 @@
     withdrawn: "withdrawn (you went away or stopped serving its queue)",
     away: "withdrawn (you were set away)",
     escalated: "moved to another queue",
+    ended_in_sdk: "ended in the cobrowse session",
+    abandoned: "the customer left and did not come back",
+    heartbeat_lost: "the customer's page stopped answering",
+    gone: "no longer yours",
   };
 
   const requests = new Map(); // session_id -> offer frame + receivedAt
@@ -97,39 +102,148 @@
     if (!request) return;
     requests.delete(sessionId);
     renderRequests();
-    remember(`Request from ${request.customer_name || "a customer"}: ${REVOKED[reason] || reason}`);
+    remember(`Request from ${request.customer_name || "a customer"}: ${REASONS[reason] || reason}`);
   }
 
-  // ------------------------------------------------------------------------------------------- desk
+  // ------------------------------------------------------------------------------------------- desks
+  // One desk per claimed session (capacity can be above 1). Each desk keeps its own iframe, hidden while another
+  // desk is shown, so switching never reloads a desk. The customer names and the shown desk survive a reload in
+  // sessionStorage; the sessions themselves come back from the `ready` frame (re-claimed for a fresh token).
+
+  const DESKS_KEY = "cobrowse-agent-desks";
+  const desks = new Map(); // session_id -> {session_id, queue, pin, who, url, problem, ended, frame}
+  let shown = null;
+  let restored = null; // what the page before a reload saved, read once before this page saves anything
+
+  function saveDesks() {
+    const names = {};
+    for (const desk of desks.values()) names[desk.session_id] = desk.who;
+    sessionStorage.setItem(DESKS_KEY, JSON.stringify({ names, shown }));
+  }
+
+  function savedDesks() {
+    if (restored) return restored;
+    try {
+      restored = JSON.parse(sessionStorage.getItem(DESKS_KEY) || "null");
+    } catch (error) {
+      restored = null;
+    }
+    if (!(restored && restored.names)) restored = { names: {}, shown: null };
+    return restored;
+  }
+
+  function deskFor(sessionId) {
+    let desk = desks.get(sessionId);
+    if (!desk) {
+      desk = { session_id: sessionId, queue: "", pin: "", who: savedDesks().names[sessionId] || "customer",
+               url: null, problem: null, ended: null, frame: null };
+      desks.set(sessionId, desk);
+    }
+    return desk;
+  }
+
+  function renderDesks() {
+    const live = [...desks.values()];
+    $("session-count").textContent = String(live.filter((d) => !d.ended).length);
+    $("my-sessions").replaceChildren(...live.map((desk) => {
+      const label = `${desk.who}${desk.pin ? ` · PIN ${desk.pin}` : ""}`;
+      return el("li", { class: `my-session${desk.ended ? " ended" : ""}`, "data-session": desk.session_id,
+                        "aria-current": desk.session_id === shown ? "true" : "false" },
+        el("button", { class: "switch", type: "button", "aria-pressed": String(desk.session_id === shown),
+                       onclick: () => showDesk(desk.session_id) }, label),
+        desk.ended
+          ? el("button", { class: "btn ghost small", type: "button", "aria-label": `Dismiss session with ${desk.who}`,
+                           onclick: () => dropDesk(desk.session_id) }, "Dismiss")
+          : el("button", { class: "btn ghost small", type: "button", "aria-label": `Release session with ${desk.who}`,
+                           onclick: () => send({ type: "release", session_id: desk.session_id }) }, "Release"));
+    }));
+    for (const desk of live) if (desk.frame) desk.frame.hidden = desk.session_id !== shown;
+    const desk = desks.get(shown);
+    $("desk-info").textContent = desk ? `with ${desk.who}${desk.pin ? ` · PIN ${desk.pin}` : ""}` : "";
+    $("desk-message").hidden = !(desk && desk.ended);
+    $("desk-message").textContent = desk && desk.ended
+      ? `The session with ${desk.who} ended: ${REASONS[desk.ended] || desk.ended}.` : "";
+    const empty = $("desk-empty");
+    empty.hidden = Boolean(desk && (desk.frame || desk.ended));
+    if (!desk) {
+      empty.textContent = live.length ? "Pick one of your sessions above." : "Claim a request to open the desk for its PIN.";
+    } else if (desk.problem) {
+      empty.replaceChildren(`Claimed, but the desk could not open: ${desk.problem}. `,
+        el("button", { class: "btn secondary small", type: "button",
+                       onclick: () => send({ type: "claim", session_id: desk.session_id }) }, "Try again"));
+    } else if (!desk.frame) {
+      empty.textContent = "Opening the desk…";
+    }
+    saveDesks();
+  }
+
+  function showDesk(sessionId) {
+    shown = desks.has(sessionId) ? sessionId : null;
+    renderDesks();
+  }
 
   function openDesk(frame) {
-    const request = requests.get(frame.session_id) || {};
+    const request = requests.get(frame.session_id);
     requests.delete(frame.session_id);
     renderRequests();
-    const who = request.customer_name || "customer";
-    $("desk-info").textContent = `with ${who} · PIN ${frame.pin}`;
-    $("leave").hidden = false;
-    if (frame.desk_url) {
-      $("desk").src = frame.desk_url;
-      $("desk").hidden = false;
-      $("desk-empty").hidden = true;
-      remember(`Claimed ${who} (PIN ${frame.pin})`);
-    } else {
-      const problem = frame.token_error ? frame.token_error.message : "no desk link";
-      $("desk-empty").replaceChildren(
-        `Claimed, but the desk could not open: ${problem}. `,
-        el("button", { class: "btn secondary small", type: "button",
-                       onclick: () => send({ type: "claim", session_id: frame.session_id }) }, "Try again"));
+    const desk = deskFor(frame.session_id);
+    if (request && request.customer_name) desk.who = request.customer_name;
+    Object.assign(desk, { queue: frame.queue, pin: frame.pin, ended: null,
+                          problem: frame.desk_url ? null : (frame.token_error ? frame.token_error.message : "no desk link") });
+    if (frame.desk_url && frame.desk_url !== desk.url) {
+      if (desk.frame) desk.frame.remove();
+      desk.url = frame.desk_url;
+      desk.frame = el("iframe", { class: "desk-frame", "data-session": desk.session_id, src: desk.url,
+                                  title: `Cobrowse desk with ${desk.who}`,
+                                  allow: "autoplay *; camera *; microphone *; display-capture *; geolocation *;" });
+      $("desks").append(desk.frame);
     }
+    // A claim the agent just made comes to the front; desks resumed after a reload keep the one that was shown.
+    if (request || !shown || !desks.has(shown)) shown = desk.session_id;
+    if (request) remember(`Claimed ${desk.who} (PIN ${frame.pin})`);
+    renderDesks();
   }
 
-  function closeDesk() {
-    $("desk").hidden = true;
-    $("desk").removeAttribute("src");
-    $("desk-info").textContent = "";
-    $("leave").hidden = true;
-    $("desk-empty").hidden = false;
-    $("desk-empty").textContent = "Claim a request to open the desk for its PIN.";
+  function endDesk(sessionId, reason) {
+    const desk = desks.get(sessionId);
+    if (!desk || desk.ended) return;
+    desk.ended = reason;
+    if (desk.frame) desk.frame.remove();
+    desk.frame = null;
+    desk.url = null;
+    const text = `The session with ${desk.who} ended: ${REASONS[reason] || reason}.`;
+    remember(text);
+    notice(text);
+    renderDesks();
+  }
+
+  function dropDesk(sessionId) {
+    const desk = desks.get(sessionId);
+    if (!desk) return;
+    if (desk.frame) desk.frame.remove();
+    desks.delete(sessionId);
+    if (shown === sessionId) shown = [...desks.keys()][0] || null;
+    renderDesks();
+  }
+
+  // A (re)connected console: the server's list of my live sessions is the truth. Desks it no longer lists ended
+  // while this page was away; listed ones without a desk are claimed again for a fresh token (contract 5).
+  function resumeDesks(sessions) {
+    const listed = new Set(sessions.map((s) => s.session_id));
+    for (const desk of desks.values()) if (!listed.has(desk.session_id)) endDesk(desk.session_id, "gone");
+    if (shown === null) shown = savedDesks().shown;
+    for (const session of sessions) {
+      const desk = deskFor(session.session_id);
+      Object.assign(desk, { queue: session.queue, pin: session.pin || desk.pin });
+      if (!desk.frame) send({ type: "claim", session_id: session.session_id });
+    }
+    renderDesks();
+  }
+
+  function closeDesks() {
+    for (const sessionId of [...desks.keys()]) dropDesk(sessionId);
+    sessionStorage.removeItem(DESKS_KEY);
+    restored = { names: {}, shown: null };
   }
 
   // ------------------------------------------------------------------------------------------- status
@@ -162,6 +276,7 @@
       showStatus(frame);
       requests.clear();
       renderRequests();
+      resumeDesks(frame.sessions || []);
     },
     status(frame) {
       showStatus(frame);
@@ -178,9 +293,22 @@
     claimed(frame) {
       openDesk(frame);
     },
+    released(frame) {
+      const desk = desks.get(frame.session_id);
+      if (desk) remember(`Released ${desk.who}`);
+      dropDesk(frame.session_id);
+    },
+    session_ended(frame) {
+      endDesk(frame.session_id, frame.reason || "ended_in_sdk");
+    },
     error(frame) {
       if (!signedIn) {
         $("signin-error").textContent = frame.message;
+        return;
+      }
+      if (frame.session_id && desks.has(frame.session_id)
+          && ["taken", "request_gone", "request_not_found", "not_claimed"].includes(frame.code)) {
+        endDesk(frame.session_id, frame.code === "taken" ? "taken" : "gone"); // a desk resumed too late
         return;
       }
       if (frame.session_id && ["taken", "request_gone", "request_not_found"].includes(frame.code)) {
@@ -232,7 +360,7 @@
     signedIn = false;
     clearTimeout(retryTimer);
     if (ws) ws.close(1000);
-    closeDesk();
+    closeDesks();
     requests.clear();
     $("console").hidden = true;
     $("who").hidden = true;
@@ -258,7 +386,6 @@
     radio.addEventListener("change", () => send(statusFrame()));
   }
   $("sign-out").addEventListener("click", () => signOut(""));
-  $("leave").addEventListener("click", closeDesk);
   setInterval(() => {
     for (const node of document.querySelectorAll("#requests .waited")) {
       const request = requests.get(node.closest("[data-session]").dataset.session);
@@ -271,6 +398,8 @@
     }
   }, 1000);
 
+  savedDesks();
+  renderDesks();
   if (keyStore.get(KEY)) connect();
   else renderRequests();
 })();

@@ -27,6 +27,14 @@ window.cbStream = (() => {
     }
   }
 
+  // A `dropped` frame names the last event the server actually sent (`last_id`; older servers: `last_event_id`).
+  // The client resumes from there at once, even if the server leaves the response open (a stalled replay).
+  function droppedAt(frame) {
+    if (frame.type !== "dropped") return undefined;
+    const id = frame.last_id !== undefined ? frame.last_id : frame.last_event_id;
+    return id === undefined ? null : id;
+  }
+
   async function request(url, apiKey, lastId, signal) {
     const headers = { Authorization: `Bearer ${apiKey}`, Accept: "text/event-stream" };
     if (lastId !== null && lastId !== undefined) headers["Last-Event-ID"] = String(lastId);
@@ -53,14 +61,20 @@ window.cbStream = (() => {
     (async () => {
       while (!closed) {
         controller = new AbortController();
+        let dropped = false;
         try {
           const response = await request(url, apiKey, lastId, controller.signal);
           onState("live", lastId);
           retryMs = 500;
           for await (const { id, frame } of messages(response.body)) {
             if (id !== null) lastId = id;
-            if (frame.type === "dropped" && frame.last_event_id !== undefined) lastId = frame.last_event_id;
+            const resumeAt = droppedAt(frame);
+            if (resumeAt !== undefined) {
+              if (resumeAt !== null) lastId = resumeAt;
+              dropped = true;
+            }
             onFrame(frame, lastId);
+            if (dropped) break;
           }
         } catch (error) {
           if (closed) return;
@@ -69,8 +83,10 @@ window.cbStream = (() => {
             return;
           }
         }
+        controller.abort();
         if (closed) return;
         onState("reconnecting", lastId);
+        if (dropped) continue; // the server asked for it: no backoff
         await new Promise((resolve) => setTimeout(resolve, retryMs * (0.75 + Math.random() / 2)));
         retryMs = Math.min(retryMs * 2, 5000);
       }
@@ -86,13 +102,27 @@ window.cbStream = (() => {
 
   /** Replay events after `fromId` up to `toId` (the history before a snapshot), then stop. */
   async function replay(url, apiKey, fromId, toId, onFrame, idleMs = 1500) {
+    let from = fromId;
+    for (let attempt = 0; attempt < 5 && from < toId; attempt += 1) {
+      const resumeAt = await replayOnce(url, apiKey, from, toId, onFrame, idleMs);
+      if (resumeAt === null) return;
+      from = resumeAt; // dropped mid-replay: carry on after the last event the server sent
+    }
+  }
+
+  // Returns the id to resume from when the server dropped the replay, else null.
+  async function replayOnce(url, apiKey, fromId, toId, onFrame, idleMs) {
     const controller = new AbortController();
     let idle = setTimeout(() => controller.abort(), idleMs * 2);
+    let last = fromId;
     try {
       const response = await request(url, apiKey, fromId, controller.signal);
       for await (const { id, frame } of messages(response.body)) {
         clearTimeout(idle);
+        const resumeAt = droppedAt(frame);
+        if (resumeAt !== undefined) return resumeAt === null ? last : resumeAt;
         if (id !== null && id > toId) break;
+        if (id !== null) last = id;
         onFrame(frame);
         if (id !== null && id >= toId) break;
         idle = setTimeout(() => controller.abort(), idleMs); // filtered replays may end before toId
@@ -103,6 +133,7 @@ window.cbStream = (() => {
       clearTimeout(idle);
       controller.abort();
     }
+    return null;
   }
 
   return { follow, replay };

@@ -1,4 +1,4 @@
--- Apply a batch of events to one session: dedupe by event id, transition, history, outbox, timers.
+-- Apply a batch of events to one session: dedupe (page seq, or id; below), transition, history, outbox, timers.
 -- ARGV[1] session id, ARGV[2] source (beacon|webhook|api), ARGV[3] JSON list of normalised events
 -- {id, name, ts, seq, pin?, code?, reason?, original_name?}; event names were validated by the caller.
 -- Returns JSON {accepted, duplicates, ignored, state} or {error = "not_found"}; nothing is written for an unknown
@@ -24,6 +24,87 @@ local function newer(field, ev)
 end
 
 local function incr(field) s[field] = n(s, field) + 1 end
+
+-- ------------------------------------------------------------------------------------------------- dedupe
+-- Exact, in a few hash fields instead of a set of every id (issue 8: that set, mostly heartbeat ids, made an hour
+-- of session cost 20 KB). A page numbers its events (seq: monotonic per page, kept across reloads by beacon.js in
+-- sessionStorage) and stamps them (ts), so for beacons a high-water mark (hw_seq, hw_ts) and the runs of seqs still
+-- missing below it (gaps "lo-hi,...", the last C.dedupe_window runs) tell exactly what was applied: above the mark
+-- is new, a seq in a gap is a late event (new, once), anything else below the mark is a repeat. A seq below the mark
+-- (or at it) with a later ts comes from a new page whose count restarted (no sessionStorage); one above the mark with an
+-- earlier ts from the page before it (unknowable, so never applied twice). Other events (webhooks, API, a beacon
+-- with seq 0) are few: the last RECENT_IDS of them, in ``dd``, each as 12 hex digits of its id's SHA-1 (48 bits: a
+-- collision within one session's window is out of reach, and a client can only collide with its own events).
+
+local RECENT_IDS = 64
+
+local function keep_last(list, max)
+  while #list > max do table.remove(list, 1) end
+  return list
+end
+
+local function int(x) return string.format('%.0f', x) end  -- tostring would write 1e+15 past 14 digits
+
+local function gap_runs()
+  local out = {}
+  for lo, hi in string.gmatch(s.gaps or '', '(%d+)-(%d+)') do out[#out + 1] = { tonumber(lo), tonumber(hi) } end
+  return out
+end
+
+local function save_gaps(runs)
+  local parts = {}
+  for i, run in ipairs(keep_last(runs, C.dedupe_window)) do parts[i] = int(run[1]) .. '-' .. int(run[2]) end
+  s.gaps = table.concat(parts, ',')
+end
+
+local function page_event_is_new(seq, ts)
+  local hw, hw_ts = n(s, 'hw_seq'), n(s, 'hw_ts')
+  if seq > hw and ts < hw_ts then return false end
+  -- The same seq with another ts is another event, so also a new page (a resend keeps its ts).
+  if seq > hw or ts > hw_ts then
+    local new_page = seq <= hw
+    local runs = new_page and {} or gap_runs()  -- the old page's gaps mean nothing to a new one
+    local from = new_page and 1 or hw + 1
+    if seq > from then runs[#runs + 1] = { from, seq - 1 } end
+    s.hw_seq, s.hw_ts = int(seq), int(ts)
+    save_gaps(runs)
+    return true
+  end
+  local runs = gap_runs()
+  for i, run in ipairs(runs) do
+    if seq >= run[1] and seq <= run[2] then
+      table.remove(runs, i)
+      if seq < run[2] then table.insert(runs, i, { seq + 1, run[2] }) end
+      if seq > run[1] then table.insert(runs, i, { run[1], seq - 1 }) end
+      save_gaps(runs)
+      return true
+    end
+  end
+  return false
+end
+
+local function is_new(ev)
+  local seq = tonumber(ev.seq) or 0
+  if source == 'beacon' and seq > 0 then return page_event_is_new(seq, tonumber(ev.ts) or 0) end
+  local mark = string.sub(redis.sha1hex(ev.id), 1, 12)
+  local recent = {}
+  for id in string.gmatch(s.dd or '', '%x+') do
+    if id == mark then return false end
+    recent[#recent + 1] = id
+  end
+  recent[#recent + 1] = mark
+  s.dd = table.concat(keep_last(recent, RECENT_IDS), ' ')
+  return true
+end
+
+-- Beacons that prove the page is there: they bring an away session back (``resumed``) when they are newer than
+-- what sent it away, and advance the page register either way (so a late page_hidden cannot undo them).
+local PAGE_IS_BACK = { page_visible = true, session_started = true, heartbeat = true, pincode_updated = true }
+
+local function resumes(ev)
+  if source ~= 'beacon' or not PAGE_IS_BACK[ev.name] or s.state == 'ended' then return false end
+  return newer('page', ev) and s.away == '1'
+end
 
 -- Returns (event type, data) for a change, (nil, nil, reason) for an ignored event, nothing for a no-op.
 local function step(ev)
@@ -62,26 +143,20 @@ local function step(ev)
     incr('cl_w')
     return 'customer_left', {}
   elseif name == 'session_reconnecting' or name == 'page_hidden' then
+    -- A tab merely hidden is still there (it keeps its place and its offers); unload, bfcache and the SDK's
+    -- reconnect mean the customer is away. A page_hidden without a reason is taken as away (older beacon.js).
+    if name == 'page_hidden' and ev.reason == 'hidden' then return end
     if not newer('page', ev) then return nil, nil, 'stale' end
     if s.away == '1' then return end
     s.away = '1'
     s.away_since = NOW
     return 'reconnecting', { cause = name }
-  elseif name == 'session_started' or name == 'page_visible' then
-    local etype = nil
-    if name == 'session_started' and s.started ~= '1' then
-      s.started = '1'
-      etype = 'session_started'
-    end
-    if source == 'beacon' and newer('page', ev) and s.away == '1' then
-      s.away = '0'
-      return 'resumed', { cause = name }
-    end
-    return etype, {}
-  elseif name == 'heartbeat' then
-    -- A page that still beats is alive, only hidden: its reconnect window starts again.
-    if s.away == '1' and newer('page', ev) then s.away_since = NOW end
-    return
+  elseif name == 'session_started' then
+    if s.started == '1' then return end
+    s.started = '1'
+    return 'session_started', {}
+  elseif name == 'page_visible' or name == 'heartbeat' then
+    return  -- their only effect, resuming an away page, is taken care of before step()
   elseif name == 'session_error' then
     return 'error', { code = ev.code }
   elseif name == 'remote_assist_started' or name == 'remote_assist_stopped' then
@@ -97,12 +172,18 @@ end
 
 local accepted, duplicates, ignored = 0, 0, 0
 for _, ev in ipairs(events) do
-  if redis.call('SADD', k_seen(sid), ev.id) == 0 then
+  -- An ended session keeps no dedupe state (it shrank to its summary): a late event is recorded as ignored.
+  if s.state ~= 'ended' and not is_new(ev) then
     duplicates = duplicates + 1
   else
     accepted = accepted + 1
     local prev = s.state
     local event_id = sid .. ':' .. ev.id
+    if resumes(ev) then
+      s.away = '0'
+      commit(s, event_id .. ':resumed', 'resumed', source, prev, { cause = ev.name })
+      prev = s.state
+    end
     local etype, data, reason = step(ev)
     if reason then
       ignored = ignored + 1

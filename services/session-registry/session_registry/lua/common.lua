@@ -15,11 +15,11 @@ local K_OUTBOX = P .. 'outbox'
 local K_INDEX = P .. 'index'
 local function k_session(sid) return P .. 's:' .. sid end
 local function k_history(sid) return P .. 's:' .. sid .. ':h' end
-local function k_seen(sid) return P .. 's:' .. sid .. ':seen' end
 local function k_pin(pin) return P .. 'pin:' .. pin end
 local function bucket_of(pin) return string.sub(pin, 1, math.max(0, #pin - C.pin_bucket_drop)) end
 local function k_bucket(bucket) return P .. 'pinb:' .. bucket end
 local function k_misses(bucket) return P .. 'pinmiss:' .. bucket end
+local function k_idem(key) return P .. 'idem:' .. key end
 
 local function n(s, field) return tonumber(s[field]) or 0 end
 local function set(v) return v ~= nil and v ~= '' end
@@ -88,6 +88,7 @@ local function view(s)
     updated_at = n(s, 'updated_at') / 1000,
     ended_reason = set(s.ended_reason) and s.ended_reason or cjson.null,
     pin_retired = s.pin_retired == '1',
+    version = n(s, 'version'),
   }
 end
 
@@ -97,8 +98,10 @@ local function remember(s, entry)
 end
 
 -- One accepted change: the SessionEvent goes to the outbox (published to JetStream by outbox.py) and a compact
--- entry to the session's history, in the same script as the change itself.
+-- entry to the session's history, in the same script as the change itself. Every published event is one version
+-- newer than the last (1 for ``created``): consumers order a session's events by it and drop any not newer.
 local function emit(s, event_id, etype, source, prev, data)
+  s.version = n(s, 'version') + 1
   local event = {
     v = 1, event_id = event_id, type = etype, source = source, at = NOW / 1000,
     prev_state = prev or cjson.null, session = view(s), data = data or {},
@@ -136,8 +139,7 @@ end
 
 local KINDS = { 'no_pin', 'waiting', 'reconnect', 'agent_wait', 'heartbeat' }
 local REASONS = {
-  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'reconnect_timeout',
-  agent_wait = 'agent_wait_timeout', heartbeat = 'heartbeat_lost',
+  no_pin = 'no_pin_timeout', waiting = 'no_agent_timeout', reconnect = 'abandoned', agent_wait = 'agent_wait_timeout',
 }
 
 -- When the timer of ``kind`` is due for this session, or nil when it does not apply (a 0 duration disables it).
@@ -183,16 +185,37 @@ local function lifetime(s)
   return ended and C.retention_ms or C.session_ttl_ms
 end
 
+-- What an ended session no longer needs (issue 8: it is kept C.retention_ms, so it shrinks to its summary):
+-- dedupe state, ordering registers and live timestamps. Nothing reads them once the end mark is set.
+local LIVE_ONLY = {
+  'hw_seq', 'hw_ts', 'gaps', 'dd', 'pin_ts', 'pin_seq', 'page_ts', 'page_seq', 'away_since', 'waiting_since',
+  'last_seen', 'custom_pin',
+}
+
+local function shrink(s)
+  local gone, original = {}, ORIGINAL[s.id] or {}
+  for _, field in ipairs(LIVE_ONLY) do
+    if s[field] ~= nil then
+      s[field] = nil
+      if original[field] ~= nil then gone[#gone + 1] = field end
+      original[field] = nil
+    end
+  end
+  if #gone > 0 then redis.call('HDEL', k_session(s.id), unpack(gone)) end
+end
+
 -- Write a changed session back: timers, history bound, the hash itself, then key lifetimes (the hash may only
 -- now exist).
 local function persist(s)
   sync_timers(s)
   local ttl = lifetime(s)
-  if HISTORY_GREW[s.id] and C.history_limit > 0 then redis.call('LTRIM', k_history(s.id), -C.history_limit, -1) end
+  local ended = s.state == 'ended'
+  local limit = ended and C.ended_history_limit or C.history_limit
+  if (HISTORY_GREW[s.id] or (ended and ttl)) and limit > 0 then redis.call('LTRIM', k_history(s.id), -limit, -1) end
+  if ended and ttl then shrink(s) end
   save(s)
   if ttl then
     redis.call('PEXPIRE', k_session(s.id), ttl)
-    redis.call('PEXPIRE', k_seen(s.id), ttl)
     redis.call('PEXPIRE', k_history(s.id), ttl)
     if set(s.pin) and s.state ~= 'ended' then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
   end

@@ -12,8 +12,16 @@ for _, member in ipairs(due) do
     local at = timer_due(s, kind)
     if at and at <= NOW then
       local prev = s.state
-      finish(s, REASONS[kind])
-      commit(s, sid .. ':timer:' .. kind .. ':' .. at, 'ended', 'timer', prev, { reason = s.ended_reason, timer = kind })
+      local event_id = sid .. ':timer:' .. kind .. ':' .. at
+      if kind == 'heartbeat' then
+        -- Silence means the customer is away, not gone: the reconnect window runs from now (held requests).
+        s.away = '1'
+        s.away_since = NOW
+        commit(s, event_id, 'reconnecting', 'timer', prev, { cause = 'heartbeat_lost', timer = kind })
+      else
+        finish(s, REASONS[kind])
+        commit(s, event_id, 'ended', 'timer', prev, { reason = s.ended_reason, timer = kind })
+      end
       persist(s)
       fired = fired + 1
     elseif at then

@@ -9,6 +9,11 @@
  *
  * Every event goes out as {id, name, ts, seq, payload} in batches {session_id, token, events} POSTed as text/plain
  * (a "simple" request: no CORS preflight, and the only body navigator.sendBeacon can send across origins).
+ * Lifecycle events (the PIN, the session starting or ending, an agent joining or leaving, an error) leave at once:
+ * `pincode_updated` is what puts the customer in the queue. Only heartbeats and page-visibility noise wait up to
+ * flushDelayMs to share a request. The registry answers per event (202 {accepted, duplicates, ignored, rejected});
+ * an event it refused is dropped, the rest of its batch counts as delivered; only a network error or a 5xx/429
+ * keeps a batch for a retry.
  * Pending events live in sessionStorage, so what a closed or reloaded page could not deliver is sent on its next
  * load; the registry applies each event id once, so a resend is harmless. Nothing in here throws into the page.
  */
@@ -24,7 +29,7 @@
     sessionId: "",            // session_id from POST /api/customer/start
     token: "",                // session_token from the same answer (scoped to this session)
     extraEvents: [],          // more SDK event names to listen to; they go out as unknown_sdk_event
-    flushDelayMs: 200,        // how long events gather into one batch
+    flushDelayMs: 200,        // how long heartbeats and visibility events gather into one batch
     maxBatch: 50,             // events per request
     maxPending: 500,          // oldest events are dropped beyond this (a page offline for very long)
     heartbeatMs: 15000,       // heartbeat period while a session is live; 0 turns heartbeats off
@@ -35,6 +40,9 @@
   };
   var LIVE = { pincode_updated: 1, session_started: 1, agent_joined: 1, agent_left: 1, session_reconnecting: 1,
     remote_assist_started: 1, remote_assist_stopped: 1 };
+  // Sent as soon as the SDK emits them (the same task's other events still share the request).
+  var URGENT = { pincode_updated: 1, session_started: 1, agent_joined: 1, agent_left: 1, session_ended: 1,
+    session_error: 1 };
   var SEND_HEADERS = { "Content-Type": "text/plain;charset=UTF-8" };
 
   function newId() {
@@ -69,6 +77,8 @@
     this.timer = null;
     this.heartbeat = null;
     this.hidden = false;
+    this.hiddenReason = null;
+    this.urgent = false;   // a lifecycle event waits: flush in this task's microtask, not after flushDelayMs
     this.ended = false;
     this.unsubscribers = [];
     this.stats = { sent: 0, failed: 0, dropped: 0, beaconed: 0 };
@@ -80,8 +90,10 @@
       else self.pageVisible();
     });
     this.onPageHide = this.guard(function (event) { self.pageHidden(event && event.persisted ? "bfcache" : "unload"); });
+    this.onPageShow = this.guard(function (event) { if (event && event.persisted) self.pageVisible("bfcache"); });
     this.onOnline = this.guard(function () { self.flush(); });
     root.addEventListener("pagehide", this.onPageHide);
+    root.addEventListener("pageshow", this.onPageShow);
     root.addEventListener("online", this.onOnline);
     if (root.document) document.addEventListener("visibilitychange", this.onVisibility);
 
@@ -157,24 +169,39 @@
       this.pending.splice(0, this.pending.length - this.opts.maxPending);
     }
     this.save();
-    this.schedule(this.pending.length >= this.opts.maxBatch ? 0 : this.opts.flushDelayMs);
+    if (URGENT[name]) this.flushSoon();
+    else this.schedule(this.pending.length >= this.opts.maxBatch ? 0 : this.opts.flushDelayMs);
   };
 
   Beacon.prototype.schedule = function (delay) {
-    if (this.timer !== null || this.inflight) return;
+    if (this.timer !== null || this.inflight || this.urgent) return;
     var self = this;
     this.timer = setTimeout(this.guard(function () { self.timer = null; self.flush(); }), delay);
+  };
+
+  // A microtask rather than a 0 ms timer: it runs before the browser's next task (timers are clamped and queue
+  // behind rendering), and events the SDK emits in the same task still leave together. While a request is in
+  // flight the flag stays set and its completion sends at once.
+  Beacon.prototype.flushSoon = function () {
+    if (this.urgent) return;
+    this.urgent = true;
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    var self = this;
+    Promise.resolve().then(this.guard(function () { if (!self.inflight) self.flush(); }));
   };
 
   Beacon.prototype.body = function (events) {
     return JSON.stringify({ session_id: this.opts.sessionId, token: this.opts.token, events: events });
   };
 
-  // Sends one batch with fetch; on success the batch leaves `pending`, on a network error, 429 or 5xx it stays
-  // and is retried with backoff. A 4xx other than 429 means the registry will never take it: it is dropped.
+  // Sends one batch with fetch. A 202 names the events it refused by index: those are dropped, the others were
+  // applied (or were duplicates). A 4xx other than 429 means the registry will never take the batch: it is dropped.
+  // A network error, 429 or 5xx keeps it in `pending`, retried with backoff.
   Beacon.prototype.flush = function () {
-    if (this.inflight || !this.pending.length) return Promise.resolve();
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    if (this.inflight) return Promise.resolve();
+    this.urgent = false;
+    if (!this.pending.length) return Promise.resolve();
     var self = this;
     var batch = this.pending.slice(0, this.opts.maxBatch);
     this.inflight = true;
@@ -187,15 +214,25 @@
       request = Promise.reject(error);
     }
     return request.then(function (response) {
-      if (response.ok) return "sent";
       if (response.status === 429 || response.status >= 500) throw new Error("HTTP " + response.status);
-      self.report(new Error("registry refused batch: HTTP " + response.status), "rejected");
-      return "rejected";
-    }).then(function (outcome) {
+      if (!response.ok) {
+        self.report(new Error("registry refused batch: HTTP " + response.status), "rejected");
+        return batch.length;
+      }
+      return response.json().then(function (answer) {
+        var refused = answer && Array.isArray(answer.rejected) ? answer.rejected : [];
+        refused.forEach(function (item) {
+          var event = batch[item && item.index];
+          self.report(new Error("registry refused " + (event ? event.name : "event") + ": " +
+                                (item && item.property) + " " + (item && item.reason)), "rejected");
+        });
+        return Math.min(refused.length, batch.length);
+      }, function () { return 0; }); // a 2xx without a readable answer still took the batch
+    }).then(function (refused) {
       self.forget(batch);
       self.failures = 0;
-      if (outcome === "sent") self.stats.sent += batch.length;
-      else self.stats.dropped += batch.length;
+      self.stats.sent += batch.length - refused;
+      self.stats.dropped += refused;
     }, function (error) {
       self.failures += 1;
       self.stats.failed += 1;
@@ -206,7 +243,10 @@
       if (!self.pending.length) return;
       if (self.failures) {
         var wait = Math.min(self.opts.retryMaxMs, self.opts.retryMinMs * Math.pow(2, self.failures - 1));
+        self.urgent = false; // a retry waits its backoff, lifecycle events included
         self.schedule(wait * (0.75 + Math.random() / 2));
+      } else if (self.urgent) {
+        self.flush();
       } else {
         self.schedule(0);
       }
@@ -245,21 +285,24 @@
     }
   };
 
+  // reason: "hidden" (tab in the background, still there), "unload" or "bfcache" (the page went away). A closing
+  // tab first turns hidden, then fires pagehide: the second, stronger reason is sent too, or the registry would
+  // never learn that the customer left.
   Beacon.prototype.pageHidden = function (reason) {
-    if (this.hidden) {
-      this.flushOnExit();
-      return;
+    if (!this.hidden || (this.hiddenReason === "hidden" && reason !== "hidden")) {
+      this.hidden = true;
+      this.hiddenReason = reason;
+      this.record("page_hidden", { reason: reason });
     }
-    this.hidden = true;
-    this.record("page_hidden", { reason: reason });
     this.flushOnExit();
   };
 
-  Beacon.prototype.pageVisible = function () {
+  Beacon.prototype.pageVisible = function (reason) {
     if (!this.hidden) return;
     this.hidden = false;
+    this.hiddenReason = null;
     this.unconfirmed = [];
-    this.record("page_visible", { reason: "visible" });
+    this.record("page_visible", { reason: reason || "visible" });
   };
 
   Beacon.prototype.startHeartbeat = function () {
@@ -321,6 +364,7 @@
     this.unsubscribers.forEach(function (off) { try { off(); } catch (e) { /* already gone */ } });
     this.unsubscribers = [];
     root.removeEventListener("pagehide", this.onPageHide);
+    root.removeEventListener("pageshow", this.onPageShow);
     root.removeEventListener("online", this.onOnline);
     if (root.document) document.removeEventListener("visibilitychange", this.onVisibility);
     return this.flush();

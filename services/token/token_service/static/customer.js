@@ -6,6 +6,13 @@
 const STORE_KEY = "cobrowse-demo";
 const POLL_MS = 1500;
 const FIRST_POLL_MS = 2000;
+// The CDN build documents no callback for join(), and after a reload it may not emit session_started either:
+// waiting for it must end. pincode_updated or agent_joined prove the session is back (see connect()).
+// A site may set window.COBROWSE_CONNECT_TIMEOUT_MS before this script.
+const CONNECT_TIMEOUT_MS = Number(window.COBROWSE_CONNECT_TIMEOUT_MS) || 10000;
+// Until the SDK reports the session ended, the beacon must keep forwarding: that session_ended is what ends the
+// session in the registry when the server-side cancel did not get through. Detached after it, or after this.
+const RETIRE_BEACON_MS = 10000;
 // A site can route its pages to different queues: /demo?queue=billing.
 const QUEUE = new URLSearchParams(location.search).get("queue") || "support";
 const SDK_SETTINGS = {
@@ -15,7 +22,8 @@ const SDK_SETTINGS = {
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, start: null, session: null, beacon: null, poller: null, agentShown: false };
+const state = { config: null, start: null, session: null, beacon: null, poller: null, agentShown: false,
+                agentName: null, retiring: null };
 
 // Once the customer works in the help panel, focus follows its views (the button they clicked disappears).
 let panelInUse = false;
@@ -53,10 +61,27 @@ function loadScript(src) {
   });
 }
 
+// ZOOM_SDK_VERSION (zoom.sdk_version in /api/config) pins the CDN build, e.g. "3.10.0" or "3.10.x"; without it
+// the URL gives Zoom's latest.
+function sdkUrl(zoom) {
+  const base = `https://${zoom.host}/static/resource/sdk/${encodeURIComponent(zoom.sdk_key)}/js`;
+  return zoom.sdk_version ? `${base}/${encodeURIComponent(zoom.sdk_version)}` : base;
+}
+
 async function loadSdk(zoom) {
   if (window.ZoomCobrowseSDK) return;
-  if (zoom.simulated) await loadScript("/static/zoom-sim.js");
-  else await loadScript(`https://${zoom.host}/static/resource/sdk/${encodeURIComponent(zoom.sdk_key)}/js`);
+  await loadScript(zoom.simulated ? "/static/zoom-sim.js" : sdkUrl(zoom));
+}
+
+// One key per click on "Get help": a retried POST (a lost answer, a 503) returns the same session, not a second.
+function idempotencyKey() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function saveStart() {
+  if (state.start) sessionStorage.setItem(STORE_KEY, JSON.stringify(state.start));
 }
 
 function initSdk() {
@@ -75,31 +100,65 @@ function minutes(seconds) {
   return `about ${m} minute${m === 1 ? "" : "s"}`;
 }
 
+// The Support PIN is kept with the request in sessionStorage: a reload shows it even before the SDK reports it.
 function showPin(pin) {
+  if (!pin) return;
   $("pin").textContent = pin;
   $("pin-active").textContent = pin;
+  if (state.start && state.start.pin !== pin) {
+    state.start.pin = pin;
+    saveStart();
+  }
+}
+
+function showAgentName(name) {
+  if (!name) return;
+  state.agentName = name;
+  $("agent-name").textContent = name;
+  if (state.start && state.start.agent_name !== name) {
+    state.start.agent_name = name;
+    saveStart();
+  }
 }
 
 function agentJoined(name) {
   state.agentShown = true;
-  $("agent-name").textContent = name || "A support agent";
-  if (state.start) {
-    state.start.agent_name = $("agent-name").textContent;
-    sessionStorage.setItem(STORE_KEY, JSON.stringify(state.start));
+  $("queue-note").dataset.kind = "";
+  $("queue-note").hidden = true;
+  $("agent-name").textContent = "A support agent";
+  if (state.start && !state.start.agent_joined) {
+    state.start.agent_joined = true; // a reload shows the agent again (the SDK does not repeat agent_joined)
+    saveStart();
   }
+  showAgentName(name || state.agentName);
   show("active");
+}
+
+// The beacon of a finished request goes on forwarding until the SDK's session_ended (which the registry needs
+// when the server-side cancel failed), then it is detached; a new "Get help" gets a beacon of its own.
+function retireBeacon() {
+  const beacon = state.beacon;
+  state.beacon = null;
+  if (!beacon) return;
+  const retiring = { beacon, timer: setTimeout(() => detachRetired(retiring), RETIRE_BEACON_MS) };
+  detachRetired(state.retiring);
+  state.retiring = retiring;
+}
+
+function detachRetired(retiring) {
+  if (!retiring) return;
+  clearTimeout(retiring.timer);
+  if (state.retiring === retiring) state.retiring = null;
+  retiring.beacon.detach();
 }
 
 function finish(text) {
   stopPolling();
-  const beacon = state.beacon;
-  state.beacon = null;
-  // After the SDK's own listeners (the beacon still forwards this session_ended), stop forwarding: a new
-  // "Get help" is a new session with a new beacon.
-  if (beacon) setTimeout(() => beacon.detach(), 0);
+  retireBeacon();
   sessionStorage.removeItem(STORE_KEY);
   state.start = null;
   state.agentShown = false;
+  state.agentName = null;
   $("ended-text").textContent = text;
   show("ended");
 }
@@ -114,13 +173,22 @@ function wire(session) {
   session.on("agent_joined", (payload) => agentJoined(payload && payload.name));
   session.on("agent_left", () => {
     state.agentShown = false;
-    if (state.start) delete state.start.agent_name;
+    state.agentName = null;
+    if (state.start) {
+      delete state.start.agent_name;
+      delete state.start.agent_joined;
+      saveStart();
+    }
     show("waiting");
     $("queue-note").textContent = "The agent left the session. You are back in line.";
+    $("queue-note").dataset.kind = "left";
     $("queue-note").hidden = false;
   });
   session.on("session_ended", () => {
     if (state.start) finish("Your support session has ended. Thanks for reaching out!");
+    // After the beacon's own listener has forwarded this event (it was attached after this one).
+    const retiring = state.retiring;
+    setTimeout(() => detachRetired(retiring), 0);
   });
   session.on("session_error", (payload) => {
     if (!state.agentShown) fail(`The cobrowse session reported an error (code ${payload && payload.code}).`);
@@ -134,14 +202,21 @@ async function poll() {
     `?token=${encodeURIComponent(start.session_token)}`;
   try {
     const request = await api(url);
+    if (state.start !== start) return; // finished while the answer was on its way
     $("queue-position").textContent = request.position ? `#${request.position}` : "—";
-    $("queue-wait").textContent = request.position ? minutes(request.estimated_wait_s) : "—";
+    // No estimate is shown while nobody serves the queue (estimated_wait_s is null then).
+    const wait = request.position && request.estimated_wait_s !== null && request.estimated_wait_s !== undefined;
+    $("queue-wait").textContent = wait ? minutes(request.estimated_wait_s) : "—";
+    $("queue-wait-row").hidden = !wait;
     const note = $("queue-note");
-    if (request.no_agents) {
+    if (request.no_agents && request.state === "queued") {
       note.textContent = "No agent is serving this line right now. You can keep waiting or try again later.";
       note.hidden = false;
+    } else if (note.dataset.kind !== "left") {
+      note.hidden = true; // an agent is available, or the request was offered
     }
-    if ((request.state === "claimed" || request.state === "joined") && window.ZoomCobrowseSDK.simulated) {
+    showAgentName(request.agent_name);
+    if ((request.state === "claimed" || request.state === "joined") && state.config.zoom.simulated) {
       // Zoom tells the real SDK when the agent's desk joins; the stand-in learns it from the claim (docs/browser.md).
       window.ZoomCobrowseSDK.simulation.agentJoined({ userId: request.claimed_by || "agent",
                                                       name: request.agent_name });
@@ -176,42 +251,73 @@ function stopPolling() {
   state.poller = null;
 }
 
-// Resolves {success} with the SDK's first answer to start()/join(): its callback (npm builds) or the
-// session_started / session_error event (the CDN build documents no callback for join()).
+// Resolves {success} with the SDK's first answer to start()/join(): its callback (npm builds), the
+// session_started / session_error event, or pincode_updated / agent_joined (a rejoined CDN session may emit only
+// those). Nothing within CONNECT_TIMEOUT_MS is a failure: the page never hangs on the SDK.
 async function connect(start, resume) {
   await loadSdk(start.zoom);
   const session = state.session || (await initSdk());
   if (!state.session) wire(session);
   state.session = session;
+  detachRetired(state.retiring); // the last request's beacon must not forward this new session's events
   state.beacon = window.CobrowseBeacon.attach(session, {
     url: start.beacon_url, sessionId: start.session_id, token: start.session_token,
     onError: (error, context) => console.debug("beacon", context, error && error.message),
   });
   return new Promise((resolve) => {
+    const listeners = [];
     let answered = false;
-    const answer = (result) => {
-      if (!answered) resolve(result || { success: true });
+    const timer = setTimeout(() => answer({ success: false, error: { code: "timeout" } }), CONNECT_TIMEOUT_MS);
+    function answer(result) {
+      if (answered) return;
       answered = true;
+      clearTimeout(timer);
+      for (const [name, handler] of listeners) if (session.off) session.off(name, handler);
+      resolve(result || { success: true });
+    }
+    const on = (name, handler) => {
+      listeners.push([name, handler]);
+      session.on(name, handler);
     };
-    session.on("session_started", () => answer({ success: true }));
-    session.on("session_error", (payload) => answer({ success: false, error: payload }));
+    on("session_started", () => answer({ success: true }));
+    on("pincode_updated", () => answer({ success: true }));
+    on("agent_joined", () => answer({ success: true }));
+    on("session_error", (payload) => answer({ success: false, error: payload }));
     if (resume) session.join(answer);
     else session.start({ sdkToken: start.sdk_token }, answer);
   });
 }
 
+// POST /api/customer/start, tried twice on a network error or 503 with the same Idempotency-Key: the server
+// answers a known key with the session it already created.
+async function startRequest(body) {
+  const options = {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Idempotency-Key": idempotencyKey() },
+    body: JSON.stringify(body),
+  };
+  try {
+    return await api("/api/customer/start", options);
+  } catch (error) {
+    if (error.status !== undefined && error.status !== 503) throw error;
+    return api("/api/customer/start", options);
+  }
+}
+
 async function getHelp() {
   show("starting");
+  $("queue-note").hidden = true;
+  $("queue-note").dataset.kind = "";
   try {
     const name = $("customer-name").value.trim();
-    const start = await api("/api/customer/start", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(name ? { queue: QUEUE, userName: name } : { queue: QUEUE }),
-    });
+    const start = await startRequest(name ? { queue: QUEUE, userName: name } : { queue: QUEUE });
     state.start = start;
-    sessionStorage.setItem(STORE_KEY, JSON.stringify(start));
-    await connect(start, false);
+    saveStart();
+    const started = await connect(start, false);
+    if (!started.success && state.start === start) {
+      finish("");
+      fail(`The cobrowse session did not start (${(started.error && started.error.code) || "no answer"}).`);
+    }
   } catch (error) {
     fail(error.status === 429 ? "Too many requests from this network. Please wait a minute." :
       `We could not reach support: ${error.message}`);
@@ -247,14 +353,16 @@ async function resume(saved) {
     return false;
   }
   wire(state.session);
-  showPin(info.pinCode);
+  showPin(info.pinCode || saved.pin);
   const joined = await connect(saved, true);
   if (!(joined && joined.success)) {
     finish("Your previous support session could not be resumed.");
     return true;
   }
-  if (saved.agent_name) agentJoined(saved.agent_name);
-  else show("waiting");
+  if (!state.agentShown) {
+    if (saved.agent_joined) agentJoined(saved.agent_name);
+    else show("waiting");
+  }
   startPolling();
   return true;
 }

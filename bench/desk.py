@@ -1,0 +1,85 @@
+"""What the notification suites share: percentiles, agents' sockets on a queue, and closing them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+
+from shared.accounts import AccountStore, Role
+
+__all__ = ["close_agents", "connect", "open_agents", "open_loop", "percentile", "until_offered"]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+async def open_loop(total: int, rate_per_s: float, one: Callable[[int], Coroutine[Any, Any, None]]) -> None:
+    """Start ``one(0)`` … ``one(total - 1)`` at a steady rate, each at its own slot whether or not earlier ones
+    are done (a closed loop would slow down with the server and hide its tail); returns when all have finished."""
+    begin = time.perf_counter()
+    pending: list[asyncio.Task[None]] = []
+    for i in range(total):
+        delay = begin + i / rate_per_s - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*pending)
+
+
+async def connect(http: aiohttp.ClientSession, url: str, api_key: str) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(url)
+    await ws.send_json({"type": "auth", "api_key": api_key})
+    return ws
+
+
+async def open_agents(
+    http: aiohttp.ClientSession, ws_base: str, accounts: AccountStore, queue: str, count: int, capacity: int
+) -> list[aiohttp.ClientWebSocketResponse]:
+    """``count`` agents available on ``queue``, each taking up to ``capacity`` offers at once."""
+    sockets = []
+    for i in range(count):
+        _, key = await accounts.create(f"bench-agent-{queue}-{i}", Role.AGENT)
+        ws = await connect(http, ws_base + "/ws/agent", key)
+        assert json.loads((await ws.receive()).data)["type"] == "ready"
+        await ws.send_json({"type": "status", "status": "available", "queues": [queue], "capacity": capacity})
+        assert json.loads((await ws.receive()).data)["type"] == "status"
+        sockets.append(ws)
+    return sockets
+
+
+async def close_agents(nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]) -> None:
+    """Close agent sockets and wait until the service has handled every disconnect (so it is idle again)."""
+    gone = 0
+    all_gone = asyncio.Event()
+
+    async def count(msg: Any) -> None:
+        nonlocal gone
+        gone += 1
+        if gone == len(sockets):
+            all_gone.set()
+
+    sub = await nc.subscribe("cobrowse.agent.*.disconnected", cb=count)
+    for ws in sockets:
+        await ws.close()
+    await asyncio.wait_for(all_gone.wait(), timeout=60)
+    await sub.unsubscribe()
+
+
+async def until_offered(
+    done: asyncio.Event, readers: list[asyncio.Task[None]], nc: Any, sockets: list[aiohttp.ClientWebSocketResponse]
+) -> None:
+    """Wait (at most 30 s) until ``done``, then stop the socket readers and close the agents."""
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        for task in readers:
+            task.cancel()
+        await close_agents(nc, sockets)

@@ -1,0 +1,109 @@
+"""The notification outbox: QueueEvents and AgentEvents that must reach JetStream after a Redis commit.
+
+Failure model. A claim or a cancel writes its event into the Redis stream ``notify:outbox`` in the same Lua step as
+the change, so the change and its event are one: if NATS is down the HTTP/WebSocket answer is still given, and
+the event waits in Redis. Other events (offers, declines, presence) are published directly; when JetStream does
+not take one, it is appended to the outbox instead of failing the caller. Right after a commit the replica tries
+to publish the scripted event itself (the common case: JetStream is up) and deletes the entry; whatever is left
+is published by the one replica holding the publishing lease, in outbox order, entry by entry with JetStream's
+ack, and deleted after the ack. An entry published twice (direct attempt racing the publisher, or a crash between
+ack and delete) is stored once: each carries its ``event_id`` as ``Nats-Msg-Id`` and JetStream drops the copy
+within its duplicate window. Agent socket frames (core NATS) are best effort and never go through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import cast
+
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.lease import Lease
+from shared.messaging import MSG_ID_HEADER
+
+from .store import OUTBOX_KEY, PREFIX, OutboxEntry
+
+__all__ = ["Outbox"]
+
+log = structlog.get_logger()
+
+LEASE_KEY = f"{PREFIX}outbox:lease"
+PUBLISH_TIMEOUT_S = 2.0
+BATCH = 100
+RETRY_MAX_S = 2.0
+
+
+class Outbox:
+    def __init__(self, redis: Redis, nc: NatsClient, js: JetStreamContext, *, lease_s: float) -> None:
+        self._redis = redis
+        self._nc = nc
+        self._js = js
+        self.lease = Lease(redis, LEASE_KEY, lease_s)
+        self.written = asyncio.Event()
+        """Set when this replica left an entry for the publisher (wakes it at once if it holds the lease)."""
+
+    async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
+        if not self._nc.is_connected:
+            # Fail fast: a publish while reconnecting would wait out its timeout in the caller's request.
+            raise ConnectionError("NATS is not connected")
+        await self._js.publish(subject, data, headers={MSG_ID_HEADER: event_id}, timeout=PUBLISH_TIMEOUT_S)
+
+    async def publish(self, subject: str, data: bytes, event_id: str) -> None:
+        """Publish an event now; if JetStream does not take it, keep it in the outbox for later."""
+        try:
+            await self._publish(subject, data, event_id)
+        except Exception as exc:  # any NATS failure: the event must not be lost nor fail the caller
+            log.warning("event_publish_deferred", subject=subject, error=type(exc).__name__)
+            await self._redis.xadd(OUTBOX_KEY, {"i": event_id, "s": subject, "d": data.decode()})
+            self.written.set()
+
+    async def flush(self, entry: OutboxEntry | None) -> None:
+        """Try to publish an event a script wrote to the outbox; the publisher retries if this fails."""
+        if entry is None:
+            return
+        try:
+            await self._publish(entry.subject, entry.data.encode(), entry.event_id)
+        except Exception as exc:
+            log.warning("event_publish_deferred", subject=entry.subject, error=type(exc).__name__)
+            self.written.set()
+            return
+        with contextlib.suppress(RedisError):  # left behind, it is published again and dropped as a duplicate
+            await self._redis.xdel(OUTBOX_KEY, entry.entry)
+
+    async def publish_pending(self) -> int:
+        """Publish the oldest entries in order, deleting each after JetStream's ack; returns how many."""
+        entries = cast(list[tuple[str, dict[str, str]]], await self._redis.xrange(OUTBOX_KEY, "-", "+", count=BATCH))
+        for done, (entry_id, fields) in enumerate(entries):
+            try:
+                await self._publish(fields["s"], fields["d"].encode(), fields["i"])
+            except Exception:
+                if done:
+                    log.info("outbox_published", count=done)
+                raise
+            await self._redis.xdel(OUTBOX_KEY, entry_id)
+        if entries:
+            log.info("outbox_published", count=len(entries))
+        return len(entries)
+
+    async def run(self, poll_s: float) -> None:
+        """The publisher loop: waits (capped backoff) through Redis or NATS outages, never gives up."""
+        delay = 0.05
+        while True:
+            try:
+                if await self.lease.hold():
+                    self.written.clear()
+                    if await self.publish_pending() >= BATCH:
+                        continue
+                delay = 0.05
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll_s):
+                        await self.written.wait()
+            except Exception as exc:
+                log.warning("outbox_retry", error=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)

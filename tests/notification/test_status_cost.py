@@ -1,0 +1,65 @@
+"""A customer's status costs the same Redis work with 0 or 2,000 agents (a maintained per-queue count)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from notification_service.store import Store
+
+from .conftest import session_token
+
+# Connection bookkeeping of the client library, not work of the status path.
+NOT_WORK = ("cmdstat_client|", "cmdstat_hello", "cmdstat_info")
+
+
+async def _commands(redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(row["calls"] for name, row in stats.items() if not name.startswith(NOT_WORK))
+
+
+async def _status_cost(redis, client, sid) -> tuple[int, dict]:
+    before = await _commands(redis)
+    response = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid)})
+    assert response.status == 200
+    body = await response.json()
+    return await _commands(redis) - before - 1, body  # the INFO of `before` counts itself
+
+
+async def test_status_costs_the_same_with_two_thousand_agents(replica, redis, waiting, events):
+    # Background loops are idle during the measurement (they would add their own commands).
+    client = await replica(timer_poll_s=60, metrics_refresh_s=60, presence_ttl_s=600, outbox_poll_s=60)
+    sid = await waiting()
+    await events.expect("queued", session_id=sid)
+    await _status_cost(redis, client, sid)  # loads the script
+    alone, body = await _status_cost(redis, client, sid)
+    assert body["agents_available"] == 0
+
+    store = Store(redis, retention_s=3600, stats_timezone=datetime.UTC)
+    for start in range(0, 2000, 50):
+        agents = [f"agent-{i}" for i in range(start, start + 50)]
+        await asyncio.gather(*(store.connect(a, f"conn-{a}", a, 600) for a in agents))
+        await asyncio.gather(*(store.set_status(a, "available", ["support", "other"], 1) for a in agents))
+
+    crowded, body = await _status_cost(redis, client, sid)
+    assert body["agents_available"] == 2000
+    assert crowded == alone
+
+
+async def test_no_estimated_wait_while_nobody_serves_the_queue(replica, redis, waiting, events, available):
+    client = await replica(offer_timeout_s=10.0)
+    await redis.lpush("notify:recent:support", 30.0, 60.0)  # claims were made earlier today
+    sid = await waiting()
+    await events.expect("queued", session_id=sid)
+    _, body = await _status_cost(redis, client, sid)
+    assert body["no_agents"] is True and body["estimated_wait_s"] is None
+
+    alice = await available(client, "alice")
+    await alice.expect("offer", session_id=sid)
+    _, body = await _status_cost(redis, client, sid)
+    assert body["agents_available"] == 1 and body["estimated_wait_s"] == 45.0
+
+    await alice.send({"type": "status", "status": "away", "queues": ["support"], "capacity": 1})
+    await alice.expect("status")
+    _, body = await _status_cost(redis, client, sid)
+    assert body["agents_available"] == 0 and body["estimated_wait_s"] is None

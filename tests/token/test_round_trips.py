@@ -1,0 +1,40 @@
+"""Redis round trips under a burst: concurrent requests share them (``shared.scriptbatch``).
+
+A customer start needs one rate-limit reservation; an agent connect an authentication, a reservation and (for a
+live PIN) a release. Sent one by one, a burst of 100 requests would hold up to 100 Redis connections at once;
+shared, a handful. Counting the service's connections is how the test sees round trips being shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.accounts import AccountStore, Role
+
+from .conftest import FakeRegistry, MakeClient
+
+
+async def _service_connections(redis: Redis) -> int:
+    return len(await redis.client_list()) - 1  # every client but the test's own
+
+
+async def test_a_burst_of_starts_and_connects_shares_redis_round_trips(
+    make_client: MakeClient, registry: FakeRegistry, accounts: AccountStore, redis: Redis
+) -> None:
+    client = await make_client(starts_per_window=1000, pin_failures_per_agent=1000, pin_failures_per_ip=1000)
+    registry.add_session("123456")
+    _, key = await accounts.create("Ann", Role.AGENT)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def start() -> int:
+        return int((await client.post("/api/customer/start", json={})).status)
+
+    async def connect() -> int:
+        return int((await client.post("/api/agent/connect", json={"pin": "123456"}, headers=headers)).status)
+
+    statuses: list[Any] = await asyncio.gather(*(start() for _ in range(50)), *(connect() for _ in range(50)))
+    assert statuses == [200] * 100
+    assert await _service_connections(redis) <= 8
