@@ -1,7 +1,8 @@
-"""The fuzz suite's one running stack: started once for the package, stopped before other packages' tests run.
+"""The fuzz suite's one running stack, on Redis and NATS servers of its own, for the whole package.
 
-The stack's services answer NATS requests and consume JetStream, so it must not outlive this package: other tests
-flush the same Redis and NATS and would find a stray registry or consumer there.
+Its own servers, not the session's: a test elsewhere that leaves a subscriber behind on the shared NATS (an app
+whose loop closed before its cleanup) would otherwise take a share of the stack's queue-group requests and never
+answer them. Package scope: the servers and the services stop before other packages' tests run.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 
-from devstack.servers import ServerProcess
+from devstack.servers import start_nats, start_redis
 from tests.fuzz.stack import EXAMPLES, Stack, serve
 
 
 @pytest.fixture(scope="package", name="stack")
-def _stack(redis_server: ServerProcess, nats_server: ServerProcess) -> Iterator[Stack]:
-    yield from serve(redis_server.url, nats_server.url)
+def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    redis = start_redis(tmp_path_factory.mktemp("fuzz-redis"))
+    try:
+        nats = start_nats(tmp_path_factory.mktemp("fuzz-nats"))
+        try:
+            yield from serve(redis.url, nats.url)
+        finally:
+            nats.stop()
+    finally:
+        redis.stop()
 
 
 @pytest.fixture(scope="package", name="http")
