@@ -32,4 +32,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/requests/{session_id}/claim", claim_request)
     app.router.add_get("/agent", static_file(STATIC / "agent.html"))
     app.router.add_get("/dashboard", static_file(STATIC / "dashboard.html"))
+    app.router.add_get("/openapi.json", static_file(STATIC.parent / "openapi.json"))
     app.router.add_static("/static/", STATIC)

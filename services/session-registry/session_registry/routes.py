@@ -163,3 +163,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/sessions/{session_id}/end", end_session)
     # Customers' sites load it on every page: a short cache, so a new version still spreads within minutes.
     app.router.add_get("/beacon.js", static_file(STATIC / "beacon.js", cache_control="max-age=300"))
+    app.router.add_get("/openapi.json", static_file(STATIC.parent / "openapi.json"))
