@@ -26,7 +26,12 @@ async def test_customer_start_opens_a_session_and_signs_a_customer_token(client:
     assert body["session_token"] == "v1.s-1.sig"
     assert (body["queue"], body["state"]) == ("billing", "created")
     assert body["beacon_url"] == "http://127.0.0.1:8081/beacons"
-    assert body["zoom"] == {"sdk_key": TEST_SDK_KEY, "host": "us01-zcb.zoom.us", "simulated": False, "sdk_version": None}
+    assert body["zoom"] == {
+        "sdk_key": TEST_SDK_KEY,
+        "host": "us01-zcb.zoom.us",
+        "simulated": False,
+        "sdk_version": None,
+    }
     claims = decode(body["sdk_token"])
     assert claims["role_type"] == 1 and claims["user_name"] == "Carol" and "enable_byop" not in claims
 
