@@ -27,7 +27,7 @@ from aiohttp import web
 from .keys import BACKGROUND
 from .outages import outage_of
 
-__all__ = ["LoopHealth", "supervise", "supervised"]
+__all__ = ["LoopHealth", "supervise", "supervised", "wait_event"]
 
 log = structlog.get_logger()
 
@@ -65,6 +65,9 @@ async def _run(health: LoopHealth, factory: LoopFactory, max_backoff_s: float) -
         try:
             await factory()
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError() from exc  # a library turned our cancellation into its own error
             health.running = False
             health.last_error = type(exc).__name__
             dependency = outage_of(exc)
@@ -103,3 +106,19 @@ async def supervised(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         app[BACKGROUND].pop(name, None)
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether ``event`` is set within ``timeout_s``: the one way background loops pause until woken.
+
+    ``asyncio.wait``, not ``asyncio.timeout``: on Python 3.11 a cancel that lands as the timeout expires can be
+    swallowed by ``asyncio.timeout``, and the loop would then outlive its app's shutdown.
+    """
+    if event.is_set():
+        return True
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait([waiter], timeout=timeout_s)
+    finally:
+        waiter.cancel()
+    return bool(done)

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER
+from shared.tasks import wait_event
 
 from .store import OUTBOX_KEY, PREFIX, OutboxEntry
 
@@ -100,18 +101,9 @@ class Outbox:
                     if await self.publish_pending() >= BATCH:
                         continue
                 delay = 0.05
-                await self._wait(poll_s)
+                await wait_event(self.written, poll_s)
             except Exception as exc:
                 log.warning("outbox_retry", error=type(exc).__name__, retry_in_s=delay)
                 self.written.clear()
-                await self._wait(delay)  # a NATS reconnect (or a local deferral) ends the pause early
+                await wait_event(self.written, delay)  # a NATS reconnect (or a local deferral) ends the pause early
                 delay = min(delay * 2, RETRY_MAX_S)
-
-    async def _wait(self, timeout_s: float) -> None:
-        # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed, and
-        # this loop would then outlive the app's shutdown.
-        waiter = asyncio.ensure_future(self.written.wait())
-        try:
-            await asyncio.wait([waiter], timeout=timeout_s)
-        finally:
-            waiter.cancel()

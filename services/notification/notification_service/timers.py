@@ -11,7 +11,6 @@ with its traceback and retried the same way. A timer leased but not handled come
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -21,7 +20,7 @@ from aiohttp import web
 
 from shared.keys import NATS_RECONNECTED
 from shared.outages import outage_of
-from shared.tasks import supervise, supervised
+from shared.tasks import supervise, supervised, wait_event
 
 from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
@@ -70,12 +69,7 @@ async def _timer_loop(app: web.Application, stopping: asyncio.Event) -> None:
         except Exception as exc:
             pause = backoff.failed("timer_loop_failed", exc)
         desk.next_look = time.time() + pause
-        # asyncio.wait, not asyncio.timeout: on 3.11 a cancel landing as the timeout expires can be swallowed.
-        waiter = asyncio.ensure_future(desk.timers_changed.wait())
-        try:
-            await asyncio.wait([waiter], timeout=pause)
-        finally:
-            waiter.cancel()
+        await wait_event(desk.timers_changed, pause)
 
 
 async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
@@ -83,8 +77,7 @@ async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
     backoff = Backoff()
     pause = settings.presence_ttl_s / 3
     while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), pause)
+        await wait_event(stopping, pause)
         try:
             await store.refresh_presence(set(app[AGENT_CONNS].values()), settings.presence_ttl_s)
             backoff.succeeded()
@@ -110,8 +103,7 @@ async def _gauge_loop(app: web.Application, stopping: asyncio.Event) -> None:
             backoff.succeeded()
         except Exception as exc:
             pause = min(backoff.failed("queue_gauges_failed", exc), pause)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), pause)
+        await wait_event(stopping, pause)
 
 
 async def background_loops(app: web.Application) -> AsyncIterator[None]:

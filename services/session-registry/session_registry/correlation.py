@@ -25,7 +25,6 @@ attempt, logged; its claim's lease brings it back; the loop goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +39,7 @@ from redis.exceptions import RedisError
 from shared.errors import NotFound, RateLimited
 from shared.keys import REDIS
 from shared.ratelimit import RateLimit
+from shared.tasks import wait_event
 
 from .keys import CORRELATOR, SETTINGS, STORE
 from .settings import Settings
@@ -137,9 +137,7 @@ class Correlator:
                     continue
             except RedisError as exc:
                 log.warning("zoom_lookup_round_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self.wake.wait()
+            await wait_event(self.wake, interval)
 
     async def _resolve(self, zoom_id: str) -> None:
         session_id = cast(str | None, await self._redis.get(self._store.zoom_key(zoom_id)))

@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from shared.keys import JETSTREAM, NATS, NATS_RECONNECTED, REDIS
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
+from shared.tasks import wait_event
 
 from .keys import SETTINGS, STORE
 from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -181,7 +182,7 @@ class OutboxPublisher:
     async def wait_for_entries(self, timeout_s: float) -> None:
         # A local write or another replica's nudge wakes us at once; the timeout is the backstop for a lost nudge.
         # (A blocking XREAD would wake for both, but redis-py cannot cancel it cleanly at shutdown.)
-        await _wait(self._written, timeout_s)
+        await wait_event(self._written, timeout_s)
 
     async def relay_writes(self, for_s: float) -> None:
         """Not the holder: for ``for_s``, pass each local write on to the holder as a nudge.
@@ -192,7 +193,7 @@ class OutboxPublisher:
         """
         deadline = time.monotonic() + for_s
         while (left := deadline - time.monotonic()) > 0:
-            if not await _wait(self._written, left):
+            if not await wait_event(self._written, left):
                 return
             self._written.clear()
             await self._nc.publish(REGISTRY_OUTBOX_WRITTEN)
@@ -222,19 +223,9 @@ class OutboxPublisher:
                 raise_if_cancelled(exc)
                 log.warning("outbox_retry", error=repr(exc), retry_in_s=delay)
                 self._reconnected.clear()
-                if await _wait(self._reconnected, delay):
+                if await wait_event(self._reconnected, delay):
                     log.info("outbox_retry_on_reconnect")
                 delay = min(delay * 2, self._settings.outbox_retry_max_s)
-
-
-async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
-    """Whether ``event`` was set within ``timeout_s``."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 class _Rate:

@@ -1,0 +1,33 @@
+"""wait_event: the one pause of every background loop; it never swallows a cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.tasks import wait_event
+
+
+async def test_set_timeout_and_cancel() -> None:
+    event = asyncio.Event()
+    assert not await wait_event(event, 0.01)
+    event.set()
+    assert await wait_event(event, 10)
+
+    # A cancel that lands exactly as the timeout expires still stops the loop (asyncio.timeout could lose it).
+    for _ in range(200):
+        loop_task = asyncio.ensure_future(wait_event(asyncio.Event(), 0.001))
+        await asyncio.sleep(0.001)
+        loop_task.cancel()
+        try:
+            await loop_task
+        except asyncio.CancelledError:
+            assert loop_task.cancelled()
+        else:
+            assert not loop_task.cancelling()  # it had finished before the cancel: nothing was swallowed
+    with pytest.raises(asyncio.CancelledError):
+        task = asyncio.ensure_future(wait_event(asyncio.Event(), 10))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
