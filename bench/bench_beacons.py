@@ -36,8 +36,11 @@ local sessions = {sessions}
 local names = {{"agent_joined", "agent_left"}}
 local batch = {batch}
 local prefix = "{prefix}"
--- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark.
-local ts0 = {ts0}
+-- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark. ts is
+-- the load's start (ms), never ahead of the clock: a ts counted up per event ran seconds ahead of it, and the next
+-- load's events then looked older than the mark (from the page before) and were all refused as repeats. seq (the
+-- start in µs, plus one per event) stays above every earlier load's as long as a load sends < 1 event per µs.
+local ts = {ts}
 local seq0 = {seq0}
 local counter = 0
 request = function()
@@ -47,7 +50,7 @@ request = function()
   for i = 1, batch do
     local n = counter * batch + i
     events[i] = string.format('{{"id":"%s-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
-      prefix, n, names[(counter + i) % 2 + 1], ts0 + n, seq0 + n)
+      prefix, n, names[(counter + i) % 2 + 1], ts, seq0 + n)
   end
   return wrk.format(nil, nil, nil, string.format('{{"session_id":"%s","token":"%s","events":[%s]}}',
     s[1], s[2], table.concat(events, ",")))
@@ -77,7 +80,7 @@ async def beacon_load(
 ) -> LoadResult:
     table = "{" + ",".join(f'{{"{s.session.session_id}","{s.beacon_token}"}}' for s in sessions) + "}"
     now_us = time.time_ns() // 1000
-    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{now_us}", ts0=now_us // 1000, seq0=now_us)
+    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{now_us}", ts=now_us // 1000, seq0=now_us)
     return await run_wrk(
         url + "/beacons",
         work_dir=env.work_dir,
