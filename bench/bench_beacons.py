@@ -25,7 +25,7 @@ from .harness import BenchEnv, Result, at_least, at_most
 from .load import LoadResult, run_wrk
 
 SECRET = "bench-session-token-secret-0123456789"
-SESSIONS = 101  # odd, so that each session sees joins and leaves in turn
+SESSIONS = 101
 CONNECTIONS = 16
 HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
 LEASE = "reg:outbox:lease"
@@ -36,21 +36,28 @@ local sessions = {sessions}
 local names = {{"agent_joined", "agent_left"}}
 local batch = {batch}
 local prefix = "{prefix}"
+-- Each session is one page, numbering its own events 1, 2, 3, ... as beacon.js does (a count shared by every
+-- session left a gap in each page's numbering at every beacon, which the registry then tracked as missing events).
 -- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark. ts is
 -- the load's start (ms), never ahead of the clock: a ts counted up per event ran seconds ahead of it, and the next
--- load's events then looked older than the mark (from the page before) and were all refused as repeats. seq (the
--- start in µs, plus one per event) stays above every earlier load's as long as a load sends < 1 event per µs.
+-- load's events then looked older than the mark (from the page before) and were all refused as repeats. seq starts
+-- at the load's start in µs, above every earlier load's.
 local ts = {ts}
 local seq0 = {seq0}
 local counter = 0
+local sent = {{}}
 request = function()
   counter = counter + 1
-  local s = sessions[(counter % #sessions) + 1]
+  local k = (counter % #sessions) + 1
+  local s = sessions[k]
+  local visit = (sent[k] or 0) + 1
+  sent[k] = visit
   local events = {{}}
   for i = 1, batch do
-    local n = counter * batch + i
-    events[i] = string.format('{{"id":"%s-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
-      prefix, n, names[(counter + i) % 2 + 1], ts, seq0 + n)
+    local n = (visit - 1) * batch + i
+    -- joins and leaves alternate, so that every event is a real transition
+    events[i] = string.format('{{"id":"%s-%d-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
+      prefix, k, n, names[n % 2 + 1], ts, seq0 + n)
   end
   return wrk.format(nil, nil, nil, string.format('{{"session_id":"%s","token":"%s","events":[%s]}}',
     s[1], s[2], table.concat(events, ",")))

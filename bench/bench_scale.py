@@ -50,10 +50,8 @@ async def _published_per_s(
         info = await js.stream_info(STREAM)
         return int(info.state.last_seq)
 
-    share = len(sessions) // len(urls)
-    share -= 1 - share % 2  # odd, as SESSIONS is: an even share would send each session the same event every time
     loads = [
-        asyncio.create_task(beacon_load(env, url, sessions[i * share : (i + 1) * share], 1, env.duration_s))
+        asyncio.create_task(beacon_load(env, url, sessions[i :: len(urls)], 1, env.duration_s))
         for i, url in enumerate(urls)
     ]
     await asyncio.sleep(0.5)
