@@ -100,7 +100,7 @@ async def beacon_load(
     )
 
 
-async def _drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> float:
+async def drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> float:
     """Seconds from ``started`` until the outbox is empty (the publisher has caught up)."""
     deadline = time.monotonic() + timeout_s
     # Polling another process's progress: there is no event to await.
@@ -123,12 +123,12 @@ async def _measure(
     alone: list[LoadResult] = []
     for _ in range(ROUNDS):
         result = await beacon_load(env, url, sessions, batch, env.duration_s)
-        full.append((result, await _drain_s(redis, time.monotonic())))
+        full.append((result, await drain_s(redis, time.monotonic())))
         # As if another replica held the publishing lease: what a replica that only ingests can take.
         await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
         alone.append(await beacon_load(env, url, sessions, batch, env.duration_s))
         await redis.delete(LEASE)
-        await _drain_s(redis, time.monotonic())
+        await drain_s(redis, time.monotonic())
     best, drained = max(full, key=lambda pair: pair[0].rps)
     best_alone = max(alone, key=lambda r: r.rps)
     return {
@@ -148,7 +148,7 @@ async def run(env: BenchEnv) -> list[Result]:
     redis = Redis.from_url(env.redis_url)
     try:
         await beacon_load(env, url, sessions, 1, 1)  # warm-up
-        await _drain_s(redis, time.monotonic())
+        await drain_s(redis, time.monotonic())
         single = await _measure(env, url, sessions, redis, 1)
         batched = await _measure(env, url, sessions, redis, 10)
     finally:
