@@ -5,6 +5,12 @@ Browsers send it with ``navigator.sendBeacon`` (``text/plain``) or ``fetch`` (JS
 the body. A bad envelope (JSON, session id, token, no events, too many) refuses the whole body; past it each event
 stands alone (contract 10): the good ones are applied and each bad one is reported by index, so one event a page
 got wrong never costs it the rest of its batch. A batch whose every event is bad is refused (400), listing them all.
+
+Two paths, one answer: a body that is entirely good, with no sign of what ``parse_json`` refuses (more brackets
+than its depth limit could nest, ``NaN``/``Infinity``, a number long enough to overflow), is validated in one
+step by pydantic's JSON parser (a beacon's most frequent case, at a third of the cost); anything else, or anything
+that fast path would refuse, goes the full way (``parse_json``, then each event on its own), which alone decides
+what is wrong and how it is reported.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import FieldError, ValidationFailed
-from shared.jsonbody import parse_json
+from shared.jsonbody import MAX_DEPTH, parse_json
 from shared.rpc import validation_errors
 
 from .errors import UnknownEvent
@@ -69,6 +75,22 @@ class BeaconBatch(BaseModel):
     token: str = Field(max_length=256)
     events: list[Any] | None = None
     event: Any = None
+
+
+class _GoodBeacon(BaseModel):
+    """The fast path's whole body: envelope and events validated in one step (see the module docstring)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str = Field(pattern=ID_PATTERN)
+    token: str = Field(max_length=256)
+    events: list[BeaconEvent] | None = None
+    event: BeaconEvent | None = None
+
+
+# What parse_json refuses besides bad syntax: a non-finite literal, or a number that may overflow to infinity (an
+# exponent of 3+ digits, 309+ digits in a row). A match anywhere, even inside a string, sends a body the full way.
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?[0-9]{3}|[0-9]{309}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +159,33 @@ def parse_body(raw: bytes, model: type[M]) -> M:
 
 def parse_beacon(raw: bytes, *, max_events: int) -> ParsedBeacon:
     """Validate a beacon body; a bad envelope or a batch of only bad events raises a 400 error."""
+    return _all_good(raw, max_events) or _event_by_event(raw, max_events)
+
+
+def _all_good(raw: bytes, max_events: int) -> ParsedBeacon | None:
+    """The body when every part of it is good (the fast path), else ``None``: ``_event_by_event`` decides."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _MAYBE_NOT_FINITE.search(raw):
+        return None
+    try:
+        body = _GoodBeacon.model_validate_json(raw)
+    except ValidationError:
+        return None
+    given = body.events if body.events is not None else ([body.event] if body.event is not None else [])
+    if not 0 < len(given) <= max_events:
+        return None
+    events: list[Event] = []
+    errors: list[FieldError] = []
+    for index, event in enumerate(given):
+        if event.name not in KNOWN_EVENTS:
+            return None
+        events.append(_normalise(index, event, errors))
+    if errors:
+        return None
+    batch = BeaconBatch.model_construct(session_id=body.session_id, token=body.token)  # validated just now
+    return ParsedBeacon(batch=batch, events=events, rejected=[])
+
+
+def _event_by_event(raw: bytes, max_events: int) -> ParsedBeacon:
     batch = parse_body(raw, BeaconBatch)
     raw_events = batch.events if batch.events is not None else ([batch.event] if batch.event is not None else [])
     if not raw_events:
