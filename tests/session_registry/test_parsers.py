@@ -102,7 +102,7 @@ def _outcome(parse, raw: bytes):
     return beacon.batch.session_id, beacon.batch.token, beacon.events, beacon.rejected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(good_payload_event | any_event, min_size=0, max_size=14),
     st.dictionaries(st.sampled_from(["extra", "event"]), hostile_values, max_size=1),
