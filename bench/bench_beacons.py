@@ -25,7 +25,7 @@ from .harness import BenchEnv, Result, at_least, at_most
 from .load import LoadResult, run_wrk
 
 SECRET = "bench-session-token-secret-0123456789"
-SESSIONS = 101  # odd, so that each session sees joins and leaves in turn
+SESSIONS = 101
 CONNECTIONS = 16
 HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
 LEASE = "reg:outbox:lease"
@@ -36,18 +36,28 @@ local sessions = {sessions}
 local names = {{"agent_joined", "agent_left"}}
 local batch = {batch}
 local prefix = "{prefix}"
--- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark.
-local ts0 = {ts0}
+-- Each session is one page, numbering its own events 1, 2, 3, ... as beacon.js does (a count shared by every
+-- session left a gap in each page's numbering at every beacon, which the registry then tracked as missing events).
+-- Every load continues the pages' numbering: the registry dedupes by each page's (ts, seq) high-water mark. ts is
+-- the load's start (ms), never ahead of the clock: a ts counted up per event ran seconds ahead of it, and the next
+-- load's events then looked older than the mark (from the page before) and were all refused as repeats. seq starts
+-- at the load's start in µs, above every earlier load's.
+local ts = {ts}
 local seq0 = {seq0}
 local counter = 0
+local sent = {{}}
 request = function()
   counter = counter + 1
-  local s = sessions[(counter % #sessions) + 1]
+  local k = (counter % #sessions) + 1
+  local s = sessions[k]
+  local visit = (sent[k] or 0) + 1
+  sent[k] = visit
   local events = {{}}
   for i = 1, batch do
-    local n = counter * batch + i
-    events[i] = string.format('{{"id":"%s-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
-      prefix, n, names[(counter + i) % 2 + 1], ts0 + n, seq0 + n)
+    local n = (visit - 1) * batch + i
+    -- joins and leaves alternate, so that every event is a real transition
+    events[i] = string.format('{{"id":"%s-%d-%d","name":"%s","ts":%d,"seq":%d,"payload":{{}}}}',
+      prefix, k, n, names[n % 2 + 1], ts, seq0 + n)
   end
   return wrk.format(nil, nil, nil, string.format('{{"session_id":"%s","token":"%s","events":[%s]}}',
     s[1], s[2], table.concat(events, ",")))
@@ -77,7 +87,7 @@ async def beacon_load(
 ) -> LoadResult:
     table = "{" + ",".join(f'{{"{s.session.session_id}","{s.beacon_token}"}}' for s in sessions) + "}"
     now_us = time.time_ns() // 1000
-    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{now_us}", ts0=now_us // 1000, seq0=now_us)
+    script = _REQUEST.format(sessions=table, batch=batch, prefix=f"b{batch}-{now_us}", ts=now_us // 1000, seq0=now_us)
     return await run_wrk(
         url + "/beacons",
         work_dir=env.work_dir,
@@ -90,7 +100,7 @@ async def beacon_load(
     )
 
 
-async def _drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> float:
+async def drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> float:
     """Seconds from ``started`` until the outbox is empty (the publisher has caught up)."""
     deadline = time.monotonic() + timeout_s
     # Polling another process's progress: there is no event to await.
@@ -113,12 +123,12 @@ async def _measure(
     alone: list[LoadResult] = []
     for _ in range(ROUNDS):
         result = await beacon_load(env, url, sessions, batch, env.duration_s)
-        full.append((result, await _drain_s(redis, time.monotonic())))
+        full.append((result, await drain_s(redis, time.monotonic())))
         # As if another replica held the publishing lease: what a replica that only ingests can take.
         await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
         alone.append(await beacon_load(env, url, sessions, batch, env.duration_s))
         await redis.delete(LEASE)
-        await _drain_s(redis, time.monotonic())
+        await drain_s(redis, time.monotonic())
     best, drained = max(full, key=lambda pair: pair[0].rps)
     best_alone = max(alone, key=lambda r: r.rps)
     return {
@@ -138,7 +148,7 @@ async def run(env: BenchEnv) -> list[Result]:
     redis = Redis.from_url(env.redis_url)
     try:
         await beacon_load(env, url, sessions, 1, 1)  # warm-up
-        await _drain_s(redis, time.monotonic())
+        await drain_s(redis, time.monotonic())
         single = await _measure(env, url, sessions, redis, 1)
         batched = await _measure(env, url, sessions, redis, 10)
     finally:

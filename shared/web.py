@@ -94,8 +94,11 @@ async def _read_body(request: web.Request, timeout_s: float) -> None:
     if not request.body_exists or request.headers.get(hdrs.UPGRADE):
         return
     try:
-        async with asyncio.timeout(timeout_s):
-            await request.read()
+        if request.content.is_eof():
+            await request.read()  # all of it has arrived (a beacon, in one packet): no deadline to arm
+        else:
+            async with asyncio.timeout(timeout_s):
+                await request.read()
     except TimeoutError as exc:
         raise RequestTimeout() from exc
     except (HttpProcessingError, RequestPayloadError) as exc:

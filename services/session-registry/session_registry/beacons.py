@@ -5,10 +5,16 @@ Browsers send it with ``navigator.sendBeacon`` (``text/plain``) or ``fetch`` (JS
 the body. A bad envelope (JSON, session id, token, no events, too many) refuses the whole body; past it each event
 stands alone (contract 10): the good ones are applied and each bad one is reported by index, so one event a page
 got wrong never costs it the rest of its batch. A batch whose every event is bad is refused (400), listing them all.
+
+Two paths, one answer: a body that is entirely good (no field beacon.js does not send, no more brackets than
+``parse_json``'s depth limit could nest, every number finite) is validated in one step by pydantic's JSON parser,
+a beacon's most frequent case at a fraction of the cost; anything else goes the full way (``parse_json``, then
+each event on its own), which alone decides what is wrong and how it is reported.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import FieldError, ValidationFailed
-from shared.jsonbody import parse_json
+from shared.jsonbody import MAX_DEPTH, parse_json
 from shared.rpc import validation_errors
 
 from .errors import UnknownEvent
@@ -69,6 +75,37 @@ class BeaconBatch(BaseModel):
     token: str = Field(max_length=256)
     events: list[Any] | None = None
     event: Any = None
+
+
+class _GoodEvent(BeaconEvent):
+    # No field it would ignore (where a non-finite number could hide) and a finite ts: anything else, the full way.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _GoodBeacon(BaseModel):
+    """The fast path's whole body: envelope and events validated in one step (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(pattern=ID_PATTERN)
+    token: str = Field(max_length=256)
+    events: list[_GoodEvent] | None = None
+    event: _GoodEvent | None = None
+
+
+def _all_finite(value: object) -> bool:
+    """No NaN or infinity in a payload (pydantic's parser reads ``NaN``, ``Infinity`` and ``1e400`` as floats)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return False
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +174,33 @@ def parse_body(raw: bytes, model: type[M]) -> M:
 
 def parse_beacon(raw: bytes, *, max_events: int) -> ParsedBeacon:
     """Validate a beacon body; a bad envelope or a batch of only bad events raises a 400 error."""
+    return _all_good(raw, max_events) or _event_by_event(raw, max_events)
+
+
+def _all_good(raw: bytes, max_events: int) -> ParsedBeacon | None:
+    """The body when every part of it is good (the fast path), else ``None``: ``_event_by_event`` decides."""
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        return None  # it may nest deeper than parse_json allows
+    try:
+        body = _GoodBeacon.model_validate_json(raw)
+    except ValidationError:
+        return None
+    given = body.events if body.events is not None else ([body.event] if body.event is not None else [])
+    if not 0 < len(given) <= max_events:
+        return None
+    events: list[Event] = []
+    errors: list[FieldError] = []
+    for index, event in enumerate(given):
+        if event.name not in KNOWN_EVENTS or (event.payload and not _all_finite(event.payload)):
+            return None
+        events.append(_normalise(index, event, errors))
+    if errors:
+        return None
+    batch = BeaconBatch.model_construct(session_id=body.session_id, token=body.token)  # validated just now
+    return ParsedBeacon(batch=batch, events=events, rejected=[])
+
+
+def _event_by_event(raw: bytes, max_events: int) -> ParsedBeacon:
     batch = parse_body(raw, BeaconBatch)
     raw_events = batch.events if batch.events is not None else ([batch.event] if batch.event is not None else [])
     if not raw_events:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ async def post_beacon(request: web.Request) -> web.Response:
     batch = beacon.batch
     verify_session_token(settings.session_token_secret.get_secret_value().encode(), batch.token, batch.session_id)
     result = await request.app[STORE].apply(batch.session_id, "beacon", beacon.events)
-    return web.json_response({**asdict(result), "rejected": beacon.rejected}, status=202)
+    return web.json_response({**result.to_dict(), "rejected": beacon.rejected}, status=202)
 
 
 async def post_zoom_webhook(request: web.Request) -> web.Response:
@@ -101,7 +100,7 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         log.info("webhook_uncorrelated", zoom_event=body.event)
         return web.json_response({"status": "uncorrelated"})
     result = await store.apply(session_id, "webhook", zoom_event.events)
-    return web.json_response({"status": "applied", "session_id": session_id, **asdict(result)})
+    return web.json_response({"status": "applied", "session_id": session_id, **result.to_dict()})
 
 
 class ListQuery(BaseModel):

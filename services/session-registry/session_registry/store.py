@@ -55,6 +55,10 @@ class ApplyResult:
     ignored: int
     state: str
 
+    def to_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict, which copies field by field recursively: ~7 µs of a beacon's ~200.
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored, "state": self.state}
+
 
 class CreateResult(BaseModel):
     """What ``create.lua`` answered: the session (``existing`` when an idempotency key named one) or an error."""
