@@ -27,7 +27,7 @@ from aiohttp import web
 from .keys import BACKGROUND
 from .outages import outage_of
 
-__all__ = ["LoopHealth", "supervise", "supervised", "wait_event"]
+__all__ = ["LoopHealth", "raise_if_cancelled", "supervise", "supervised", "wait_event"]
 
 log = structlog.get_logger()
 
@@ -65,9 +65,7 @@ async def _run(health: LoopHealth, factory: LoopFactory, max_backoff_s: float) -
         try:
             await factory()
         except Exception as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError() from exc  # a library turned our cancellation into its own error
+            raise_if_cancelled(exc)  # a library turned our cancellation into its own error: stop, do not restart
             health.running = False
             health.last_error = type(exc).__name__
             dependency = outage_of(exc)
@@ -108,12 +106,26 @@ async def supervised(
         app[BACKGROUND].pop(name, None)
 
 
+def raise_if_cancelled(cause: BaseException | None = None) -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    nats-py turns a cancellation inside a publish or request into its own error (``TooManyStalledMsgsError``, a
+    timeout), which a loop's ``except Exception`` then takes for a failure to retry; the task still says it is
+    being cancelled, and this raises it again.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from cause
+
+
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     """Whether ``event`` is set within ``timeout_s``: the one way background loops pause until woken.
 
-    ``asyncio.wait``, not ``asyncio.timeout``: on Python 3.11 a cancel that lands as the timeout expires can be
-    swallowed by ``asyncio.timeout``, and the loop would then outlive its app's shutdown.
+    A loop whose cancellation a library swallowed stops here (``raise_if_cancelled``): every loop pauses through
+    this, so none outlives its app's shutdown. ``asyncio.wait``, not ``asyncio.timeout``: on Python 3.11 a cancel
+    that lands as the timeout expires can be swallowed by ``asyncio.timeout``.
     """
+    raise_if_cancelled()
     if event.is_set():
         return True
     waiter = asyncio.ensure_future(event.wait())

@@ -31,3 +31,33 @@ async def test_set_timeout_and_cancel() -> None:
         await asyncio.sleep(0)
         task.cancel()
         await task
+
+
+async def test_a_loop_whose_cancellation_a_library_swallowed_still_stops() -> None:
+    """The notification outbox hung a shutdown: nats-py turned its cancel into an error its loop retried."""
+    woken = asyncio.Event()
+    turns = 0
+
+    async def swallowing_call() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("stalled") from None  # what a library may do with a cancellation
+
+    async def loop() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            try:
+                await swallowing_call()
+            except Exception:
+                pass
+            await wait_event(woken, 0.01)
+
+    task = asyncio.ensure_future(loop())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(2):
+            await task
+    assert turns == 1
