@@ -178,6 +178,8 @@ async def test_a_refused_event_is_dropped_and_the_rest_of_its_batch_is_not_resen
     await harness.page.wait_for_function("() => window.beacon.stats.dropped === 2")
     await harness.emit("session_ended")
     await harness.recorder.wait_for(lambda r: "session_ended" in r.names())
+    # The recorder has the request before the page has read its answer.
+    await harness.page.wait_for_function("() => window.beacon.stats.sent === 2")
 
     batches = [[e["name"] for e in b["events"]] for b in harness.recorder.batches]
     assert batches == [["bogus", "session_started"], ["bogus"], ["session_ended"]]
