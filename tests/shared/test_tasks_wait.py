@@ -18,7 +18,7 @@ async def test_set_timeout_and_cancel() -> None:
     # A cancel that lands exactly as the timeout expires still stops the loop (asyncio.timeout could lose it).
     for _ in range(200):
         loop_task = asyncio.ensure_future(wait_event(asyncio.Event(), 0.001))
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the cancel is meant to race the timeout's expiry
         loop_task.cancel()
         try:
             await loop_task
@@ -35,10 +35,11 @@ async def test_set_timeout_and_cancel() -> None:
 
 async def test_a_loop_whose_cancellation_a_library_swallowed_still_stops() -> None:
     """The notification outbox hung a shutdown: nats-py turned its cancel into an error its loop retried."""
-    woken = asyncio.Event()
+    woken, calling = asyncio.Event(), asyncio.Event()
     turns = 0
 
     async def swallowing_call() -> None:
+        calling.set()
         try:
             await asyncio.sleep(10)
         except asyncio.CancelledError:
@@ -55,7 +56,7 @@ async def test_a_loop_whose_cancellation_a_library_swallowed_still_stops() -> No
             await wait_event(woken, 0.01)
 
     task = asyncio.ensure_future(loop())
-    await asyncio.sleep(0.05)
+    await calling.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         async with asyncio.timeout(2):
