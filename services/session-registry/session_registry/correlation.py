@@ -39,12 +39,11 @@ from redis.exceptions import RedisError
 from shared.errors import NotFound, RateLimited
 from shared.keys import REDIS
 from shared.ratelimit import RateLimit
-from shared.tasks import wait_event
+from shared.tasks import raise_if_cancelled, supervised, wait_event
 
 from .keys import CORRELATOR, SETTINGS, STORE
 from .settings import Settings
 from .store import Event, SessionStore
-from .tasks import background, raise_if_cancelled
 from .zoomapi import ZoomApi, ZoomApiError
 
 __all__ = ["Correlator", "correlation_context"]
@@ -230,7 +229,7 @@ async def correlation_context(app: web.Application) -> AsyncIterator[None]:
     correlator = Correlator(app[REDIS], app[STORE], api, settings)
     app[CORRELATOR] = correlator
     try:
-        async with background(app, "registry-zoom-lookups", correlator.run):
+        async with supervised(app, "registry-zoom-lookups", correlator.run):
             yield
     finally:
         await api.aclose()

@@ -35,13 +35,12 @@ from redis.asyncio import Redis
 from shared.keys import JETSTREAM, NATS, NATS_RECONNECTED, REDIS
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
-from shared.tasks import wait_event
+from shared.tasks import raise_if_cancelled, supervised, wait_event
 
 from .keys import SETTINGS, STORE
 from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from .settings import Settings
 from .store import SessionStore
-from .tasks import background, raise_if_cancelled
 
 __all__ = ["OutboxPublisher", "outbox_context"]
 
@@ -250,7 +249,7 @@ async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
     app[NATS_RECONNECTED].append(publisher.on_reconnected)
     nudges = await app[NATS].subscribe(REGISTRY_OUTBOX_WRITTEN, cb=publisher.on_nudge)
-    async with background(app, "registry-outbox", publisher.run):
+    async with supervised(app, "registry-outbox", publisher.run):
         yield
     try:
         await nudges.unsubscribe()

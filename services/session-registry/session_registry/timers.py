@@ -9,9 +9,10 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from shared.tasks import raise_if_cancelled, supervised
+
 from .keys import SETTINGS, STORE
 from .store import SessionStore
-from .tasks import background, raise_if_cancelled
 
 __all__ = ["run_timers", "timers_context"]
 
@@ -34,7 +35,7 @@ async def run_timers(store: SessionStore, interval_s: float, batch: int) -> None
 
 async def timers_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with background(
+    async with supervised(
         app, "registry-timers", lambda: run_timers(app[STORE], settings.timer_poll_interval_s, settings.timer_batch)
     ):
         yield
