@@ -15,13 +15,39 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServerProcess", "find_binary", "free_port", "start_nats", "start_redis", "terminate", "url_answers"]
+__all__ = [
+    "RedisCluster",
+    "ServerProcess",
+    "find_binary",
+    "free_port",
+    "start_nats",
+    "start_redis",
+    "start_redis_cluster",
+    "terminate",
+    "url_answers",
+]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _free_cluster_port() -> int:
+    """A free port that a Redis 6 cluster node can use: it also takes the port 10,000 higher (its bus port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
 
 
 def find_binary(name: str) -> str:
@@ -107,7 +133,9 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = False) -> ServerProcess:
+def start_redis(
+    data_dir: Path, port: int | None = None, *, persist: bool = False, extra_args: tuple[str, ...] = ()
+) -> ServerProcess:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "redis.log"
@@ -125,6 +153,7 @@ def start_redis(data_dir: Path, port: int | None = None, *, persist: bool = Fals
         "yes" if persist else "no",
         "--daemonize",
         "no",
+        *extra_args,
     ]
     server = ServerProcess("redis", port, _spawn(args, log_path), f"redis://127.0.0.1:{port}/0", log_path)
     server.wait_ready()
@@ -141,3 +170,62 @@ def start_nats(data_dir: Path, port: int | None = None, *, monitor_port: int | N
     server = ServerProcess("nats", port, _spawn(args, log_path), f"nats://127.0.0.1:{port}", log_path)
     server.wait_ready()
     return server
+
+
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of ``masters`` masters, each with ``replicas`` replicas, on loopback."""
+
+    nodes: list[ServerProcess]
+    data_dirs: list[Path]
+
+    @property
+    def url(self) -> str:
+        """The seed URLs, comma separated (what ``REDIS_URL`` takes with ``REDIS_MODE=cluster``)."""
+        return ",".join(node.url.removesuffix("/0") for node in self.nodes)
+
+    def cli(self, *args: str, port: int | None = None) -> str:
+        port = port or next(node.port for node in self.nodes if node.process.poll() is None)
+        return subprocess.run(
+            [find_binary("redis-cli"), "-p", str(port), *args], check=True, capture_output=True, text=True, timeout=30
+        ).stdout
+
+    def masters(self) -> list[ServerProcess]:
+        """The nodes that are masters now (a failover changes them), by ``CLUSTER NODES`` of a live node."""
+        ports = {
+            int(line.split()[1].split(":")[1].split("@")[0])
+            for line in self.cli("cluster", "nodes").splitlines()
+            if "master" in line.split()[2] and "fail" not in line.split()[2]
+        }
+        return [node for node in self.nodes if node.port in ports]
+
+    def wait_ok(self, timeout_s: float = 30.0) -> None:
+        """Until every live node reports ``cluster_state:ok`` with all 16,384 slots served."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            live = [node for node in self.nodes if node.process.poll() is None]
+            if all("cluster_state:ok" in self.cli("cluster", "info", port=node.port) for node in live):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the Redis Cluster did not become ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_redis_cluster(data_dir: Path, *, masters: int = 3, replicas: int = 1) -> RedisCluster:
+    """Start ``masters * (1 + replicas)`` redis-servers with ``cluster-enabled yes`` and join them with redis-cli."""
+    nodes, dirs = [], []
+    for i in range(masters * (1 + replicas)):
+        node_dir = data_dir / f"node{i}"
+        extra: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf"))
+        # Fail a dead master over in about a second (the default is 15 s).
+        extra = (*extra, "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0")
+        nodes.append(start_redis(node_dir, _free_cluster_port(), extra_args=extra))
+        dirs.append(node_dir)
+    cluster = RedisCluster(nodes, dirs)
+    addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+    cluster.cli("--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes")
+    cluster.wait_ok()
+    return cluster

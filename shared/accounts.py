@@ -30,10 +30,10 @@ from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict
-from redis.asyncio import Redis
 
 from .errors import Forbidden, NotFound, Unauthorized
 from .messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
+from .redis_conn import RedisClient
 from .scriptbatch import ScriptBatch
 
 __all__ = ["Account", "AccountStore", "Role", "bearer_key", "publish_revocation"]
@@ -105,7 +105,12 @@ async def publish_revocation(nc: NatsClient, account_id: str, reason: Revocation
 
 class AccountStore:
     def __init__(
-        self, redis: Redis, *, nc: NatsClient | None = None, scripts: ScriptBatch | None = None, prefix: str = "acct:"
+        self,
+        redis: RedisClient,
+        *,
+        nc: NatsClient | None = None,
+        scripts: ScriptBatch | None = None,
+        prefix: str = "acct:",
     ) -> None:
         self._redis = redis
         self._nc = nc

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from redis.asyncio import Redis
 
 if TYPE_CHECKING:
+    from .redis_conn import RedisClient
     from .tasks import LoopHealth
 
 __all__ = ["BACKGROUND", "JETSTREAM", "NATS", "REDIS", "WEBSOCKETS"]
 
-REDIS = web.AppKey("cobrowse_redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("cobrowse_redis")
 NATS = web.AppKey("cobrowse_nats", NatsClient)
 JETSTREAM = web.AppKey("cobrowse_jetstream", JetStreamContext)
 NATS_RECONNECTED = web.AppKey("cobrowse_nats_reconnected", list[Callable[[], None]])

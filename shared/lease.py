@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from .redis_conn import RedisClient
 
 __all__ = ["Lease"]
 
@@ -28,7 +29,7 @@ return 0
 
 
 class Lease:
-    def __init__(self, redis: Redis, key: str, ttl_s: float) -> None:
+    def __init__(self, redis: RedisClient, key: str, ttl_s: float) -> None:
         self.key = key
         self.owner = uuid.uuid4().hex
         self._ttl_s = ttl_s

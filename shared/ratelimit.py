@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from .errors import RateLimited
+from .redis_conn import RedisClient
 from .scriptbatch import ScriptBatch
 
 __all__ = ["RateLimit", "Reservation", "Slot", "reserve"]
@@ -79,7 +78,7 @@ class ReserveReply:
 class RateLimit:
     """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id)."""
 
-    def __init__(self, redis: Redis | ScriptBatch, name: str, *, limit: int, window_s: int) -> None:
+    def __init__(self, redis: RedisClient | ScriptBatch, name: str, *, limit: int, window_s: int) -> None:
         # Limits that share a ScriptBatch share round trips too (see shared.scriptbatch).
         self.scripts = redis if isinstance(redis, ScriptBatch) else ScriptBatch(redis)
         self.redis = self.scripts.redis

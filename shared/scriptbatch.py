@@ -16,9 +16,10 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
+
+from .redis_conn import RedisClient
 
 __all__ = ["Coalescer", "ScriptBatch", "fail_all"]
 
@@ -61,7 +62,7 @@ def fail_all(futures: Iterable[asyncio.Future[Any]], exc: BaseException) -> None
 class ScriptBatch(Coalescer[Call]):
     """Runs registered scripts on ``redis``, sharing round trips among concurrent calls."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         super().__init__()
         self.redis = redis
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -32,7 +32,13 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, frozen=True)
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
-    """Redis connection URL; may carry a password, which is redacted in logs."""
+    """Redis connection URL; may carry a password, which is redacted in logs. With ``REDIS_MODE=cluster``, seed
+    URLs of several nodes, comma separated; with ``sentinel``, the sentinels' URLs (``redis://host:26379``)."""
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = Field("standalone", validation_alias="REDIS_MODE")
+    """``standalone`` (one Redis, or one behind a proxy), ``cluster`` (Redis Cluster) or ``sentinel`` (a master
+    found and followed through Redis Sentinel)."""
+    redis_sentinel_master: str = Field("mymaster", validation_alias="REDIS_SENTINEL_MASTER")
+    """With ``REDIS_MODE=sentinel``: the name the sentinels monitor the master under."""
     nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
     """NATS server URL(s), comma separated."""
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL", pattern=r"(?i)^(debug|info|warning|error)$")
@@ -93,7 +99,9 @@ class ServiceSettings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, for logs."""
+    """Return ``url`` (or comma-separated URLs) with any password replaced by ``***``, for logs."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     parts = urlsplit(url)
     if parts.password is None:
         return url

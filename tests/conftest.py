@@ -14,6 +14,7 @@ test, and one found so at the end fails the run.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -25,8 +26,9 @@ import nats
 import pytest
 from redis.asyncio import Redis
 
-from devstack.servers import ServerProcess, start_nats, start_redis
+from devstack.servers import RedisCluster, ServerProcess, start_nats, start_redis, start_redis_cluster
 from shared.logs import configure_logging
+from shared.redis_conn import RedisClient, redis_client
 
 TEST_SDK_KEY = "test-sdk-key"
 TEST_SDK_SECRET = "test-sdk-secret-never-logged-3f9a"
@@ -82,9 +84,34 @@ def _crashed() -> list[str]:
     return found
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--topology",
+        choices=("standalone", "cluster"),
+        default="standalone",
+        help="Redis the tests run on: one server, or a 3-master Redis Cluster (then only tests marked `cluster` run)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     configure_logging("DEBUG", json=True, cache=False, stream=_KeepLines())
     subprocess.Popen = _TrackedPopen  # type: ignore[misc]
+    if config.getoption("topology") == "cluster":
+        # Every service built in this process, and every child process, reads it (shared.settings).
+        os.environ["REDIS_MODE"] = "cluster"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("topology") != "cluster":
+        return
+    deselected = [item for item in items if item.get_closest_marker("cluster") is None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("cluster") is not None]
+
+
+def cluster_topology(config: pytest.Config) -> bool:
+    return bool(config.getoption("topology") == "cluster")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -139,6 +166,14 @@ def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     server.stop()
 
 
+@pytest.fixture(scope="session", name="redis_cluster")
+def _redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """3 masters with a replica each, from the pip-shipped redis-server (``--topology=cluster``)."""
+    cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="session", name="nats_server")
 def _nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = start_nats(tmp_path_factory.mktemp("nats"))
@@ -147,12 +182,22 @@ def _nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @pytest.fixture(name="redis_url")
-async def _redis_url(redis_server: ServerProcess) -> str:
-    client = Redis.from_url(redis_server.url)
+async def _redis_url(request: pytest.FixtureRequest) -> str:
+    """An empty Redis: one server, or with ``--topology=cluster`` the seed URLs of an empty Redis Cluster."""
+    if cluster_topology(request.config):
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        for master in cluster.masters():
+            client = Redis.from_url(master.url)
+            await client.flushall()
+            await client.script_flush()
+            await client.aclose()
+        return cluster.url
+    server: ServerProcess = request.getfixturevalue("redis_server")
+    client = Redis.from_url(server.url)
     await client.flushdb()
     await client.script_flush()
     await client.aclose()
-    return redis_server.url
+    return server.url
 
 
 @pytest.fixture(name="nats_url")
@@ -166,8 +211,10 @@ async def _nats_url(nats_server: ServerProcess) -> str:
 
 
 @pytest.fixture(name="redis")
-async def _redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=True)
+async def _redis(redis_url: str) -> AsyncIterator[RedisClient]:
+    """A client of the test's Redis in the run's topology (``REDIS_MODE``), decoding replies to ``str``."""
+    client = redis_client(redis_url, mode=os.environ.get("REDIS_MODE", "standalone"))
+    await client.ping()  # a cluster client loads its slot map (see redis_client)
     yield client
     await client.aclose()
 

@@ -20,11 +20,11 @@ from typing import cast
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER
+from shared.redis_conn import RedisClient
 from shared.tasks import wait_event
 
 from .store import OUTBOX_KEY, PREFIX, OutboxEntry
@@ -40,7 +40,7 @@ RETRY_MAX_S = 2.0
 
 
 class Outbox:
-    def __init__(self, redis: Redis, nc: NatsClient, js: JetStreamContext, *, lease_s: float) -> None:
+    def __init__(self, redis: RedisClient, nc: NatsClient, js: JetStreamContext, *, lease_s: float) -> None:
         self._redis = redis
         self._nc = nc
         self._js = js

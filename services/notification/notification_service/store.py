@@ -40,10 +40,10 @@ from datetime import datetime, tzinfo
 from importlib import resources
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared.messaging import SessionView, new_event_id
+from shared.redis_conn import RedisClient
 
 __all__ = [
     "AgentState",
@@ -283,7 +283,7 @@ class RequestView:
 
 
 class Store:
-    def __init__(self, redis: Redis, *, retention_s: int, stats_timezone: tzinfo) -> None:
+    def __init__(self, redis: RedisClient, *, retention_s: int, stats_timezone: tzinfo) -> None:
         self.redis = redis
         self._retention = retention_s
         self._timezone = stats_timezone

@@ -33,12 +33,12 @@ from typing import cast
 import structlog
 from aiohttp import web
 from pydantic import SecretStr
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.errors import NotFound, RateLimited
 from shared.keys import REDIS
 from shared.ratelimit import RateLimit
+from shared.redis_conn import RedisClient
 from shared.tasks import raise_if_cancelled, supervised, wait_event
 
 from .keys import CORRELATOR, SETTINGS, STORE
@@ -78,7 +78,7 @@ end
 
 
 class Correlator:
-    def __init__(self, redis: Redis, store: SessionStore, api: ZoomApi, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, store: SessionStore, api: ZoomApi, settings: Settings) -> None:
         self._redis = redis
         self._store = store
         self._api = api

@@ -30,11 +30,11 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from redis.asyncio import Redis
 
 from shared.keys import JETSTREAM, NATS, NATS_RECONNECTED, REDIS
 from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
+from shared.redis_conn import RedisClient
 from shared.tasks import raise_if_cancelled, supervised, wait_event
 
 from .keys import SETTINGS, STORE
@@ -65,7 +65,7 @@ class PublishFailed(Exception):
 
 class OutboxPublisher:
     def __init__(
-        self, redis: Redis, nc: NatsClient, js: JetStreamContext, store: SessionStore, settings: Settings
+        self, redis: RedisClient, nc: NatsClient, js: JetStreamContext, store: SessionStore, settings: Settings
     ) -> None:
         self._redis = redis
         self._nc = nc

@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 
 from shared.errors import Conflict, NotFound
 from shared.messaging import CreateSession, SessionView
+from shared.redis_conn import RedisClient
 
 from .metrics import EVENT_OUTCOMES, TIMERS_FIRED
 from .pipelining import ScriptPipeline
@@ -109,14 +110,14 @@ def _constants(settings: Settings) -> str:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
         self.prefix = settings.key_prefix
         self._ttl_ms = settings.session_ttl_s * 1000
         self.outbox_written = asyncio.Event()
         """Set whenever a script of this process may have added to the outbox; wakes the local publisher."""
         self._create = redis.register_script(_script("create", settings))
-        self._apply = ScriptPipeline(redis, _script("apply", settings))
+        self._apply = ScriptPipeline(cast(Redis, redis), _script("apply", settings))  # standalone only, for now
         self._fire = redis.register_script(_script("fire", settings))
         self._resolve = redis.register_script(_script("resolve", settings))
         self._views = redis.register_script(_script("views", settings))

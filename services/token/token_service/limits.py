@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from shared.errors import RateLimited
 from shared.ratelimit import RateLimit, Reservation, reserve
+from shared.redis_conn import RedisClient
 from shared.scriptbatch import Coalescer, ScriptBatch, fail_all
 
 from .settings import Settings
@@ -71,7 +70,7 @@ Hit = tuple[str, asyncio.Future[int]]
 class BatchedRateLimit(Coalescer[Hit]):
     """At most ``limit`` hits per ``window_s`` seconds per key, with concurrent hits sent to Redis together."""
 
-    def __init__(self, redis: Redis, name: str, *, limit: int, window_s: int) -> None:
+    def __init__(self, redis: RedisClient, name: str, *, limit: int, window_s: int) -> None:
         super().__init__()
         self._prefix = f"rl:{name}:"
         self.limit = limit
