@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from session_registry.app import create_app
+from session_registry.keyspaces import Keyspaces
 from session_registry.settings import Settings
 from shared.messaging import (
     REGISTRY_CREATE,
@@ -45,6 +46,18 @@ BASE: dict[str, Any] = {
 }
 
 MakeSettings = Callable[..., Settings]
+
+KEYS = Keyspaces.build("reg:", partitions=16, pin_bucket_drop=2)
+"""The registry's keys with the default settings (tests read Redis with them)."""
+
+
+def partition_key(session_id: str, name: str) -> str:
+    """A key of the session's partition: ``timers``, ``index``, ``outbox``, ``lease``."""
+    return KEYS.partition.key(KEYS.part(session_id), name)
+
+
+def every_partition(name: str) -> list[str]:
+    return [KEYS.partition.key(base, name) for base in KEYS.bases()]
 
 
 @pytest.fixture(name="make_settings")

@@ -9,15 +9,15 @@ from redis.asyncio import Redis
 
 from shared.messaging import SessionState
 
-from .conftest import SESSION_SECRET, ev
+from .conftest import KEYS, SESSION_SECRET, ev
 
 
 async def history(client: TestClient, redis: Redis, session_id: str) -> list[dict]:
-    return [json.loads(row) for row in await redis.lrange(f"reg:s:{session_id}:h", 0, -1)]
+    return [json.loads(row) for row in await redis.lrange(KEYS.history(session_id), 0, -1)]
 
 
 async def state(redis: Redis, session_id: str) -> str:
-    return str(await redis.hget(f"reg:s:{session_id}", "state"))
+    return str(await redis.hget(KEYS.session(session_id), "state"))
 
 
 async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, redis) -> None:
@@ -28,7 +28,7 @@ async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, re
     response = await client.post("/beacons", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
     assert response.status == 202
     assert await response.json() == {"accepted": 1, "duplicates": 0, "ignored": 0, "state": "waiting", "rejected": []}
-    assert await redis.hget(f"reg:s:{session.id}", "pin") == "AB12"
+    assert await redis.hget(KEYS.session(session.id), "pin") == "AB12"
 
 
 async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
@@ -42,7 +42,7 @@ async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
         "state": "active",
         "rejected": [],
     }
-    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "1"
+    assert await redis.hget(KEYS.session(session.id), "aj_b") == "1"
 
 
 async def test_an_unknown_event_is_rejected_by_index_and_the_rest_applied(client, new_session, redis) -> None:
@@ -99,7 +99,7 @@ async def test_a_batch_with_bad_events_applies_the_good_ones(new_session, redis,
         (5, "events.5.ts"),
         (6, "events.6"),
     ]
-    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "2"
+    assert await redis.hget(KEYS.session(session.id), "aj_b") == "2"
     await events.wait(session.id, "agent_joined", 2)
     # the page resends the whole batch: the good ones are duplicates now, the bad ones are refused again
     again = await session.beacon(good[0], ev("agent_teleported"), good[1])
@@ -210,7 +210,7 @@ async def test_stale_page_events_do_not_undo_newer_ones(client, new_session, red
     old_pin = ev("pincode_updated", {"pinCode": "999999"}, seq=0)
     old_pin["ts"] = 0
     await session.beacon(old_pin)
-    assert await redis.hget(f"reg:s:{session.id}", "pin") == "555555"
+    assert await redis.hget(KEYS.session(session.id), "pin") == "555555"
 
 
 async def test_a_live_pin_belongs_to_one_session(client, new_session, redis, events) -> None:
@@ -219,22 +219,22 @@ async def test_a_live_pin_belongs_to_one_session(client, new_session, redis, eve
     await first.beacon(ev("pincode_updated", {"pinCode": "abc123"}))
     body = await second.beacon(ev("pincode_updated", {"pinCode": "ABC123"}))
     assert body["ignored"] == 1
-    assert await redis.get("reg:pin:ABC123") == first.id
+    assert await redis.hget(KEYS.pin("ABC123"), "sid") == first.id
     assert await state(redis, second.id) == "created"
     (conflict,) = await events.wait(second.id, "pin_conflict")
     assert conflict.data == {"pin": "ABC123"}
     # once the first session ends its PIN is free again
     await first.beacon(ev("session_ended"))
     await second.beacon(ev("pincode_updated", {"pinCode": "abc123"}))
-    assert await redis.get("reg:pin:ABC123") == second.id
+    assert await redis.hget(KEYS.pin("ABC123"), "sid") == second.id
 
 
 async def test_pin_change_moves_the_index(new_session, redis, events) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "111000"}))
     await session.beacon(ev("pincode_updated", {"pinCode": "222000"}))
-    assert await redis.get("reg:pin:111000") is None
-    assert await redis.get("reg:pin:222000") == session.id
+    assert await redis.hget(KEYS.pin("111000"), "sid") is None
+    assert await redis.hget(KEYS.pin("222000"), "sid") == session.id
     (changed,) = await events.wait(session.id, "pin_changed")
     assert changed.data == {"pin": "222000", "previous": "111000"}
 
@@ -246,28 +246,39 @@ async def test_at_most_five_agents_per_session(client, new_session, redis) -> No
     assert body["ignored"] == 1
     assert (await history(client, redis, session.id))[-1]["ignored"] == "agent_limit"
     await session.beacon(ev("agent_left"), ev("agent_joined"))
-    assert await redis.hget(f"reg:s:{session.id}", "aj_b") == "6"
+    assert await redis.hget(KEYS.session(session.id), "aj_b") == "6"
 
 
 async def test_the_registry_never_invents_a_pin(new_session, redis) -> None:
     session = await new_session()
     await session.beacon(ev("session_started"), ev("agent_joined"), ev("heartbeat"))
-    assert await redis.hget(f"reg:s:{session.id}", "pin") is None
+    assert await redis.hget(KEYS.session(session.id), "pin") is None
     assert await state(redis, session.id) == SessionState.CREATED
 
 
-async def test_a_beacon_batch_costs_one_redis_round_trip(new_session, redis) -> None:
+async def test_a_beacon_batch_costs_one_script_and_a_new_pin_one_more(new_session, redis) -> None:
+    warm = await new_session()
+    # loads the scripts into this Redis (the fixture flushed them)
+    await warm.beacon(ev("pincode_updated", {"pinCode": "131313"}), ev("heartbeat"))
     session = await new_session()
-    await session.beacon(ev("heartbeat"))  # loads the script into this Redis (the fixture flushed them)
     await redis.config_set("slowlog-log-slower-than", 0)  # log every command with its arguments
     await redis.slowlog_reset()
+    await session.beacon(*[ev("agent_joined") for _ in range(9)])
+    plain = await redis.slowlog_get(1000)
+    await redis.slowlog_reset()
     await session.beacon(ev("pincode_updated", {"pinCode": "121212"}), *[ev("agent_joined") for _ in range(9)])
-    logged = await redis.slowlog_get(1000)
+    with_pin = await redis.slowlog_get(1000)
     await redis.config_set("slowlog-log-slower-than", 10000)
+
     # Background loops (timers, outbox) run meanwhile, but no command of theirs names this session.
     # Commands a script runs are logged too, without a client address.
-    mine = [e["command"] for e in logged if session.id.encode() in e["command"] and e["client_address"] != b"?:0"]
-    assert len(mine) == 1 and mine[0].startswith(b"EVALSHA")
+    def mine(logged: list[dict]) -> list[bytes]:
+        return [e["command"] for e in logged if session.id.encode() in e["command"] and e["client_address"] != b"?:0"]
+
+    assert len(mine(plain)) == 1 and mine(plain)[0].startswith(b"EVALSHA")
+    # The PIN is claimed in its own slot first (a step of its own), then the batch is applied.
+    assert len(mine(with_pin)) == 2 and all(command.startswith(b"EVALSHA") for command in mine(with_pin))
+    assert b"reg:{pin:1212}" in mine(with_pin)[-1] and b"reg:{p" in mine(with_pin)[0]
 
 
 async def test_any_site_may_read_beacon_answers_errors_included(client, new_session) -> None:

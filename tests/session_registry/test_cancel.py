@@ -11,7 +11,7 @@ from shared.errors import RemoteError
 from shared.messaging import REGISTRY_END, EndSession, SessionState, SessionView, Source
 from shared.rpc import call
 
-from .conftest import ev
+from .conftest import KEYS, ev, partition_key
 
 CANCEL = {"reason": "cancelled", "by": "customer"}
 
@@ -29,8 +29,8 @@ async def test_cancel_ends_the_session_at_once(nc, new_session, events, redis, s
         (ended,) = await events.wait(session.id, "ended")
     assert (view.state, view.ended_reason) == (SessionState.ENDED, "cancelled")
     assert ended.source is Source.API and ended.data == CANCEL
-    assert [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)] == []
-    assert await redis.exists("reg:pin:320001") == 0
+    assert [m for m in await redis.zrange(partition_key(session.id, "timers"), 0, -1) if m.startswith(session.id)] == []
+    assert await redis.exists(KEYS.pin("320001")) == 0
 
 
 async def test_a_second_cancel_changes_nothing(nc, new_session, events) -> None:
@@ -60,7 +60,7 @@ async def test_end_refuses_unbounded_reasons_and_authors(nc, new_session, redis,
     with pytest.raises(RemoteError) as info:
         await call(nc, REGISTRY_END, request, SessionView)
     assert (info.value.status, info.value.code) == (400, "validation_failed")
-    assert await redis.hget(f"reg:s:{session.id}", "state") == "created"
+    assert await redis.hget(KEYS.session(session.id), "state") == "created"
 
 
 async def test_cancelling_an_unknown_session_is_a_404(nc, client) -> None:

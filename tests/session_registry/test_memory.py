@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ev, open_session
+from .conftest import KEYS, ev, open_session
 
 LIMIT_BYTES = 2048
 HEARTBEAT_MS = 15_000
@@ -18,7 +18,7 @@ HEARTBEAT_MS = 15_000
 
 async def footprint(redis, session_id: str) -> int:
     """``MEMORY USAGE`` over every key of the session."""
-    keys = [key async for key in redis.scan_iter(f"reg:s:{session_id}*")]
+    keys = [key async for key in redis.scan_iter(KEYS.session(session_id) + "*")]
     return sum([await redis.memory_usage(key, samples=0) or 0 for key in keys])
 
 
@@ -50,7 +50,7 @@ async def test_a_long_session_stays_under_2_kb(new_session, redis) -> None:
     assert hour - ten_minutes < 64  # heartbeats cost nothing that grows
     await session.beacon(page.event("agent_left"), page.event("session_ended"))
     assert await footprint(redis, session.id) < LIMIT_BYTES
-    fields = await redis.hgetall(f"reg:s:{session.id}")
+    fields = await redis.hgetall(KEYS.session(session.id))
     assert fields["state"] == "ended" and "hw_seq" not in fields and "page_ts" not in fields  # the summary only
 
 
@@ -63,7 +63,7 @@ async def test_an_ended_session_shrinks_to_its_summary(new_session, redis, clien
     await session.beacon(page.event("session_ended"))
     ended = await footprint(redis, session.id)
     assert ended < LIMIT_BYTES < live, (live, ended)
-    assert await redis.llen(f"reg:s:{session.id}:h") == 5
+    assert await redis.llen(KEYS.history(session.id)) == 5
 
 
 async def test_repeats_and_late_events_are_each_applied_exactly_once(new_session, redis) -> None:
@@ -83,10 +83,10 @@ async def test_repeats_and_late_events_are_each_applied_exactly_once(new_session
         accepted += body["accepted"]
         duplicates += body["duplicates"]
     assert (accepted, duplicates) == (len(sent), len(sent) - 1)
-    assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["10", "10"]
+    assert await redis.hmget(KEYS.session(session.id), "aj_b", "al_b") == ["10", "10"]
     again = await session.beacon(*sent)
     assert (again["accepted"], again["duplicates"]) == (0, len(sent))
-    assert await redis.hget(f"reg:s:{session.id}", "gaps") == ""  # every late event arrived: no run left
+    assert await redis.hget(KEYS.session(session.id), "gaps") == ""  # every late event arrived: no run left
 
 
 async def test_late_events_far_behind_are_still_applied_once(new_session, redis) -> None:
@@ -96,10 +96,10 @@ async def test_late_events_far_behind_are_still_applied_once(new_session, redis)
     for _ in range(5):  # 500 events overtook them
         await session.beacon(*[page.event("heartbeat") for _ in range(100)])
     await session.beacon(page.event("agent_joined"))
-    assert await redis.hget(f"reg:s:{session.id}", "gaps") == "1-2"
+    assert await redis.hget(KEYS.session(session.id), "gaps") == "1-2"
     body = await session.beacon(*early, *early)
     assert (body["accepted"], body["duplicates"]) == (2, 2)
-    assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["2", "1"]
+    assert await redis.hmget(KEYS.session(session.id), "aj_b", "al_b") == ["2", "1"]
 
 
 async def test_a_reloaded_page_without_storage_counts_again_from_one(new_session, redis) -> None:
@@ -110,7 +110,7 @@ async def test_a_reloaded_page_without_storage_counts_again_from_one(new_session
     reloaded.now = old.now + 1000
     body = await session.beacon(reloaded.event("agent_left"), reloaded.event("heartbeat"))
     assert (body["accepted"], body["duplicates"]) == (2, 0)
-    assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["5", "1"]
+    assert await redis.hmget(KEYS.session(session.id), "aj_b", "al_b") == ["5", "1"]
     # a page that sent one event, reloaded: its first event has the same seq, but it is another event
     once = await new_session()
     first_page = Page()
@@ -149,6 +149,6 @@ async def test_any_order_and_any_repeats_apply_each_event_once(seed, start_regis
         accepted += body["accepted"]
         duplicates += body["duplicates"]
     assert accepted == len(sent)
-    counts = await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b")
+    counts = await redis.hmget(KEYS.session(session.id), "aj_b", "al_b")
     assert [int(c or 0) for c in counts] == [names.count("agent_joined"), names.count("agent_left")]
-    assert await redis.hget(f"reg:s:{session.id}", "gaps") == ""  # what it cost while out of order is gone
+    assert await redis.hget(KEYS.session(session.id), "gaps") == ""  # what it cost while out of order is gone

@@ -10,7 +10,7 @@ from session_registry.outbox import ATOMIC_MIN, OutboxPublisher
 from session_registry.store import SessionStore
 from shared.messaging import STREAM, STREAM_SUBJECTS, CreateSession
 
-from .conftest import ev
+from .conftest import ev, partition_key
 
 EVENTS = ATOMIC_MIN + 1  # enough for an atomic batch: created, then joins and leaves
 
@@ -29,19 +29,20 @@ async def test_a_batch_holding_an_event_stored_before_is_published_one_by_one(
     settings = make_settings()
     store, session_id = await fill_outbox(redis, settings)
     # An earlier attempt stored the first event but died before its ack: an atomic batch would be refused.
-    (_, first), *_ = await redis.xrange("reg:outbox")
+    (_, first), *_ = await redis.xrange(partition_key(session_id, "outbox"))
     js = nc.jetstream()
     await js.publish(first["s"], first["d"].encode(), headers={"Nats-Msg-Id": first["i"]})
 
     publisher = OutboxPublisher(redis, nc, js, store, settings)
-    assert await publisher.publish_batch() == EVENTS
-    assert await redis.xlen("reg:outbox") == 0
+    partition = store.keys.partition_of(session_id)
+    assert await publisher.publish_batch(partition) == EVENTS
+    assert await redis.xlen(partition_key(session_id, "outbox")) == 0
     await events.wait(session_id, "agent_left", EVENTS // 2)
     assert len(events.of(session_id)) == EVENTS
 
     # the fallback was for that batch only: the next one goes out like any other
     await store.apply(session_id, "beacon", [ev(name) for name in ["agent_joined", "agent_left"] * ATOMIC_MIN])
-    assert await publisher.publish_batch() == 2 * ATOMIC_MIN
+    assert await publisher.publish_batch(partition) == 2 * ATOMIC_MIN
     await events.wait(session_id, "agent_left", EVENTS // 2 + ATOMIC_MIN)
 
 
@@ -51,9 +52,9 @@ async def test_a_stream_without_atomic_batches_gets_messages_one_by_one(
     js = nc.jetstream()
     await js.add_stream(StreamConfig(name=STREAM, subjects=STREAM_SUBJECTS))  # no allow_atomic
     settings = make_settings()
-    store, _ = await fill_outbox(redis, settings)
+    store, session_id = await fill_outbox(redis, settings)
     publisher = OutboxPublisher(redis, nc, js, store, settings)
     with capture_logs() as logs:
-        assert await publisher.publish_batch() == EVENTS
+        assert await publisher.publish_batch(store.keys.partition_of(session_id)) == EVENTS
     assert any(entry["event"] == "outbox_atomic_batches_unavailable" for entry in logs)
     assert (await js.stream_info(STREAM)).state.messages == EVENTS

@@ -9,7 +9,7 @@ from shared.errors import RemoteError
 from shared.messaging import REGISTRY_RESOLVE_PIN, ResolvePin, SessionView
 from shared.rpc import call
 
-from .conftest import ev, open_session
+from .conftest import KEYS, ev, open_session
 
 
 async def resolve(nc: nats.aio.client.Client, pin: str) -> SessionView:
@@ -86,7 +86,7 @@ async def test_byop_pins_are_reserved_upper_cased_and_unique(nc, new_session) ->
 async def test_a_byop_reservation_is_released_when_the_sdk_reports_another_pin(nc, new_session, redis) -> None:
     session = await new_session(custom_pin="abc1")
     await session.beacon(ev("pincode_updated", {"pinCode": "123456"}))
-    assert await redis.get("reg:pin:ABC1") is None
+    assert await redis.hget(KEYS.pin("ABC1"), "sid") is None
     assert (await resolve(nc, "123456")).session_id == session.id
     assert await resolve_error(nc, "ABC1") == (404, "pin_not_found")
     assert (await new_session(custom_pin="ABC1")).id != session.id  # free for the next customer

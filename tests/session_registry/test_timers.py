@@ -9,7 +9,7 @@ import pytest
 
 from shared.messaging import SessionState, Source
 
-from .conftest import ev, open_session
+from .conftest import KEYS, ev, open_session, partition_key
 
 SHORT = 0.3
 
@@ -60,15 +60,19 @@ async def test_each_timeout_fires_once_across_two_instances(kind, start_registry
         reason,
     )
     assert ended.data == {"reason": reason, "timer": TIMER_OF.get(kind, kind)}
-    history = [json.loads(h) for h in await redis.lrange(f"reg:s:{session.id}:h", 0, -1)]
+    history = [json.loads(h) for h in await redis.lrange(KEYS.history(session.id), 0, -1)]
     assert [h["type"] for h in history].count("ended") == 1
-    assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
+    assert not [m for m in await redis.zrange(partition_key(session.id, "timers"), 0, -1) if m.startswith(session.id)]
     assert second is not first
 
 
 async def test_progress_disarms_and_rearms_timers(client, new_session, redis) -> None:
     async def armed(session_id: str) -> set[str]:
-        return {m.split("|")[1] for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session_id)}
+        return {
+            m.split("|")[1]
+            for m in await redis.zrange(partition_key(session_id, "timers"), 0, -1)
+            if m.startswith(session_id)
+        }
 
     session = await new_session()
     assert await armed(session.id) == {"no_pin"}
@@ -89,7 +93,7 @@ async def test_progress_disarms_and_rearms_timers(client, new_session, redis) ->
 async def test_a_zero_duration_disables_a_timer(start_registry, nc, redis) -> None:
     registry = await start_registry(no_pin_timeout_s=0)
     session = await open_session(nc, registry)
-    assert not [m for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)]
+    assert not [m for m in await redis.zrange(partition_key(session.id, "timers"), 0, -1) if m.startswith(session.id)]
 
 
 async def test_two_instances_posting_for_one_session_lose_no_update(start_registry, nc, redis) -> None:
@@ -101,8 +105,8 @@ async def test_two_instances_posting_for_one_session_lose_no_update(start_regist
         (session if i % 2 else other).beacon(ev("agent_joined" if i % 4 < 2 else "agent_left")) for i in range(40)
     ]
     await asyncio.gather(*beacons)
-    assert await redis.hmget(f"reg:s:{session.id}", "aj_b", "al_b") == ["20", "20"]
-    history = await redis.lrange(f"reg:s:{session.id}:h", 0, -1)
+    assert await redis.hmget(KEYS.session(session.id), "aj_b", "al_b") == ["20", "20"]
+    history = await redis.lrange(KEYS.history(session.id), 0, -1)
     assert len(history) == 2 + 40  # created, pin_assigned, then every beacon
 
 
@@ -118,9 +122,11 @@ async def test_heartbeat_silence_holds_the_session_instead_of_ending_it(start_re
         0,
     )
     # agents present: the agent_wait window runs (60 s here), nothing ends
-    assert {m.split("|")[1] for m in await redis.zrange("reg:timers", 0, -1) if m.startswith(session.id)} == {
-        "agent_wait"
-    }
+    assert {
+        m.split("|")[1]
+        for m in await redis.zrange(partition_key(session.id, "timers"), 0, -1)
+        if m.startswith(session.id)
+    } == {"agent_wait"}
     await session.beacon(ev("heartbeat"))
     (back,) = await events.wait(session.id, "resumed")
     assert (back.prev_state, back.session.state, back.data) == (

@@ -8,7 +8,7 @@ import pytest
 from shared.messaging import REGISTRY_END, EndSession, SessionState, SessionView, Source
 from shared.rpc import call
 
-from .conftest import ev, open_session
+from .conftest import KEYS, ev, every_partition, open_session
 
 CREATED, WAITING, ACTIVE, RECONNECTING, ENDED = (
     SessionState.CREATED,
@@ -72,7 +72,7 @@ async def test_a_tab_merely_hidden_changes_no_state(new_session, events, redis) 
     await session.beacon(ev("session_error", {"code": 1}))  # a marker: everything before it is published
     await events.wait(session.id, "error")
     assert [e.type for e in events.of(session.id)] == ["created", "pin_assigned", "error"]
-    assert await redis.hget(f"reg:s:{session.id}", "state") == "waiting"
+    assert await redis.hget(KEYS.session(session.id), "state") == "waiting"
 
 
 async def test_a_late_page_hidden_does_not_put_a_beating_page_away(new_session, events, redis) -> None:
@@ -81,12 +81,12 @@ async def test_a_late_page_hidden_does_not_put_a_beating_page_away(new_session, 
     hidden = ev("page_hidden", {"reason": "unload"}, seq=2)
     await session.beacon(ev("heartbeat", seq=3))
     body = await session.beacon(hidden)
-    assert body["ignored"] == 1 and await redis.hget(f"reg:s:{session.id}", "state") == "waiting"
+    assert body["ignored"] == 1 and await redis.hget(KEYS.session(session.id), "state") == "waiting"
     # and a heartbeat older than the unload does not bring the page back
     older_beat = ev("heartbeat", seq=4)
     await session.beacon(ev("page_hidden", {"reason": "unload"}, seq=5))
     await session.beacon(older_beat)
-    assert await redis.hget(f"reg:s:{session.id}", "state") == "reconnecting"
+    assert await redis.hget(KEYS.session(session.id), "state") == "reconnecting"
 
 
 async def test_a_returning_page_can_resume_and_change_its_pin_in_one_event(new_session, events) -> None:
@@ -171,11 +171,11 @@ async def test_keys_live_for_the_session_ttl_then_for_the_retention(start_regist
     registry = await start_registry(session_ttl_s=600, ended_retention_s=3600)
     session = await open_session(nc, registry)
     await session.beacon(ev("pincode_updated", {"pinCode": "100005"}))
-    keys = [f"reg:s:{session.id}", f"reg:s:{session.id}:h", "reg:pin:100005"]
+    keys = [KEYS.session(session.id), KEYS.history(session.id), KEYS.pin("100005")]
     assert all(0 < ttl <= 600_000 for ttl in [await redis.pttl(key) for key in keys])
     await session.beacon(ev("session_ended"))
     assert all(600_000 < ttl <= 3_600_000 for ttl in [await redis.pttl(key) for key in keys[:2]])
-    assert await redis.exists("reg:pin:100005") == 0
+    assert await redis.exists(KEYS.pin("100005")) == 0
 
 
 async def test_every_key_but_the_shared_structures_has_a_lifetime(client, nc, new_session, redis) -> None:
@@ -188,6 +188,6 @@ async def test_every_key_but_the_shared_structures_has_a_lifetime(client, nc, ne
     await ended.beacon(ev("pincode_updated", {"pinCode": "100006"}), ev("session_ended"))
     await post(client, zoom("cobrowse.session_user_joined", session_id="zs-ttl", session_pin="TTL1", role_type="agent"))
     await resolve_error(nc, "999999")
-    shared = {"reg:timers", "reg:index", "reg:outbox"}
+    shared = {*every_partition("timers"), *every_partition("index"), *every_partition("outbox")}
     forever = [key async for key in redis.scan_iter("reg:*") if key not in shared and await redis.pttl(key) < 0]
     assert forever == []

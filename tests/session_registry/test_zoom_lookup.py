@@ -19,9 +19,12 @@ from shared.messaging import SessionState, Source
 from tests.conftest import LOG_LINES
 from tests.zoomapi import API_KEY, API_SECRET, ZoomApiStandIn, free_port
 
-from .conftest import ev, open_session
+from .conftest import KEYS, ev, open_session
 from .test_versions import assert_contract
 from .test_webhooks import signed
+
+ZOOM_PENDING = KEYS.zoom_pending.key(KEYS.zoom_pending.base(), "pending")
+ZOOM_QUEUE = KEYS.zoom_pending.base() + ":q:"
 
 ZOOM_DEADLINE_S = 3.0  # Zoom counts a delivery as failed past this
 
@@ -160,11 +163,11 @@ async def test_each_pinless_webhook_kind_is_correlated_through_the_rest_api(
     assert await deliver(first, make("zs-" + kind)) == {"status": "pending"}
     event = (await events.wait(session.id, published, count=2 if published == "agent_joined" else 1))[-1]
     assert event.source is Source.WEBHOOK
-    assert await redis.get(f"reg:zoom:zs-{kind}") == session.id
+    assert await redis.get(KEYS.zoom_key(f"zs-{kind}")) == session.id
     # the mapping is known now: later webhooks apply at once, without another REST call
     assert (await deliver(first, joined("zs-" + kind, user="zu-agent-2")))["status"] == "applied"
     assert [c.session_id for c in zoom_api.calls] == ["zs-" + kind]
-    assert await redis.zcard("reg:zpend") == 0
+    assert await redis.zcard(ZOOM_PENDING) == 0
     no_secret_logged()
 
 
@@ -191,7 +194,10 @@ async def test_a_whole_zoom_session_as_zoom_sends_it(zoom_api, start_registry, n
 
 async def test_many_deliveries_for_one_unknown_id_on_two_replicas(zoom_api, start_registry, nc, events, redis) -> None:
     """Deliveries racing the lookup on two replicas: one REST call, every webhook applied exactly once."""
-    replicas = [await start_registry(**zoom_settings(zoom_api)), await start_registry(**zoom_settings(zoom_api))]
+    # Room for all 20 agents: the two replicas' deliveries interleave in any order (a replica's concurrent webhooks
+    # share Redis round trips), and joins arriving ahead of the leaves must not meet the agent cap.
+    settings = zoom_settings(zoom_api) | {"max_agents": 20}
+    replicas = [await start_registry(**settings), await start_registry(**settings)]
     session = await open_session(nc, replicas[0])
     await session.beacon(ev("pincode_updated", {"pinCode": "340007"}))
     zoom_api.sessions["zs-many"] = "340007"
@@ -203,9 +209,9 @@ async def test_many_deliveries_for_one_unknown_id_on_two_replicas(zoom_api, star
     ]
     await asyncio.gather(*deliveries, *retries)  # every delivery twice, as Zoom retries
     await events.wait(session.id, "agent_left", count=20)
-    assert await redis.hmget(f"reg:s:{session.id}", "aj_w", "al_w") == ["20", "20"]
+    assert await redis.hmget(KEYS.session(session.id), "aj_w", "al_w") == ["20", "20"]
     assert len(zoom_api.calls) == 1
-    assert await redis.zcard("reg:zpend") == 0
+    assert await redis.zcard(ZOOM_PENDING) == 0
 
 
 async def test_zoom_down_the_webhook_is_answered_and_applied_once_zoom_is_back(
@@ -229,7 +235,7 @@ async def test_zoom_down_the_webhook_is_answered_and_applied_once_zoom_is_back(
     finally:
         await stand_in.stop()
     assert agent.session.agents == 1
-    assert await redis.hget(f"reg:s:{session.id}", "aj_w") == "1"  # two deliveries, applied once
+    assert await redis.hget(KEYS.session(session.id), "aj_w") == "1"  # two deliveries, applied once
     no_secret_logged(logs)
 
 
@@ -279,7 +285,7 @@ async def test_an_id_zoom_does_not_know_is_dropped_without_retries(zoom_api, sta
         await logs.wait(lambda logs: bool(logs.of("webhook_uncorrelated")))
     assert [e["reason"] for e in logs.of("webhook_uncorrelated")] == ["unknown_to_zoom"]
     assert [c.status for c in zoom_api.calls] == [404]
-    assert [k async for k in redis.scan_iter("reg:zp*")] == []
+    assert [k async for k in redis.scan_iter("reg:{zoomq}*")] == []
 
 
 async def test_lookups_are_rate_limited_across_replicas(zoom_api, start_registry, nc, events) -> None:
@@ -300,7 +306,7 @@ async def test_lookups_are_rate_limited_across_replicas(zoom_api, start_registry
 
 async def test_without_api_credentials_pinless_webhooks_stay_uncorrelated(client, redis) -> None:
     assert (await deliver(client, joined("zs-no-api")))["status"] == "uncorrelated"
-    assert await redis.exists("reg:zpend") == 0
+    assert await redis.exists(ZOOM_PENDING) == 0
 
 
 async def test_one_broken_entry_does_not_stop_the_lookups(zoom_api, start_registry, nc, events, redis) -> None:
@@ -308,8 +314,8 @@ async def test_one_broken_entry_does_not_stop_the_lookups(zoom_api, start_regist
     session = await open_session(nc, registry)
     await session.beacon(ev("pincode_updated", {"pinCode": "340008"}))
     zoom_api.sessions.update({"zs-broken": "340008", "zs-fine": "340008"})
-    await redis.rpush("reg:zpq:zs-broken", "{not json")  # as if written by a buggy older replica
-    await redis.zadd("reg:zpend", {"zs-broken": 0})
+    await redis.rpush(ZOOM_QUEUE + "zs-broken", "{not json")  # as if written by a buggy older replica
+    await redis.zadd(ZOOM_PENDING, {"zs-broken": 0})
     with awaitable_logs() as logs:
         await deliver(registry, joined("zs-fine"))
         await events.wait(session.id, "agent_joined")

@@ -3,15 +3,15 @@
 Zoom's ``session_started``, ``session_user_joined`` and ``session_user_left`` carry Zoom's ``session_id`` and no PIN.
 A webhook whose Zoom id has no mapping yet is answered 200 at once (Zoom wants an answer within 3 s) after it is
 stored here; a background loop on every replica then resolves the id (REST lookup → PIN → our session), saves the
-mapping ``reg:zoom:<id>`` and applies the stored events through ``apply.lua`` (the events keep their body-digest
+mapping ``reg:{zoom:<id>}:sid`` and applies the stored events through ``apply.lua`` (the events keep their body-digest
 ids, so a webhook Zoom delivered twice is applied once).
 
-Keys (prefix ``REGISTRY_KEY_PREFIX``)::
+Keys (prefix ``REGISTRY_KEY_PREFIX``), all in one slot (webhooks waiting for a lookup are few)::
 
-    reg:zpend              zset  Zoom session ids with stored webhooks, scored by the next attempt (ms)
-    reg:zpq:<zoom id>      list  their normalised events, JSON, oldest first (at most MAX_QUEUED)   max pending age
-    reg:zpn:<zoom id>      str   failed attempts so far                                              max pending age
-    reg:zpin:<zoom id>     str   the PIN Zoom's REST API gave for the id (lookup cache)             session TTL
+    reg:{zoomq}:pending        zset  Zoom session ids with stored webhooks, scored by the next attempt (ms)
+    reg:{zoomq}:q:<zoom id>    list  their normalised events, JSON, oldest first (at most MAX_QUEUED)   max pending age
+    reg:{zoomq}:n:<zoom id>    str   failed attempts so far                                              max pending age
+    reg:{zoomq}:pin:<zoom id>  str   the PIN Zoom's REST API gave for the id (lookup cache)             session TTL
 
 Failure model: nothing is decided in process. A replica claims due ids in one script (their score moves a lease
 ahead), so two replicas rarely look one id up at once, and if they do, the apply dedupes. A failed lookup (Zoom
@@ -28,7 +28,8 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, Self, cast
 
 import structlog
 from aiohttp import web
@@ -57,24 +58,57 @@ LEASE_MS = 30_000
 
 # Take the due ids and move each a lease ahead, so another replica's round skips them meanwhile.
 _CLAIM = """
-redis.replicate_commands()  -- TIME, then writes
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id) end
-return due
+local due = redis.call('ZRANGEBYSCORE', K_PENDING, '-inf', NOW, 'LIMIT', 0, C.batch)
+for _, id in ipairs(due) do redis.call('ZADD', K_PENDING, NOW + C.lease_ms, id) end
+return { due = due }
 """
 
-# Drop the events applied (the first ARGV[2]); an id whose queue grew meanwhile stays, due at once.
-_DONE = """
-redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
-if redis.call('LLEN', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('DEL', KEYS[3])
-else
-  redis.call('ZADD', KEYS[1], 0, ARGV[1])
-end
+# Keep a webhook's events until its Zoom id is resolved (an id in backoff keeps its schedule).
+_HOLD = """
+local queue = k_queue(ARGV[1])
+for i = 2, #ARGV do redis.call('RPUSH', queue, ARGV[i]) end
+redis.call('LTRIM', queue, -C.max_queued, -1)
+redis.call('PEXPIRE', queue, C.max_age_ms)
+redis.call('ZADD', K_PENDING, 'NX', 0, ARGV[1])
+return { queued = redis.call('LLEN', queue) }
 """
+
+# Drop the events applied (the first ARGV[2]; all of them for a drop, ARGV[2] = -1); an id whose queue grew
+# meanwhile stays, due at once.
+_DONE = """
+local id, queue = ARGV[1], k_queue(ARGV[1])
+local queued = redis.call('LLEN', queue)
+if ARGV[2] == '-1' then redis.call('DEL', queue) else redis.call('LTRIM', queue, tonumber(ARGV[2]), -1) end
+if redis.call('LLEN', queue) == 0 then
+  redis.call('ZREM', K_PENDING, id)
+  redis.call('DEL', k_attempts(id))
+else
+  redis.call('ZADD', K_PENDING, 0, id)
+end
+return { queued = queued }
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """``_CLAIM``: the Zoom ids due now, each moved a lease ahead."""
+
+    due: list[str]
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(raw["due"] if isinstance(raw["due"], list) else [])
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    """``_HOLD`` and ``_DONE``: the id's webhooks queued (after a hold; before a done)."""
+
+    queued: int
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(raw["queued"])
 
 
 class Correlator:
@@ -83,37 +117,35 @@ class Correlator:
         self._store = store
         self._api = api
         self._settings = settings
-        self._prefix = settings.key_prefix
         self._max_age_ms = int(settings.zoom_lookup_retry_max_s * settings.zoom_lookup_max_attempts * 1000) + 60_000
         self._ttl_ms = settings.session_ttl_s * 1000
         self._rate = RateLimit(redis, "zoomapi", limit=settings.zoom_lookup_rate, window_s=1)
-        self._claim = redis.register_script(_CLAIM)
-        self._done = redis.register_script(_DONE)
+        self._keys = store.keys.zoom_pending
+        self._base = self._keys.base()
+        constants = {"batch": BATCH, "lease_ms": LEASE_MS, "max_queued": MAX_QUEUED, "max_age_ms": self._max_age_ms}
+        runner = store.runner
+        self._claim = runner.script("zoom_claim", _CLAIM, ClaimResult, keyspace=self._keys, constants=constants)
+        self._hold = runner.script("zoom_hold", _HOLD, QueueResult, keyspace=self._keys, constants=constants)
+        self._done = runner.script("zoom_done", _DONE, QueueResult, keyspace=self._keys, constants=constants)
         self.wake = asyncio.Event()
         """Set when this replica stored a webhook: its loop runs at once instead of at the next poll."""
 
     @property
     def pending_key(self) -> str:
-        return f"{self._prefix}zpend"
+        return self._keys.key(self._base, "pending")
 
     def _queue_key(self, zoom_id: str) -> str:
-        return f"{self._prefix}zpq:{zoom_id}"
+        return self._keys.key(self._base, "queue", zoom_id)
 
     def _attempts_key(self, zoom_id: str) -> str:
-        return f"{self._prefix}zpn:{zoom_id}"
+        return self._keys.key(self._base, "attempts", zoom_id)
 
     def _pin_key(self, zoom_id: str) -> str:
-        return f"{self._prefix}zpin:{zoom_id}"
+        return self._keys.key(self._base, "pin", zoom_id)
 
     async def hold(self, zoom_id: str, events: list[Event]) -> None:
         """Keep a webhook's events until ``zoom_id`` is resolved (called before answering Zoom)."""
-        queue = self._queue_key(zoom_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(queue, *[json.dumps(event) for event in events])
-            pipe.ltrim(queue, -MAX_QUEUED, -1)
-            pipe.pexpire(queue, self._max_age_ms)
-            pipe.zadd(self.pending_key, {zoom_id: 0}, nx=True)  # an id in backoff keeps its schedule
-            await pipe.execute()
+        await self._hold(self._base, zoom_id, *[json.dumps(event) for event in events])
         self.wake.set()
 
     async def run(self) -> None:
@@ -122,7 +154,7 @@ class Correlator:
             raise_if_cancelled()
             self.wake.clear()
             try:
-                due = cast(list[str], await self._claim(keys=[self.pending_key], args=[BATCH, LEASE_MS]))
+                due = (await self._claim(self._base)).due
                 outcomes = await asyncio.gather(*[self._resolve(zoom_id) for zoom_id in due], return_exceptions=True)
                 for zoom_id, outcome in zip(due, outcomes, strict=True):
                     if isinstance(outcome, asyncio.CancelledError):
@@ -139,7 +171,7 @@ class Correlator:
             await wait_event(self.wake, interval)
 
     async def _resolve(self, zoom_id: str) -> None:
-        session_id = cast(str | None, await self._redis.get(self._store.zoom_key(zoom_id)))
+        session_id = cast(str | None, await self._redis.get(self._store.keys.zoom_key(zoom_id)))
         if session_id is None:
             pin = cast(str | None, await self._redis.get(self._pin_key(zoom_id)))
             if pin is None:
@@ -157,12 +189,12 @@ class Correlator:
                     await self._drop(zoom_id, "unknown_to_zoom")
                     return
                 await self._redis.set(self._pin_key(zoom_id), pin, px=self._ttl_ms)
-            session_id = cast(str | None, await self._redis.get(self._store.pin_key(pin)))
+            session_id = await self._store.pins.owner(pin)
             if session_id is None:
                 # The page may not have reported its PIN yet, so this is worth another try.
                 await self._retry(zoom_id, "pin_not_live", None)
                 return
-            await self._redis.set(self._store.zoom_key(zoom_id), session_id, px=self._ttl_ms)
+            await self._store.remember_zoom(zoom_id, session_id)
         queue = self._queue_key(zoom_id)
         events = [json.loads(raw) for raw in cast(list[str], await self._redis.lrange(queue, 0, -1))]
         if events:
@@ -178,7 +210,7 @@ class Correlator:
                 accepted=result.accepted,
                 duplicates=result.duplicates,
             )
-        await self._done(keys=[self.pending_key, queue, self._attempts_key(zoom_id)], args=[zoom_id, len(events)])
+        await self._done(self._base, zoom_id, len(events))
 
     async def _retry(self, zoom_id: str, reason: str, status: int | None) -> None:
         attempts_key = self._attempts_key(zoom_id)
@@ -200,12 +232,7 @@ class Correlator:
         )
 
     async def _drop(self, zoom_id: str, reason: str) -> None:
-        queue = self._queue_key(zoom_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.llen(queue)
-            pipe.delete(queue, self._attempts_key(zoom_id))
-            pipe.zrem(self.pending_key, zoom_id)
-            dropped, *_ = await pipe.execute()
+        dropped = (await self._done(self._base, zoom_id, -1)).queued
         log.info("webhook_uncorrelated", zoom_session_id=zoom_id, reason=reason, webhooks=dropped)
 
 

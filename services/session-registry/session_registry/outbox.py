@@ -1,17 +1,20 @@
-"""The outbox publisher: moves accepted SessionEvents from the Redis outbox stream to JetStream.
+"""The outbox publisher: moves accepted SessionEvents from the partitions' outbox streams to JetStream.
 
-The scripts in ``store.py`` write each event to ``reg:outbox`` in the same step as the change, so an accepted
-beacon survives NATS being down and the registry being restarted. One replica at a time holds the publishing
-lease (so JetStream receives events in outbox order); it publishes a batch, waits for JetStream's ack, and deletes
-the entries that JetStream stored. A large batch goes out as one JetStream atomic batch (one ack for all;
+The scripts in ``store.py`` write each event to its partition's ``reg:{p<n>}:outbox`` in the same step as the
+change, so an accepted beacon survives NATS being down and the registry being restarted. Each partition is
+published by one replica at a time, the one holding its lease (``assignment.py`` spreads the partitions over the
+live replicas), so JetStream receives a session's events in outbox order while N replicas publish N partitions in
+parallel. For each partition it holds, a replica publishes a batch, waits for JetStream's ack, and deletes the
+entries that JetStream stored. A large batch goes out as one JetStream atomic batch (one ack for all;
 nats-server 2.12+); a small one, one the server cannot take atomically, or one that repeats events an unconfirmed
 attempt already stored goes message by message with an ack each. A crash between the ack and the delete
 republishes them, and JetStream drops the copy by ``Nats-Msg-Id`` within its duplicate window.
 
-Waking the publisher: a write on the lease holder wakes it at once (``SessionStore.outbox_written``); a write on
-any other replica sends the core-NATS nudge ``registry.outbox.written`` (at most one in flight per replica, so a
-busy replica sends one per round trip, not one per beacon), which wakes the holder. A lost nudge (NATS down, a
-lease changing hands) costs at most ``outbox_poll_interval_s``: the holder still polls as a backstop. While
+Waking the publisher: a write to a partition this replica holds wakes it at once (``SessionStore.outbox_written``);
+a write to any other partition sends the core-NATS nudge ``registry.outbox.written`` (at most one in flight per
+replica, so a busy replica sends one per round trip, not one per beacon), which wakes every replica holding a
+partition. A lost nudge (NATS down, a lease changing hands) costs at most ``outbox_poll_interval_s``: each publisher
+still polls its partitions as a backstop. While
 JetStream is unavailable attempts back off up to ``outbox_retry_max_s`` and start again at once on reconnect.
 """
 
@@ -32,11 +35,11 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from shared.keys import JETSTREAM, NATS, NATS_RECONNECTED, REDIS
-from shared.lease import Lease
 from shared.messaging import MSG_ID_HEADER, REGISTRY_OUTBOX_WRITTEN
 from shared.redis_conn import RedisClient
 from shared.tasks import raise_if_cancelled, supervised, wait_event
 
+from .assignment import Assignment
 from .keys import SETTINGS, STORE
 from .metrics import EVENTS_PUBLISHED, OUTBOX_PENDING
 from .settings import Settings
@@ -71,53 +74,55 @@ class OutboxPublisher:
         self._nc = nc
         self._js = js
         self._atomic = True
-        self._key = store.outbox_key
-        self._lease = Lease(redis, store.outbox_lease_key, settings.outbox_lease_s)
+        self._store = store
+        self._outboxes = [store.keys.partition.key(base, "outbox") for base in store.keys.bases()]
+        self.assignment = Assignment(redis, store.runner, store.keys, settings.outbox_lease_s)
         self._settings = settings
-        self._written = store.outbox_written
+        self._wake = asyncio.Event()
+        """Set by a local write to a held partition and by another replica's nudge."""
         self._gauge_at = 0.0
-        self._holding = False
         self._reconnected = asyncio.Event()
 
-    async def holds_lease(self) -> bool:
-        """Take or renew the publishing lease (Redis is asked a third of its lifetime apart)."""
-        self._holding = await self._lease.hold()
-        return self._holding
-
     async def on_nudge(self, _msg: object = None) -> None:
-        """Another replica wrote to the outbox: the holder publishes at once."""
-        # Only the holder heeds it: a non-holder would relay it as a nudge of its own, back and forth.
-        if self._holding:
-            self._written.set()
+        """Another replica wrote to an outbox: a replica holding partitions publishes at once."""
+        # Only publishing wakes: a nudge is never relayed, or replicas would nudge each other back and forth.
+        if self.assignment.held:
+            self._wake.set()
 
     def on_reconnected(self) -> None:
         self._reconnected.set()
 
     async def release(self) -> None:
-        """Hand the lease over at once (at shutdown); if Redis is gone the lease simply expires."""
-        self._holding = False
-        await self._lease.release()
+        """Hand every partition over at once (at shutdown); if Redis is gone the leases simply expire."""
+        await self.assignment.leave()
 
-    async def publish_batch(self) -> int:
-        """Publish the oldest outbox entries; returns how many JetStream stored (0: the outbox is empty)."""
-        self._written.clear()
+    async def publish_round(self) -> list[int]:
+        """Publish a batch of every held partition (concurrently); returns how many JetStream stored of each."""
+        self._wake.clear()
+        held = sorted(await self.assignment.refresh())
+        counts = await asyncio.gather(*(self.publish_batch(p) for p in held))
+        if time.monotonic() >= self._gauge_at:
+            self._gauge_at = time.monotonic() + 1.0
+            pending = await asyncio.gather(*(self._redis.xlen(self._outboxes[p]) for p in held))
+            OUTBOX_PENDING.set(sum(pending))
+        return counts
+
+    async def publish_batch(self, partition: int) -> int:
+        """Publish the partition's oldest outbox entries; returns how many JetStream stored (0: it is empty)."""
+        key = self._outboxes[partition]
         entries = cast(
             list[tuple[str, dict[str, str]]],
-            await self._redis.xrange(self._key, "-", "+", count=self._settings.outbox_batch),
+            await self._redis.xrange(key, "-", "+", count=self._settings.outbox_batch),
         )
         if not entries:
-            OUTBOX_PENDING.set(0)
             return 0
         if self._atomic and len(entries) >= ATOMIC_MIN and await self._publish_atomic(entries):
             stored = [entry_id for entry_id, _ in entries]
         else:
             stored = await self._publish_each(entries)
         if stored:
-            await self._redis.xdel(self._key, *stored)
+            await self._redis.xdel(key, *stored)
             EVENTS_PUBLISHED.inc(len(stored))
-        if time.monotonic() >= self._gauge_at:
-            self._gauge_at = time.monotonic() + 1.0
-            OUTBOX_PENDING.set(await self._redis.xlen(self._key))
         if len(stored) < len(entries):
             raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
         return len(stored)
@@ -181,22 +186,34 @@ class OutboxPublisher:
     async def wait_for_entries(self, timeout_s: float) -> None:
         # A local write or another replica's nudge wakes us at once; the timeout is the backstop for a lost nudge.
         # (A blocking XREAD would wake for both, but redis-py cannot cancel it cleanly at shutdown.)
-        await wait_event(self._written, timeout_s)
+        await wait_event(self._wake, timeout_s)
 
-    async def relay_writes(self, for_s: float) -> None:
-        """Not the holder: for ``for_s``, pass each local write on to the holder as a nudge.
+    async def relay(self) -> None:
+        """Route each local write: to this replica's publisher if it holds the partition, else as a nudge.
 
         Writes that happen while a nudge is in flight (sent, not yet confirmed by the server) are covered by the
         next one; every write sets the event after its commit, so the nudge that follows reaches the holder after
         the entry is readable.
         """
-        deadline = time.monotonic() + for_s
-        while (left := deadline - time.monotonic()) > 0:
-            if not await wait_event(self._written, left):
-                return
-            self._written.clear()
-            await self._nc.publish(REGISTRY_OUTBOX_WRITTEN)
-            await self._nc.flush(timeout=max(1, round(self._settings.publish_timeout_s)))  # nats-py takes whole seconds
+        written = self._store.outbox_written
+        while True:
+            raise_if_cancelled()
+            if not await wait_event(written, self._settings.outbox_lease_s):
+                continue
+            written.clear()
+            partitions = set(self._store.written)
+            self._store.written.clear()
+            held = self.assignment.held
+            if not partitions.isdisjoint(held):
+                self._wake.set()
+            if not partitions.issubset(held):
+                try:
+                    await self._nc.publish(REGISTRY_OUTBOX_WRITTEN)
+                    # nats-py takes whole seconds
+                    await self._nc.flush(timeout=max(1, round(self._settings.publish_timeout_s)))
+                except Exception as exc:  # NATS is down: the holder's poll is the backstop
+                    raise_if_cancelled(exc)
+                    log.info("outbox_nudge_lost", error=repr(exc))
 
     async def run(self) -> None:
         lease_s = self._settings.outbox_lease_s
@@ -205,12 +222,10 @@ class OutboxPublisher:
         while True:
             raise_if_cancelled()
             try:
-                if not await self.holds_lease():
-                    await self.relay_writes(lease_s / 2)  # then try for the lease again
-                    continue
-                published = await self.publish_batch()
+                counts = await self.publish_round()
+                published = sum(counts)
                 rate.add(published)
-                if published < self._settings.outbox_batch:
+                if max(counts, default=0) < self._settings.outbox_batch:
                     # Caught up: wait for more. Under load, let the burst gather into one batch; below the rate, an
                     # event goes out at once (a waiting customer's offer must not wait for a batch to fill).
                     # Back in time to renew the lease, however long the poll interval is set.
@@ -249,7 +264,10 @@ async def outbox_context(app: web.Application) -> AsyncIterator[None]:
     publisher = OutboxPublisher(app[REDIS], app[NATS], app[JETSTREAM], app[STORE], app[SETTINGS])
     app[NATS_RECONNECTED].append(publisher.on_reconnected)
     nudges = await app[NATS].subscribe(REGISTRY_OUTBOX_WRITTEN, cb=publisher.on_nudge)
-    async with supervised(app, "registry-outbox", publisher.run):
+    async with (
+        supervised(app, "registry-outbox", publisher.run),
+        supervised(app, "registry-outbox-relay", publisher.relay),
+    ):
         yield
     try:
         await nudges.unsubscribe()

@@ -73,6 +73,11 @@ class Settings(ServiceSettings):
     pin_bucket_drop: int = Field(2, ge=0, le=9)
     """A PIN's miss bucket is the PIN without its last N characters (2: 100 neighbouring 6-digit PINs)."""
 
+    partitions: int = Field(16, ge=1, le=1024)
+    """Partitions of the sessions (``REGISTRY_PARTITIONS``): each has its own slot, outbox, timers and publishing
+    lease, so up to this many replicas publish in parallel. Fixed for a deployment: a session's keys are found by
+    ``int(sid[:8], 16) % partitions``, so changing it on a live system loses every session (not supported)."""
+
     timer_poll_interval_s: float = Field(1.0, gt=0)
     timer_batch: int = Field(100, ge=1)
     outbox_batch: int = Field(128, ge=1, le=1000)
@@ -84,7 +89,8 @@ class Settings(ServiceSettings):
     outbox_linger_min_rate: float = Field(1000.0, ge=0)
     """Linger only while the outbox runs at this many events/s or more: below it an event is published at once."""
     outbox_lease_s: float = Field(5.0, gt=0)
-    """One replica at a time publishes the outbox (keeps JetStream order); another takes over after this."""
+    """One replica at a time publishes a partition's outbox (keeps JetStream order); the partitions are spread over
+    the live replicas, and a dead replica's are taken over within about twice this."""
     outbox_retry_max_s: float = Field(1.0, gt=0)
     """Longest pause between attempts while NATS is unavailable (a reconnect retries at once)."""
     publish_timeout_s: float = Field(2.0, gt=0)

@@ -1,93 +1,62 @@
-"""Sessions in Redis: the key scheme and the Lua scripts that change them atomically.
+"""Sessions in Redis, partitioned by session: each change to a session is one script in its partition's slot.
 
-Keys (prefix ``REGISTRY_KEY_PREFIX``, default ``reg:``; built here and in ``lua/common.lua``)::
+Keys: ``keyspaces.py``. A session lives in partition ``int(sid[:8], 16) % REGISTRY_PARTITIONS`` (a fixed count:
+changing it on a live system is not supported, since every session would be looked for in another slot). Its
+state transition, history entry, outbox entry and timers move together in one script there, so two replicas
+cannot lose an update and an accepted change is never lost. Each partition has its own outbox and timers.
 
-    reg:s:<sid>            hash   a session's facts (state, pin, counters, watermarks,   TTL: live / retention
-                                  dedupe marks); once ended, its summary only
-    reg:s:<sid>:h          list   its history, JSON entries (accepted and ignored)        same TTL
-    reg:pin:<PIN>          str    session id owning a live PIN (or a reserved BYOP PIN)   session TTL
-    reg:pinb:<bucket>      set    live PINs of a miss bucket                              session TTL; members leave
-    reg:pinmiss:<bucket>   str    failed lookups in the bucket                            pin_miss_window_s
-    reg:timers             zset   "<sid>|<kind>" scored by due time (ms)                  members leave when fired
-    reg:index              zset   session ids by creation time (ms), for listings         pruned past TTL+retention
-    reg:zoom:<zoom id>     str    our session id for Zoom's session id (webhooks)        session TTL
-    reg:zpend, reg:zpq:…, reg:zpn:…, reg:zpin:…       webhooks waiting for a Zoom REST lookup (correlation.py)
-    reg:idem:<key>         str    session id a create with this idempotency key made      session TTL
-    reg:outbox             stream SessionEvents for JetStream (fields s=subject i=msg id d=json); entries leave when
-                                  published
-    reg:outbox:lease       str    the replica currently publishing the outbox            REGISTRY_OUTBOX_LEASE_S
+What spans slots goes in steps, each atomic in its own slot, ordered so a crash between two is harmless:
 
-Every change to a session is one script: the state transition, its history entry, its outbox entry and its timers
-move together, so two replicas cannot lose an update and an accepted change is never lost.
+- PINs (``pins.py``): claim in the PIN's bucket slot → the partition script adopts it or reports a conflict →
+  release what it gave up. A crash leaves at most a PIN reserved until its TTL.
+- Create with an idempotency key: ``SET NX`` of the key to a new session id (or read the id a concurrent or
+  earlier create put there) → claim the custom PIN for that id → ``create.lua``, which creates the session only if
+  it is not there yet. Concurrent starts with one key therefore name one session id and create it once; a crash
+  after the key leaves an id the next retry creates.
+- PIN lookup: the bucket step (owner, hot?) → the partition step (view, retire) → for a miss, the bucket step that
+  counts it and, once the bucket is hot, lists its PINs → each retired in its partition.
+- Zoom's session id → ours: ``reg:{zoom:<id>}:sid``, a plain key written once a webhook is correlated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
-
-from pydantic import BaseModel
-from redis.asyncio import Redis
 
 from shared.errors import Conflict, NotFound
 from shared.messaging import CreateSession, SessionView
 from shared.redis_conn import RedisClient
+from shared.scripts import ScriptRunner
 
+from .keyspaces import Keyspaces
 from .metrics import EVENT_OUTCOMES, TIMERS_FIRED
-from .pipelining import ScriptPipeline
+from .pins import PinIndex
+from .replies import (
+    LUA,
+    ApplyResult,
+    CreateResult,
+    FireResult,
+    PinRelease,
+    ResolveResult,
+    RetireResult,
+    ViewsResult,
+    load_script,
+)
 from .settings import Settings
 
-__all__ = ["ApplyResult", "CreateResult", "Event", "ResolveResult", "SessionStore"]
+__all__ = ["ApplyResult", "Event", "ResolveResult", "SessionStore"]
 
 Event = dict[str, Any]
 """A normalised event for ``apply.lua``: ``{id, name, ts, seq}`` plus ``pin``/``code``/``reason``/``original_name``."""
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    """What ``apply.lua`` did with a batch (a plain dataclass: it is built on every beacon)."""
-
-    accepted: int
-    duplicates: int
-    ignored: int
-    state: str
-
-    def to_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict, which copies field by field recursively: ~7 µs of a beacon's ~200.
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored, "state": self.state}
-
-
-class CreateResult(BaseModel):
-    """What ``create.lua`` answered: the session (``existing`` when an idempotency key named one) or an error."""
-
-    session: SessionView | None = None
-    existing: bool = False
-    error: str | None = None
-
-
-class ResolveResult(BaseModel):
-    session: SessionView | None = None
-    error: str | None = None
-    misses: int = 0
-
-
-def _script(name: str, settings: Settings) -> str:
-    lua = Path(__file__).parent / "lua"
-    return "\n".join([_constants(settings), (lua / "common.lua").read_text(), (lua / f"{name}.lua").read_text()])
-
-
-def _constants(settings: Settings) -> str:
-    """The Lua prelude's constants: key prefix ``P`` and configuration ``C``.
-
-    They are part of the script (its SHA changes with them) rather than arguments of every call: a beacon's call
-    then neither sends nor decodes them.
-    """
+def lua_constants(settings: Settings) -> dict[str, int | str]:
+    """The scripts' constants ``C`` (durations in ms): part of each script (its SHA), never sent with a call."""
     ms = 1000
-    config = {
+    return {
         "max_agents": settings.max_agents,
         "max_customers": settings.max_customers,
         "history_limit": settings.history_limit,
@@ -102,54 +71,58 @@ def _constants(settings: Settings) -> str:
         "heartbeat_ms": int(settings.heartbeat_timeout_s * ms),
         "pin_miss_limit": settings.pin_miss_limit,
         "pin_miss_window_ms": settings.pin_miss_window_s * ms,
-        "pin_bucket_drop": settings.pin_bucket_drop,
     }
-    table = ", ".join(f"{key} = {int(value)}" for key, value in config.items())
-    # The prefix is letters, digits and ``:_-`` (settings), so it needs no escaping in a Lua string.
-    return f"local P = '{settings.key_prefix}'\nlocal C = {{ {table} }}"
 
 
 class SessionStore:
     def __init__(self, redis: RedisClient, settings: Settings) -> None:
         self.redis = redis
-        self.prefix = settings.key_prefix
+        self.keys = Keyspaces.build(
+            settings.key_prefix, partitions=settings.partitions, pin_bucket_drop=settings.pin_bucket_drop
+        )
+        self._bases = self.keys.bases()
         self._ttl_ms = settings.session_ttl_s * 1000
         self.outbox_written = asyncio.Event()
-        """Set whenever a script of this process may have added to the outbox; wakes the local publisher."""
-        self._create = redis.register_script(_script("create", settings))
-        self._apply = ScriptPipeline(cast(Redis, redis), _script("apply", settings))  # standalone only, for now
-        self._fire = redis.register_script(_script("fire", settings))
-        self._resolve = redis.register_script(_script("resolve", settings))
-        self._views = redis.register_script(_script("views", settings))
+        """Set whenever a script of this process may have added to an outbox; wakes the local publisher."""
+        self.written: set[int] = set()
+        """The partitions written since the publisher last looked (a hint: which outboxes to publish or nudge)."""
+        self.runner = ScriptRunner(redis)
+        constants = lua_constants(settings)
+        library = (LUA / "common.lua").read_text()
+        part = self.keys.partition
+        self._create = load_script(
+            self.runner, "create", CreateResult, keyspace=part, constants=constants, library=library
+        )
+        self._apply = load_script(
+            self.runner, "apply", ApplyResult, keyspace=part, constants=constants, library=library
+        )
+        self._fire = load_script(self.runner, "fire", FireResult, keyspace=part, constants=constants, library=library)
+        self._resolve = load_script(
+            self.runner, "resolve", ResolveResult, keyspace=part, constants=constants, library=library
+        )
+        self._retire = load_script(
+            self.runner, "retire", RetireResult, keyspace=part, constants=constants, library=library
+        )
+        self._views = load_script(
+            self.runner, "views", ViewsResult, keyspace=part, constants=constants, library=library
+        )
+        self.pins = PinIndex(self.runner, self.keys, constants)
 
-    # keys, for the Python side (the scripts build the same ones)
-    def session_key(self, session_id: str) -> str:
-        return f"{self.prefix}s:{session_id}"
-
-    def history_key(self, session_id: str) -> str:
-        return f"{self.prefix}s:{session_id}:h"
-
-    def pin_key(self, pin: str) -> str:
-        return f"{self.prefix}pin:{pin}"
-
-    def zoom_key(self, zoom_session_id: str) -> str:
-        return f"{self.prefix}zoom:{zoom_session_id}"
-
-    @property
-    def outbox_key(self) -> str:
-        return f"{self.prefix}outbox"
-
-    @property
-    def outbox_lease_key(self) -> str:
-        return f"{self.prefix}outbox:lease"
-
-    @property
-    def index_key(self) -> str:
-        return f"{self.prefix}index"
+    def _wrote(self, partition: int) -> None:
+        self.written.add(partition)
+        self.outbox_written.set()
 
     async def create(self, request: CreateSession) -> SessionView:
-        """Create a session, or return the one ``request.idempotency_key`` created."""
+        """Create a session, or return the one ``request.idempotency_key`` names (steps: see the module docstring)."""
         session_id = uuid.uuid4().hex
+        if request.idempotency_key:
+            session_id, fresh = await self._idempotency_claim(request.idempotency_key, session_id)
+            if not fresh and (found := await self.views([session_id])):
+                return found[0]
+        custom = request.custom_pin or ""
+        # Reserved until the SDK confirms it, so two customers cannot start with the same custom PIN.
+        if custom and not (await self.pins.claim(session_id, {custom: (0, 0)}))[custom]:
+            raise Conflict("this PIN is in use by another live session", code="pin_taken")
         fields = {
             "queue": request.queue,
             "priority": request.priority,
@@ -157,21 +130,39 @@ class SessionStore:
             "customer_name": request.customer_name,
             "client_ip": request.client_ip,
         }
-        args = [session_id, json.dumps(fields), request.custom_pin or "", request.idempotency_key or ""]
-        result = CreateResult.model_validate_json(await self._create(args=args))
-        self.outbox_written.set()
-        if result.session is None:
-            raise Conflict("this PIN is in use by another live session", code="pin_taken")
+        partition = self.keys.partition_of(session_id)
+        result = await self._create(self._bases[partition], session_id, json.dumps(fields), custom)
+        self._wrote(partition)
         return result.session
+
+    async def _idempotency_claim(self, key: str, session_id: str) -> tuple[str, bool]:
+        """The session id ``key`` names: ``session_id`` if this call claimed the key (``True``), else the known one."""
+        redis_key = self.keys.idem_key(key)
+        while True:
+            if await self.redis.set(redis_key, session_id, nx=True, px=self._ttl_ms):
+                return session_id, True
+            known = cast(str | None, await self.redis.get(redis_key))
+            if known is not None:
+                return known, False
+            # expired between the two commands: claim again
 
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
-        raw = await self._apply([session_id, source, json.dumps(events)])
-        self.outbox_written.set()
-        reply = json.loads(raw)
-        if "error" in reply:
+        stamps: dict[str, tuple[float, float]] = {}
+        for event in events:
+            if event["name"] == "pincode_updated":
+                stamp, pin = (event["ts"], event["seq"]), event["pin"]
+                stamps[pin] = max(stamp, stamps.get(pin, stamp))
+        claims = json.dumps(await self.pins.claim(session_id, stamps)) if stamps else ""
+        partition = self.keys.partition_of(session_id)
+        result = await self._apply(self._bases[partition], session_id, source, json.dumps(events), claims)
+        self._wrote(partition)
+        if not result.state:
+            if stamps:  # claimed for a session that is not there: give them back
+                await self.pins.settle(_final(session_id, stamps))
             raise NotFound(f"no session {session_id}", code="session_not_found")
-        result = ApplyResult(**reply)
+        if result.release or result.keep:
+            await self.pins.settle(result.release, (session_id, result.keep) if result.keep else None)
         applied, ignored, duplicate = EVENT_OUTCOMES[source]
         applied.inc(result.accepted - result.ignored)
         if result.ignored:
@@ -187,12 +178,13 @@ class SessionStore:
         return await self.get(session_id)
 
     async def views(self, session_ids: list[str]) -> list[SessionView]:
-        if not session_ids:
-            return []
-        raw = await self._views(args=session_ids)
-        rows = json.loads(raw)
-        # cjson encodes an empty table as an object
-        return [SessionView.model_validate(row) for row in rows] if isinstance(rows, list) else []
+        """The sessions found among ``session_ids``, in that order (one script per partition, concurrently)."""
+        by_partition: dict[int, list[str]] = {}
+        for session_id in session_ids:
+            by_partition.setdefault(self.keys.partition_of(session_id), []).append(session_id)
+        results = await asyncio.gather(*(self._views(self._bases[p], *ids) for p, ids in by_partition.items()))
+        found = {view.session_id: view for result in results for view in result.sessions}
+        return [found[session_id] for session_id in session_ids if session_id in found]
 
     async def get(self, session_id: str) -> SessionView:
         found = await self.views([session_id])
@@ -201,17 +193,26 @@ class SessionStore:
         return found[0]
 
     async def history(self, session_id: str) -> list[dict[str, Any]]:
-        rows = cast(list[str], await self.redis.lrange(self.history_key(session_id), 0, -1))
+        rows = cast(list[str], await self.redis.lrange(self.keys.history(session_id), 0, -1))
         return [json.loads(row) for row in rows]
 
     async def list(
         self, *, state: str | None = None, queue: str | None = None, since: float = 0.0, limit: int = 100
     ) -> list[SessionView]:
-        """Sessions created at or after ``since`` (epoch seconds), newest first, filtered by state and queue."""
-        ids = cast(
-            list[str],
-            await self.redis.zrevrangebyscore(self.index_key, "+inf", int(since * 1000)),
+        """Sessions created at or after ``since`` (epoch seconds), newest first, filtered by state and queue.
+
+        Every partition's index is read and the lists merged by creation time.
+        """
+        indexes = await asyncio.gather(
+            *(
+                self.redis.zrevrangebyscore(
+                    self.keys.partition.key(base, "index"), "+inf", int(since * 1000), withscores=True
+                )
+                for base in self._bases
+            )
         )
+        merged = heapq.merge(*cast(list[list[tuple[str, float]]], indexes), key=lambda item: -item[1])
+        ids = [session_id for session_id, _ in merged]
         found: list[SessionView] = []
         chunk = 200
         for start in range(0, len(ids), chunk):
@@ -228,24 +229,52 @@ class SessionStore:
         """Our session id for a Zoom webhook (see ``webhooks.py``), remembering Zoom's id for later webhooks."""
         session_id: str | None = None
         if zoom_session_id:
-            session_id = cast(str | None, await self.redis.get(self.zoom_key(zoom_session_id)))
+            session_id = cast(str | None, await self.redis.get(self.keys.zoom_key(zoom_session_id)))
         if session_id is None and pin:
-            session_id = cast(str | None, await self.redis.get(self.pin_key(pin)))
-        if session_id is None and user_session_id and await self.redis.exists(self.session_key(user_session_id)):
+            session_id = await self.pins.owner(pin)
+        if session_id is None and user_session_id and await self.redis.exists(self.keys.session(user_session_id)):
             session_id = user_session_id
         if session_id is not None and zoom_session_id:
-            await self.redis.set(self.zoom_key(zoom_session_id), session_id, px=self._ttl_ms)
+            await self.remember_zoom(zoom_session_id, session_id)
         return session_id
 
+    async def remember_zoom(self, zoom_session_id: str, session_id: str) -> None:
+        await self.redis.set(self.keys.zoom_key(zoom_session_id), session_id, px=self._ttl_ms)
+
     async def resolve(self, pin: str) -> ResolveResult:
-        raw = await self._resolve(args=[pin])
-        self.outbox_written.set()
-        return ResolveResult.model_validate_json(raw)
+        """An agent's PIN lookup (steps: see the module docstring)."""
+        found = await self.pins.lookup(pin)
+        if found.session_id:
+            partition = self.keys.partition_of(found.session_id)
+            result = await self._resolve(self._bases[partition], pin, found.session_id, "1" if found.hot else "0")
+            self._wrote(partition)  # it may have retired the PIN (an event)
+            if result.error != "gone":
+                return result
+        miss = await self.pins.miss(pin)
+        if miss.owners:
+            partitions = [self.keys.partition_of(owner.session_id) for owner in miss.owners]
+            await asyncio.gather(
+                *(
+                    self._retire(self._bases[p], owner.pin, owner.session_id)
+                    for p, owner in zip(partitions, miss.owners, strict=True)
+                )
+            )
+            for p in set(partitions):
+                self._wrote(p)
+        return ResolveResult(error="pin_not_found", misses=miss.misses)
 
     async def fire_due(self, batch: int) -> tuple[int, int]:
-        """Fire due timers; returns (fired, looked at)."""
-        fired, seen = await self._fire(args=[batch])
+        """Fire due timers in every partition; returns (fired, most looked at in one partition)."""
+        results = await asyncio.gather(*(self._fire(base, batch) for base in self._bases))
+        fired = sum(result.fired for result in results)
         if fired:
             TIMERS_FIRED.inc(fired)
-            self.outbox_written.set()
-        return int(fired), int(seen)
+            for partition, result in enumerate(results):
+                if result.fired:
+                    self._wrote(partition)
+            await self.pins.settle(release for result in results for release in result.release)
+        return fired, max(result.looked_at for result in results)
+
+
+def _final(session_id: str, stamps: dict[str, tuple[float, float]]) -> list[PinRelease]:
+    return [PinRelease(session_id, pin, final=True) for pin in stamps]

@@ -1,13 +1,16 @@
 -- Apply a batch of events to one session: dedupe (page seq, or id; below), transition, history, outbox, timers.
 -- ARGV[1] session id, ARGV[2] source (beacon|webhook|api), ARGV[3] JSON list of normalised events
 -- {id, name, ts, seq, pin?, code?, reason?, original_name?}; event names were validated by the caller.
--- Returns JSON {accepted, duplicates, ignored, state} or {error = "not_found"}; nothing is written for an unknown
--- session.
+-- ARGV[4] "" or a JSON object {pin: true|false}: whether the PIN step before claimed each reported PIN for this
+-- session (a PIN it could not claim is a conflict).
+-- Returns ApplyResult {accepted, duplicates, ignored, state, release?, keep?} or {error = "not_found"}; nothing is
+-- written for an unknown session.
 
 local sid, source = ARGV[1], ARGV[2]
 local events = cjson.decode(ARGV[3])
+local CLAIMS = ARGV[4] ~= '' and cjson.decode(ARGV[4]) or {}
 local s = load(sid)
-if not s then return cjson.encode({ error = 'not_found' }) end
+if not s then return { error = 'not_found' } end
 
 local suffix = (source == 'webhook') and '_w' or '_b'
 
@@ -117,14 +120,11 @@ local function step(ev)
     local pin = ev.pin
     if not newer('pin', ev) then return nil, nil, 'stale' end
     if pin == s.pin then return end
-    local owner = redis.call('GET', k_pin(pin))
-    if owner and owner ~= sid then return nil, { pin = pin }, 'pin_conflict' end
+    if not CLAIMS[pin] then return nil, { pin = pin }, 'pin_conflict' end
     local old = s.pin
-    release_pin(s, old)
-    if set(s.custom_pin) and s.custom_pin ~= pin then release_pin(s, s.custom_pin) end
-    redis.call('SET', k_pin(pin), sid, 'PX', C.session_ttl_ms)
-    redis.call('SADD', k_bucket(bucket_of(pin)), pin)
-    redis.call('PEXPIRE', k_bucket(bucket_of(pin)), C.session_ttl_ms)
+    -- Released unless a claim newer than this event holds them again (a later pincode_updated on its way).
+    release_later(s, old, tonumber(ev.ts) or 0, tonumber(ev.seq) or 0)
+    if s.custom_pin ~= pin then release_later(s, s.custom_pin, tonumber(ev.ts) or 0, tonumber(ev.seq) or 0) end
     s.pin = pin
     s.pin_retired = '0'
     return set(old) and 'pin_changed' or 'pin_assigned', { pin = pin, previous = old }
@@ -195,6 +195,14 @@ for _, ev in ipairs(events) do
   end
 end
 
+-- A PIN claimed for this batch that the session does not hold in the end (a stale or ignored event, or an end):
+-- released, unless a newer claim holds it.
+for _, ev in ipairs(events) do
+  if ev.name == 'pincode_updated' and CLAIMS[ev.pin] and (ev.pin ~= s.pin or s.state == 'ended') then
+    release_later(s, ev.pin, tonumber(ev.ts) or 0, tonumber(ev.seq) or 0, s.state == 'ended')
+  end
+end
+
 if source == 'beacon' and s.state ~= 'ended' then s.last_seen = NOW end
 persist(s)
-return cjson.encode({ accepted = accepted, duplicates = duplicates, ignored = ignored, state = s.state })
+return pin_steps({ accepted = accepted, duplicates = duplicates, ignored = ignored, state = s.state })

@@ -1,25 +1,11 @@
--- Shared prelude of every registry script (store.py prepends it). The state machine lives here so that a beacon
--- batch, a webhook, an API call and a firing timer all change a session in one atomic step with its outbox entry.
+-- The registry's Lua library: the state machine shared by the partition scripts (store.py puts it between the
+-- prelude of shared.scripts, which gives NOW in ms, the constants C and the key functions of the partition keyspace
+-- built from KEYS[1], and each script's body). A beacon batch, a webhook, an API call and a firing timer all change
+-- a session in one atomic step with its outbox entry, in the session's partition slot.
 --
--- store.py puts the key prefix P and the configuration table C in front of it (constants of the script, not
--- arguments, so that no call sends or decodes them); ARGV is each script's own. Keys are built here from the
--- prefix (store.py documents the same scheme), so the registry needs a single Redis, not a cluster.
-
-redis.replicate_commands()  -- TIME below, then writes: replicate effects (the default since Redis 5)
-
-local T = redis.call('TIME')
-local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
-
-local K_TIMERS = P .. 'timers'
-local K_OUTBOX = P .. 'outbox'
-local K_INDEX = P .. 'index'
-local function k_session(sid) return P .. 's:' .. sid end
-local function k_history(sid) return P .. 's:' .. sid .. ':h' end
-local function k_pin(pin) return P .. 'pin:' .. pin end
-local function bucket_of(pin) return string.sub(pin, 1, math.max(0, #pin - C.pin_bucket_drop)) end
-local function k_bucket(bucket) return P .. 'pinb:' .. bucket end
-local function k_misses(bucket) return P .. 'pinmiss:' .. bucket end
-local function k_idem(key) return P .. 'idem:' .. key end
+-- PINs live in their own slots (store.py's PIN steps): a script here never touches a PIN key. It learns which PINs
+-- the step before claimed for it (CLAIMS) and lists the PINs to release (RELEASES) and to renew (KEEP) for the step
+-- after.
 
 local function n(s, field) return tonumber(s[field]) or 0 end
 local function set(v) return v ~= nil and v ~= '' end
@@ -97,7 +83,7 @@ local function remember(s, entry)
   redis.call('RPUSH', k_history(s.id), cjson.encode(entry))
 end
 
--- One accepted change: the SessionEvent goes to the outbox (published to JetStream by outbox.py) and a compact
+-- One accepted change: the SessionEvent goes to the partition's outbox (published to JetStream by outbox.py) and a compact
 -- entry to the session's history, in the same script as the change itself. Every published event is one version
 -- newer than the last (1 for ``created``): consumers order a session's events by it and drop any not newer.
 local function emit(s, event_id, etype, source, prev, data)
@@ -121,18 +107,29 @@ local function record_ignored(s, event_id, name, source, reason, data)
   })
 end
 
-local function release_pin(s, pin)
-  if set(pin) and redis.call('GET', k_pin(pin)) == s.id then
-    redis.call('DEL', k_pin(pin))
-    redis.call('SREM', k_bucket(bucket_of(pin)), pin)
+-- PINs for the step after the script: each released if the session still owns it and no claim newer than
+-- (ts, seq) renewed it; ``final`` (an ended session) releases it whatever claimed it since.
+local RELEASES = {}
+local KEEP = ''
+
+local function release_later(s, pin, ts, seq, final)
+  if set(pin) then
+    RELEASES[#RELEASES + 1] = { session_id = s.id, pin = pin, ts = ts or 0, seq = seq or 0, final = final or false }
   end
 end
 
 local function finish(s, reason)
   s.ended_at = NOW
   s.ended_reason = reason
-  release_pin(s, s.pin)
-  release_pin(s, s.custom_pin)
+  release_later(s, s.pin, 0, 0, true)
+  release_later(s, s.custom_pin, 0, 0, true)
+end
+
+-- The releases (and renewal) a reply carries, only when there are any: a beacon's reply stays small.
+local function pin_steps(reply)
+  if #RELEASES > 0 then reply.release = RELEASES end
+  if KEEP ~= '' then reply.keep = KEEP end
+  return reply
 end
 
 -- ------------------------------------------------------------------------------------------------- timers
@@ -217,7 +214,7 @@ local function persist(s)
   if ttl then
     redis.call('PEXPIRE', k_session(s.id), ttl)
     redis.call('PEXPIRE', k_history(s.id), ttl)
-    if set(s.pin) and s.state ~= 'ended' then redis.call('PEXPIRE', k_pin(s.pin), ttl) end
+    if set(s.pin) and s.state ~= 'ended' then KEEP = s.pin end
   end
 end
 
@@ -226,4 +223,14 @@ local function commit(s, event_id, etype, source, prev, data)
   if s.state == 'waiting' and prev ~= 'waiting' then s.waiting_since = NOW end
   s.updated_at = NOW
   emit(s, event_id, etype, source, prev, data)
+end
+
+-- Too many failed lookups near this PIN (resolve.lua, retire.lua): agents can no longer resolve it.
+local function retire_pin(s)
+  if s.pin_retired == '1' then return false end
+  s.pin_retired = '1'
+  local prev = s.state
+  commit(s, s.id .. ':retired:' .. s.pin, 'pin_retired', 'api', prev, { pin = s.pin })
+  persist(s)
+  return true
 end

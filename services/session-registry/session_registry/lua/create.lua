@@ -1,23 +1,11 @@
 -- Create a session. ARGV[1] session id, ARGV[2] JSON fields {queue, priority, customer_id, customer_name,
--- client_ip}, ARGV[3] custom (BYOP) PIN or "", ARGV[4] idempotency key or "".
--- Returns {session = view, existing = bool} or {error = "pin_taken"}.
--- A known idempotency key answers the session it created (whatever its state) and creates nothing: the lookup and
--- the creation are this one script, so concurrent retries of one start create one session.
+-- client_ip}, ARGV[3] custom (BYOP) PIN or "" (the PIN step before has reserved it for this id).
+-- Returns CreateResult {session, existing}: a session that exists already (a retried start with the same
+-- idempotency key, which names the same id) is answered as it is, and nothing is created or published again.
 
-local sid, custom, idem = ARGV[1], ARGV[3], ARGV[4]
-if idem ~= '' then
-  local known = redis.call('GET', k_idem(idem))
-  local existing = known and load(known)
-  if existing then return cjson.encode({ session = view(existing), existing = true }) end
-end
-if custom ~= '' then
-  -- Reserved until the SDK confirms it, so two customers cannot start with the same custom PIN.
-  if not redis.call('SET', k_pin(custom), sid, 'NX', 'PX', C.session_ttl_ms) then
-    return cjson.encode({ error = 'pin_taken' })
-  end
-  redis.call('SADD', k_bucket(bucket_of(custom)), custom)
-  redis.call('PEXPIRE', k_bucket(bucket_of(custom)), C.session_ttl_ms)
-end
+local sid, custom = ARGV[1], ARGV[3]
+local existing = load(sid)
+if existing then return { session = view(existing), existing = true } end
 local s = cjson.decode(ARGV[2])
 s.id = sid
 s.state = 'created'
@@ -29,5 +17,4 @@ redis.call('ZADD', K_INDEX, NOW, sid)
 redis.call('ZREMRANGEBYSCORE', K_INDEX, '-inf', NOW - C.session_ttl_ms - C.retention_ms)
 emit(s, sid .. ':created', 'created', 'api', nil, { queue = s.queue })
 persist(s)
-if idem ~= '' then redis.call('SET', k_idem(idem), sid, 'PX', C.session_ttl_ms) end
-return cjson.encode({ session = view(s), existing = false })
+return { session = view(s), existing = false }

@@ -1,6 +1,6 @@
--- Claim and fire due timers: removing the member and ending the session happen in this one script, so a timer
--- fires exactly once whichever replica runs it. ARGV[1] maximum number of timers to look at.
--- Returns {fired, looked_at}.
+-- Claim and fire the partition's due timers: removing the member and ending the session happen in this one
+-- script, so a timer fires exactly once whichever replica runs it. ARGV[1] maximum number of timers to look at.
+-- Returns FireResult {fired, looked_at, release?}: the PINs of the sessions it ended, for the PIN step after.
 
 local due = redis.call('ZRANGEBYSCORE', K_TIMERS, '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[1]))
 local fired = 0
@@ -29,4 +29,5 @@ for _, member in ipairs(due) do
     end
   end
 end
-return { fired, #due }
+KEEP = ''  -- a fired timer renews no session's lifetime worth a PIN renewal (persist may have set it)
+return pin_steps({ fired = fired, looked_at = #due })
