@@ -6,7 +6,8 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -14,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from devstack.servers import ServerProcess, free_port, start_nats
 from session_registry.app import create_app
 from session_registry.keyspaces import Keyspaces
 from session_registry.settings import Settings
@@ -46,6 +48,31 @@ BASE: dict[str, Any] = {
 }
 
 MakeSettings = Callable[..., Settings]
+
+
+class OwnNats:
+    """A private nats-server (JetStream on disk) that a test can stop and start again on the same port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.server: ServerProcess = start_nats(data_dir, self.port)
+        self.url = self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server = start_nats(self.data_dir, self.port)
+
+
+@pytest.fixture(name="own_nats")
+def _own_nats(tmp_path: Path) -> Iterator[OwnNats]:
+    # Requested before the registry, so it stops after the registry has shut down.
+    server = OwnNats(tmp_path / "nats")
+    yield server
+    server.stop()
+
 
 KEYS = Keyspaces.build("reg:", partitions=16, pin_bucket_drop=2)
 """The registry's keys with the default settings (tests read Redis with them)."""

@@ -13,6 +13,8 @@ from shared.rpc import call
 
 from .conftest import KEYS, ev, partition_key
 
+pytestmark = pytest.mark.cluster
+
 CANCEL = {"reason": "cancelled", "by": "customer"}
 
 

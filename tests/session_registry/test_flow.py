@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import nats
+import pytest
 
 from shared.messaging import REGISTRY_GET, REGISTRY_RESOLVE_PIN, ResolvePin, SessionRef, SessionState, SessionView
 from shared.rpc import call
 
 from .conftest import ev
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_whole_flow_create_pin_resolve_join_end(nc: nats.aio.client.Client, events, new_session) -> None:

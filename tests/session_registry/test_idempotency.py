@@ -13,6 +13,8 @@ from shared.rpc import call
 
 from .conftest import KEYS, Session, ev, every_partition
 
+pytestmark = pytest.mark.cluster
+
 
 async def create(nc, key: str | None, **fields) -> CreatedSession:
     request = CreateSession(customer_id="c1", idempotency_key=key, **fields)

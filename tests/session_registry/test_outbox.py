@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nats
+import pytest
 from nats.js.api import StreamConfig
 from structlog.testing import capture_logs
 
@@ -11,6 +12,8 @@ from session_registry.store import SessionStore
 from shared.messaging import STREAM, STREAM_SUBJECTS, CreateSession
 
 from .conftest import ev, partition_key
+
+pytestmark = pytest.mark.cluster
 
 EVENTS = ATOMIC_MIN + 1  # enough for an atomic batch: created, then joins and leaves
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import nats
+import pytest
 from aiohttp.test_utils import TestClient
 
 from .conftest import EventLog, ev, open_session
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_a_quiet_registry_publishes_without_lingering(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -18,8 +17,9 @@ from aiohttp.test_utils import TestClient
 from session_registry.settings import Settings
 from shared.messaging import REGISTRY_OUTBOX_WRITTEN
 
-from .conftest import EventLog, Session, ev, open_session
-from .test_recovery import OwnNats
+from .conftest import EventLog, OwnNats, Session, ev, open_session
+
+pytestmark = pytest.mark.cluster
 
 POLL_S = 30.0  # no test below may wait for the poll
 # The publisher also wakes to renew its lease (a third of its lifetime): a long lease keeps that from hiding a poll.
@@ -114,14 +114,6 @@ def _retry_log() -> Iterator[RetryLog]:
 
 def test_the_retry_pause_is_capped_at_one_second_by_default() -> None:
     assert Settings.model_fields["outbox_retry_max_s"].default == 1.0
-
-
-@pytest.fixture(name="own_nats")
-def _own_nats(tmp_path: Path) -> Iterator[OwnNats]:
-    # Requested before the registry, so it stops after the registry has shut down.
-    server = OwnNats(tmp_path / "nats")
-    yield server
-    server.stop()
 
 
 @pytest.mark.timeout(30)

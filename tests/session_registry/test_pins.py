@@ -11,6 +11,8 @@ from shared.rpc import call
 
 from .conftest import KEYS, ev, open_session
 
+pytestmark = pytest.mark.cluster
+
 
 async def resolve(nc: nats.aio.client.Client, pin: str) -> SessionView:
     return await call(nc, REGISTRY_RESOLVE_PIN, ResolvePin(pin=pin, agent_id="agent-1"), SessionView)

@@ -10,40 +10,19 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import nats
 import pytest
 
-from devstack.servers import ServerProcess, free_port, start_nats, start_redis
+from devstack.servers import free_port, start_redis
 from devstack.stack import wait_until_ready
 from shared.messaging import SESSION_EVENTS, SessionState, Source
 from shared.session_tokens import sign_session_token
 
-from .conftest import BASE, SESSION_SECRET, EventLog, ev, open_session
-
-
-class OwnNats:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.server: ServerProcess = start_nats(data_dir, self.port)
-        self.url = self.server.url
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def start(self) -> None:
-        self.server = start_nats(self.data_dir, self.port)
-
-
-@pytest.fixture(name="own_nats")
-def _own_nats(tmp_path: Path) -> Iterator[OwnNats]:
-    server = OwnNats(tmp_path / "nats")
-    yield server
-    server.stop()
+from .conftest import BASE, SESSION_SECRET, EventLog, OwnNats, ev, open_session
 
 
 @pytest.fixture(name="watch")
@@ -63,6 +42,7 @@ async def _watch(own_nats: OwnNats) -> AsyncIterator:
         await nc.close()
 
 
+@pytest.mark.cluster
 async def test_beacons_accepted_while_nats_is_down_are_published_after_it_returns(
     own_nats: OwnNats, start_registry, watch
 ) -> None:
@@ -98,6 +78,7 @@ def spawn_registry(redis_url: str, nats_url: str, port: int, log_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 async def test_a_killed_registry_loses_no_accepted_event_and_no_timeout(
     own_nats: OwnNats, redis_url: str, start_registry, watch, tmp_path: Path
 ) -> None:

@@ -11,6 +11,8 @@ from shared.messaging import SessionState, Source
 
 from .conftest import KEYS, ev, open_session, partition_key
 
+pytestmark = pytest.mark.cluster
+
 SHORT = 0.3
 
 

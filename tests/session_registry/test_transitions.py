@@ -10,6 +10,8 @@ from shared.rpc import call
 
 from .conftest import KEYS, ev, every_partition, open_session
 
+pytestmark = pytest.mark.cluster
+
 CREATED, WAITING, ACTIVE, RECONNECTING, ENDED = (
     SessionState.CREATED,
     SessionState.WAITING,

@@ -14,6 +14,8 @@ from .test_pins import resolve_error
 from .test_timers import CASES
 from .test_webhooks import post, zoom
 
+pytestmark = pytest.mark.cluster
+
 
 class StrictView(SessionView):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -14,6 +14,8 @@ from shared.messaging import SessionState, Source
 
 from .conftest import WEBHOOK_SECRET, ev
 
+pytestmark = pytest.mark.cluster
+
 
 def signature_headers(
     raw: bytes, *, secret: str = WEBHOOK_SECRET, at: float | None = None, timestamp: str | None = None

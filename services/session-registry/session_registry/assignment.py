@@ -46,6 +46,8 @@ class Assignment:
         self._beat = load_script(runner, "replicas", ReplicasResult, keyspace=keys.replicas, constants={})
         self._base = keys.replicas.base()
         self._leases = [Lease(redis, keys.partition.key(base, "lease"), lease_s) for base in keys.bases()]
+        for lease in self._leases:
+            lease.owner = self.name  # a lease names the replica holding it (operators, tests)
         self._due = 0.0
         self.held: frozenset[int] = frozenset()
         """The partitions whose lease this replica holds (publishes)."""

@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.accounts import Account, Role
 from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
+from shared.keys import JETSTREAM
 from shared.messaging import SessionState, SessionView
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
 from shared.web import read_json, static_file
 
+from .archive import read_archive
 from .beacons import parse_beacon, parse_body
 from .keys import ACCOUNTS, CORRELATOR, SETTINGS, STORE
 from .webhooks import ZoomWebhook, parse_zoom_event, url_validation_reply, verify_signature
@@ -130,8 +132,17 @@ async def get_session(request: web.Request) -> web.Response:
     account = await request.app[ACCOUNTS].authenticate_request(request, *STAFF)
     store = request.app[STORE]
     session_id = request.match_info["session_id"]
-    session = await store.get(session_id)
-    history: list[dict[str, Any]] = await store.history(session_id)
+    found = await store.views([session_id])
+    if found:
+        session = found[0]
+        history: list[dict[str, Any]] = await store.history(session_id)
+    else:
+        # Gone from Redis (ended past its retention, or expired): its events are still in JetStream.
+        settings = request.app[SETTINGS]
+        archived = await read_archive(request.app[JETSTREAM], session_id, timeout_s=settings.publish_timeout_s)
+        if archived is None:
+            raise NotFound(f"no session {session_id}", code="session_not_found")
+        session, history = archived.session, archived.history
     pins = _sees_pins(account)
     return web.json_response({"session": _session_json(session, pins), "history": _history_json(history, pins)})
 

@@ -58,8 +58,8 @@ class Settings(ServiceSettings):
 
     session_ttl_s: int = Field(86400, ge=60)
     """Lifetime of a live session's keys without any beacon (renewed at most once a minute while beacons arrive)."""
-    ended_retention_s: int = Field(7 * 86400, ge=1)
-    """How long an ended session and its history stay readable."""
+    ended_retention_s: int = Field(3600, ge=1)
+    """How long an ended session stays in Redis; its history stays readable from JetStream after that."""
     history_limit: int = Field(100, ge=0)
     """Most recent history entries kept per live session (0: unbounded)."""
     ended_history_limit: int = Field(5, ge=0)
