@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import pytest
 
@@ -92,3 +94,31 @@ async def test_a_byop_reservation_is_released_when_the_sdk_reports_another_pin(n
     assert (await resolve(nc, "123456")).session_id == session.id
     assert await resolve_error(nc, "ABC1") == (404, "pin_not_found")
     assert (await new_session(custom_pin="ABC1")).id != session.id  # free for the next customer
+
+
+async def test_sessions_racing_for_one_pin_one_owns_it_the_others_record_a_conflict(nc, new_session, redis) -> None:
+    for round_ in range(5):
+        pin = f"77{round_:04d}"
+        sessions = [await new_session() for _ in range(4)]
+        answers = await asyncio.gather(*(s.beacon(ev("pincode_updated", {"pinCode": pin})) for s in sessions))
+        owners = [s for s, a in zip(sessions, answers, strict=True) if a["ignored"] == 0]
+        assert len(owners) == 1  # every other one recorded pin_conflict
+        assert await redis.hget(KEYS.pin(pin), "sid") == owners[0].id
+        assert [await redis.hget(KEYS.session(s.id), "pin") for s in sessions].count(pin) == 1
+        assert (await resolve(nc, pin)).session_id == owners[0].id
+
+
+async def test_concurrent_pin_changes_of_one_session_leave_it_owning_only_its_last_pin(nc, new_session, redis) -> None:
+    session = await new_session()
+    pins = [f"78{n:04d}" for n in range(8)]
+    # Sent at once, numbered in order: the registry applies them in any order, and the newest (seq) wins.
+    await asyncio.gather(
+        *(session.beacon(ev("pincode_updated", {"pinCode": pin}, seq=n)) for n, pin in enumerate(pins, 1))
+    )
+    assert await redis.hget(KEYS.session(session.id), "pin") == pins[-1]
+    assert (await resolve(nc, pins[-1])).session_id == session.id
+    # Every PIN it gave up (or never adopted) is free again: no reservation is left behind.
+    assert [await redis.exists(KEYS.pin(pin)) for pin in pins[:-1]] == [0] * (len(pins) - 1)
+    other = await new_session()
+    await other.beacon(ev("pincode_updated", {"pinCode": pins[0]}))
+    assert (await resolve(nc, pins[0])).session_id == other.id

@@ -128,3 +128,13 @@ async def test_views_carry_the_version_of_the_last_event(nc, new_session, events
     view = await call(nc, REGISTRY_GET, SessionRef(session_id=session.id), SessionView)
     await events.wait(session.id, "agent_joined")
     assert view.version == events.of(session.id)[-1].session.version == 3
+
+
+async def test_a_pin_retired_when_its_own_lookup_finds_the_bucket_hot_is_versioned(nc, start_registry, events) -> None:
+    registry = await start_registry(pin_miss_limit=1)
+    await resolve_error(nc, "310199")  # the bucket is hot before any PIN of it is live
+    session = await open_session(nc, registry, custom_pin="310100")  # a BYOP create, too
+    await session.beacon(ev("pincode_updated", {"pinCode": "310100"}))
+    assert await resolve_error(nc, "310100") == (409, "pin_retired")  # retired by the lookup's partition step
+    await events.wait(session.id, "pin_retired")
+    assert [e.type for e in assert_contract(events, session.id)] == ["created", "pin_assigned", "pin_retired"]
