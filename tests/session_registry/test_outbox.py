@@ -38,14 +38,14 @@ async def test_a_batch_holding_an_event_stored_before_is_published_one_by_one(
 
     publisher = OutboxPublisher(redis, nc, js, store, settings)
     partition = store.keys.partition_of(session_id)
-    assert await publisher.publish_batch(partition) == EVENTS
+    assert await publisher.publish_batch([partition]) == (EVENTS, False)
     assert await redis.xlen(partition_key(session_id, "outbox")) == 0
     await events.wait(session_id, "agent_left", EVENTS // 2)
     assert len(events.of(session_id)) == EVENTS
 
     # the fallback was for that batch only: the next one goes out like any other
     await store.apply(session_id, "beacon", [ev(name) for name in ["agent_joined", "agent_left"] * ATOMIC_MIN])
-    assert await publisher.publish_batch(partition) == 2 * ATOMIC_MIN
+    assert await publisher.publish_batch([partition]) == (2 * ATOMIC_MIN, False)
     await events.wait(session_id, "agent_left", EVENTS // 2 + ATOMIC_MIN)
 
 
@@ -58,6 +58,24 @@ async def test_a_stream_without_atomic_batches_gets_messages_one_by_one(
     store, session_id = await fill_outbox(redis, settings)
     publisher = OutboxPublisher(redis, nc, js, store, settings)
     with capture_logs() as logs:
-        assert await publisher.publish_batch(store.keys.partition_of(session_id)) == EVENTS
+        assert await publisher.publish_batch([store.keys.partition_of(session_id)]) == (EVENTS, False)
     assert any(entry["event"] == "outbox_atomic_batches_unavailable" for entry in logs)
     assert (await js.stream_info(STREAM)).state.messages == EVENTS
+
+
+async def test_one_round_publishes_every_held_partition_in_one_batch_in_order(
+    make_settings, redis, nc: nats.aio.client.Client, events
+) -> None:
+    settings = make_settings(outbox_batch=1000)  # a share of 62 or more per partition: all of it in one round
+    store = SessionStore(redis, settings)
+    sessions = [(await store.create(CreateSession(customer_id=f"c{i}"))).session_id for i in range(12)]
+    for session_id in sessions:
+        await store.apply(session_id, "beacon", [ev(name) for name in ["agent_joined", "agent_left"] * 2])
+    partitions = sorted({store.keys.partition_of(s) for s in sessions})
+    assert len(partitions) > 1
+    publisher = OutboxPublisher(redis, nc, nc.jetstream(), store, settings)
+    assert await publisher.publish_batch(partitions) == (len(sessions) * 5, False)  # ATOMIC_MIN or more: one batch
+    for session_id in sessions:
+        await events.wait(session_id, "agent_left", 2)
+        assert [e.session.version for e in events.of(session_id)] == [1, 2, 3, 4, 5]
+    assert [await redis.xlen(partition_key(s, "outbox")) for s in sessions] == [0] * len(sessions)

@@ -21,6 +21,7 @@ JetStream is unavailable attempts back off up to ``outbox_retry_max_s`` and star
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -57,9 +58,14 @@ BATCH_COMMIT = "Nats-Batch-Commit"
 # the server spends ~10 µs more per event and ~0.5 ms per batch (measured on the benchmark machine). So batches go
 # atomically only once there are enough events to make it worth it: when the registry is busy.
 ATOMIC_MIN = 32
+ATOMIC_MAX = 1000  # the most events JetStream takes in one atomic batch
 YIELD_EVERY = 64
 ERR_ATOMIC_DISABLED = 10174
 ERR_BATCH_DUPLICATE = 10201
+
+
+Entry = tuple[int, str, dict[str, str]]
+"""An outbox entry: its partition, its stream id, its fields (``s`` subject, ``i`` msg id, ``d`` JSON)."""
 
 
 class PublishFailed(Exception):
@@ -96,38 +102,56 @@ class OutboxPublisher:
         """Hand every partition over at once (at shutdown); if Redis is gone the leases simply expire."""
         await self.assignment.leave()
 
-    async def publish_round(self) -> list[int]:
-        """Publish a batch of every held partition (concurrently); returns how many JetStream stored of each."""
+    async def publish_round(self) -> tuple[int, bool]:
+        """Publish the oldest entries of every held partition as one batch; returns (how many JetStream stored,
+        whether a partition had more than its share of this batch)."""
         self._wake.clear()
         held = sorted(await self.assignment.refresh())
-        counts = await asyncio.gather(*(self.publish_batch(p) for p in held))
+        if not held:
+            return 0, False
+        stored, full = await self.publish_batch(held)
         if time.monotonic() >= self._gauge_at:
             self._gauge_at = time.monotonic() + 1.0
-            pending = await asyncio.gather(*(self._redis.xlen(self._outboxes[p]) for p in held))
-            OUTBOX_PENDING.set(sum(pending))
-        return counts
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for p in held:
+                    pipe.xlen(self._outboxes[p])
+                OUTBOX_PENDING.set(sum(await pipe.execute()))
+        return stored, full
 
-    async def publish_batch(self, partition: int) -> int:
-        """Publish the partition's oldest outbox entries; returns how many JetStream stored (0: it is empty)."""
-        key = self._outboxes[partition]
-        entries = cast(
-            list[tuple[str, dict[str, str]]],
-            await self._redis.xrange(key, "-", "+", count=self._settings.outbox_batch),
-        )
+    async def publish_batch(self, partitions: list[int]) -> tuple[int, bool]:
+        """Publish the oldest entries of ``partitions`` together (each its share of ``outbox_batch``).
+
+        One batch for all of them: a replica publishing many partitions pays per round, not per partition (the
+        entries of one partition, and so of one session, stay in outbox order). Returns how many JetStream stored
+        and whether some partition filled its share (more may be waiting).
+        """
+        share = max(1, min(self._settings.outbox_batch, ATOMIC_MAX // len(partitions)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.xrange(self._outboxes[p], "-", "+", count=share)
+            read = cast(list[list[tuple[str, dict[str, str]]]], await pipe.execute())
+        entries = [(p, entry_id, fields) for p, rows in zip(partitions, read, strict=True) for entry_id, fields in rows]
+        full = any(len(rows) >= share for rows in read)
         if not entries:
-            return 0
+            return 0, False
         if self._atomic and len(entries) >= ATOMIC_MIN and await self._publish_atomic(entries):
-            stored = [entry_id for entry_id, _ in entries]
+            stored = entries
         else:
             stored = await self._publish_each(entries)
         if stored:
-            await self._redis.xdel(key, *stored)
+            by_partition: dict[int, list[str]] = {}
+            for p, entry_id, _ in stored:
+                by_partition.setdefault(p, []).append(entry_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for p, ids in by_partition.items():
+                    pipe.xdel(self._outboxes[p], *ids)
+                await pipe.execute()
             EVENTS_PUBLISHED.inc(len(stored))
         if len(stored) < len(entries):
             raise PublishFailed(f"{len(entries) - len(stored)} of {len(entries)} events not stored")
-        return len(stored)
+        return len(stored), full
 
-    async def _publish_atomic(self, entries: list[tuple[str, dict[str, str]]]) -> bool:
+    async def _publish_atomic(self, entries: list[Entry]) -> bool:
         """One JetStream atomic batch (nats-server 2.12+): all entries stored with one ack, or none.
 
         ``False`` when the batch must go message by message instead: it holds an event that an earlier,
@@ -135,7 +159,7 @@ class OutboxPublisher:
         """
         batch_id = uuid.uuid4().hex
         last = len(entries)
-        for number, (_, fields) in enumerate(entries, 1):
+        for number, (_, _, fields) in enumerate(entries, 1):
             headers = {MSG_ID_HEADER: fields["i"], BATCH_ID: batch_id, BATCH_SEQUENCE: str(number)}
             if number < last:
                 await self._nc.publish(fields["s"], fields["d"].encode(), headers=headers)
@@ -160,11 +184,11 @@ class OutboxPublisher:
             return False
         raise PublishFailed(f"atomic batch refused: {error}")
 
-    async def _publish_each(self, entries: list[tuple[str, dict[str, str]]]) -> list[str]:
-        """Publish message by message, each with its own ack; returns the ids of the unbroken run stored."""
+    async def _publish_each(self, entries: list[Entry]) -> list[Entry]:
+        """Publish message by message, each with its own ack; returns each partition's unbroken run stored."""
         pending: list[asyncio.Future[PubAck]] = []
         try:
-            for _, fields in entries:
+            for _, _, fields in entries:
                 # publish_async sends at once, in order; the acks are awaited together below.
                 headers = {MSG_ID_HEADER: fields["i"]}
                 pending.append(await self._js.publish_async(fields["s"], fields["d"].encode(), headers=headers))
@@ -173,12 +197,15 @@ class OutboxPublisher:
             log.warning("outbox_publish_failed", error=repr(exc))
         if pending:
             await asyncio.wait(pending, timeout=self._settings.publish_timeout_s)
-        stored: list[str] = []
-        for (entry_id, _), future in zip(entries, pending, strict=False):
-            # Only the unbroken run of stored entries is deleted, so a retry keeps the outbox order.
-            if not future.done() or future.cancelled() or future.exception() is not None:
-                break
-            stored.append(entry_id)
+        stored: list[Entry] = []
+        broken: set[int] = set()
+        for entry, future in itertools.zip_longest(entries, pending[: len(entries)]):
+            # Only a partition's unbroken run of stored entries is deleted, so a retry keeps its outbox order.
+            partition = entry[0]
+            if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+                broken.add(partition)
+            elif partition not in broken:
+                stored.append(entry)
         for future in pending:
             future.cancel()
         return stored
@@ -222,10 +249,9 @@ class OutboxPublisher:
         while True:
             raise_if_cancelled()
             try:
-                counts = await self.publish_round()
-                published = sum(counts)
+                published, full = await self.publish_round()
                 rate.add(published)
-                if max(counts, default=0) < self._settings.outbox_batch:
+                if not full:
                     # Caught up: wait for more. Under load, let the burst gather into one batch; below the rate, an
                     # event goes out at once (a waiting customer's offer must not wait for a batch to fill).
                     # Back in time to renew the lease, however long the poll interval is set.

@@ -81,7 +81,8 @@ class Settings(ServiceSettings):
     timer_poll_interval_s: float = Field(1.0, gt=0)
     timer_batch: int = Field(100, ge=1)
     outbox_batch: int = Field(128, ge=1, le=1000)
-    """Events per JetStream batch (the server takes at most 1,000 in one atomic batch)."""
+    """Events of one partition per publishing round; a round publishes every held partition's in one JetStream
+    batch, at most 1,000 events (the server's atomic batch limit), so a partition's share may be smaller."""
     outbox_poll_interval_s: float = Field(0.2, gt=0)
     """Backstop: how soon the publishing replica notices writes whose wake-up was lost (a nudge during an outage)."""
     outbox_linger_s: float = Field(0.025, ge=0)
