@@ -5,8 +5,12 @@ Every request carries new event ids (wrk's ``request`` hook numbers them), sprea
 outbox entry that the same process then publishes to JetStream. After the load, the time the outbox takes to drain
 is reported too (the publisher shares the process and the two cores with the ingest).
 
-Each load runs twice: with this process publishing its outbox (the targets apply to this), and with the publishing
-lease held elsewhere, which is what every replica but the one publishing does ("ingest only").
+Each load runs twice: with this process publishing its outbox (the targets apply to this), and with every
+partition's publishing lease held elsewhere ("ingest only").
+
+Scale-out: wrk saturates one registry, then two (one wrk each, beacons spread over both, each replica publishing
+the partitions it holds); the figure is the rate at which JetStream's ``COBROWSE`` stream grows during the load
+(published, not just accepted), and the ratio of the two, measured in the same run.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import time
 
 import aiohttp
 import nats
+from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
+from session_registry.keyspaces import Keyspaces
+from session_registry.settings import Settings
+from shared.messaging import REGISTRY_CREATE, STREAM, CreatedSession, CreateSession
 from shared.rpc import call
 
 from .harness import BenchEnv, Result, at_least, at_most
@@ -28,8 +35,24 @@ SECRET = "bench-session-token-secret-0123456789"
 SESSIONS = 101
 CONNECTIONS = 16
 HEADERS = {"Content-Type": "text/plain;charset=UTF-8"}
-LEASE = "reg:outbox:lease"
 ROUNDS = 2
+# The registry's keys with its default settings (what the benchmark runs).
+KEYS = Keyspaces.build("reg:", partitions=Settings.model_fields["partitions"].default, pin_bucket_drop=2)
+LEASES = [KEYS.partition.key(base, "lease") for base in KEYS.bases()]
+OUTBOXES = [KEYS.partition.key(base, "outbox") for base in KEYS.bases()]
+
+
+async def hold_leases(redis: Redis, for_s: float) -> None:
+    """As if another replica held every partition's publishing lease: the registry only ingests."""
+    for key in LEASES:
+        await redis.set(key, "bench", px=int(for_s * 1000))
+
+
+async def release_leases(redis: Redis) -> None:
+    for key in LEASES:
+        if await redis.get(key) == b"bench":
+            await redis.delete(key)
+
 
 _REQUEST = """
 local sessions = {sessions}
@@ -105,7 +128,7 @@ async def drain_s(redis: Redis, started: float, timeout_s: float = 120.0) -> flo
     deadline = time.monotonic() + timeout_s
     # Polling another process's progress: there is no event to await.
     while time.monotonic() < deadline:  # noqa: ASYNC110
-        if not await redis.xlen("reg:outbox"):
+        if not sum([await redis.xlen(key) for key in OUTBOXES]):
             break
         await asyncio.sleep(0.05)
     return time.monotonic() - started
@@ -124,10 +147,10 @@ async def _measure(
     for _ in range(ROUNDS):
         result = await beacon_load(env, url, sessions, batch, env.duration_s)
         full.append((result, await drain_s(redis, time.monotonic())))
-        # As if another replica held the publishing lease: what a replica that only ingests can take.
-        await redis.set(LEASE, "bench", px=int((env.duration_s + 30) * 1000))
+        # As if another replica held the publishing leases: what a replica that only ingests can take.
+        await hold_leases(redis, env.duration_s + 30)
         alone.append(await beacon_load(env, url, sessions, batch, env.duration_s))
-        await redis.delete(LEASE)
+        await release_leases(redis)
         await drain_s(redis, time.monotonic())
     best, drained = max(full, key=lambda pair: pair[0].rps)
     best_alone = max(alone, key=lambda r: r.rps)
@@ -142,6 +165,57 @@ async def _measure(
     }
 
 
+async def published_per_s(
+    env: BenchEnv, js: JetStreamContext, urls: list[str], sessions: list[CreatedSession]
+) -> float:
+    """Events/s stored in the stream while wrk loads every url at once (the first and last half second left out).
+
+    Each url gets its own share of the sessions: a page numbers its events in one sequence, whichever replica
+    receives them, so two loads numbering the same sessions' events independently would be two pages claiming one
+    session, and the registry refuses most of such a mix as repeats (that, not the replicas, made 2 look slower).
+    """
+
+    async def seq() -> int:
+        info = await js.stream_info(STREAM)
+        return int(info.state.last_seq)
+
+    loads = [
+        asyncio.create_task(beacon_load(env, url, sessions[i :: len(urls)], 1, env.duration_s))
+        for i, url in enumerate(urls)
+    ]
+    await asyncio.sleep(0.5)
+    first, t0 = await seq(), time.monotonic()
+    await asyncio.sleep(env.duration_s - 1.0)
+    last, t1 = await seq(), time.monotonic()
+    await asyncio.gather(*loads)
+    return (last - first) / (t1 - t0)
+
+
+async def publishers(redis: Redis, count: int, timeout_s: float = 30.0) -> None:
+    """Wait until ``count`` replicas hold partitions (a lease names its replica)."""
+    deadline = time.monotonic() + timeout_s
+    # Polling other processes' leases: there is no event to await.
+    while len({holder for key in LEASES if (holder := await redis.get(key))}) < count:  # noqa: ASYNC110
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} registries never held partitions")
+        await asyncio.sleep(0.1)
+
+
+async def _scale_out(env: BenchEnv, first: str, sessions: list[CreatedSession], redis: Redis) -> tuple[float, float]:
+    """Events/s published with this one registry, then with a second one beside it."""
+    nc = await nats.connect(env.nats_url)
+    try:
+        await drain_s(redis, time.monotonic())
+        one = await published_per_s(env, nc.jetstream(), [first], sessions)
+        second = await env.start_service("session_registry", {"SESSION_TOKEN_SECRET": SECRET})
+        await publishers(redis, 2)
+        await drain_s(redis, time.monotonic())
+        two = await published_per_s(env, nc.jetstream(), [first, second], sessions)
+    finally:
+        await nc.drain()
+    return one, two
+
+
 async def run(env: BenchEnv) -> list[Result]:
     url = await env.start_service("session_registry", {"SESSION_TOKEN_SECRET": SECRET})
     sessions = await create_sessions(env, url)
@@ -151,6 +225,7 @@ async def run(env: BenchEnv) -> list[Result]:
         await drain_s(redis, time.monotonic())
         single = await _measure(env, url, sessions, redis, 1)
         batched = await _measure(env, url, sessions, redis, 10)
+        one, two = await _scale_out(env, url, sessions, redis)
     finally:
         await redis.aclose()
     return [
@@ -167,4 +242,7 @@ async def run(env: BenchEnv) -> list[Result]:
         Result("batch, ingest only", batched["alone events/s"], "events/s"),
         Result("batch, ingest only p99", batched["alone p99"], "ms"),
         Result("errors (non-2xx, socket)", single["errors"] + batched["errors"]),
+        Result("events/s published to JetStream, 1 registry", one, "events/s"),
+        Result("events/s published to JetStream, 2 registries", two, "events/s"),
+        Result("events/s published, 2 / 1 registries", two / one),
     ]

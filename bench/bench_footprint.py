@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
 
-from .bench_beacons import SECRET, create_sessions
+from .bench_beacons import SECRET, create_sessions, drain_s
 from .harness import BenchEnv, Result, at_most
 
 SESSIONS = 101  # bench_beacons' sessions
@@ -64,11 +63,7 @@ async def _session_bytes(env: BenchEnv) -> float:
                     body = {"session_id": c.session.session_id, "token": c.beacon_token, "events": events}
                     async with http.post(registry + "/beacons", json=body) as response:
                         response.raise_for_status()
-        # Polling another process's progress: there is no event to await.
-        for _ in range(600):
-            if not await redis.xlen("reg:outbox"):
-                break
-            await asyncio.sleep(0.05)
+        await drain_s(redis, time.monotonic(), timeout_s=30)  # every partition's outbox published
         after = int((await redis.info("memory"))["used_memory"])
     finally:
         await redis.aclose()
