@@ -28,7 +28,8 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 async def replica_without_lease(start_registry: Start, nc: nats.aio.client.Client, events: EventLog) -> TestClient:
-    """The second of two registries; the first holds the publishing lease (it has published while alone)."""
+    """The second of two registries; the first holds every partition's publishing lease (it took them while alone,
+    and with the long lease here it hands none over before the test ends)."""
     holder = await start_registry(**SLOW_POLL)
     session = await open_session(nc, holder)
     await events.wait(session.id, "created", within_s=2.0)

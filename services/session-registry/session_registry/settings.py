@@ -73,7 +73,7 @@ class Settings(ServiceSettings):
     pin_bucket_drop: int = Field(2, ge=0, le=9)
     """A PIN's miss bucket is the PIN without its last N characters (2: 100 neighbouring 6-digit PINs)."""
 
-    partitions: int = Field(16, ge=1, le=1024)
+    partitions: int = Field(16, ge=1, le=256)
     """Partitions of the sessions (``REGISTRY_PARTITIONS``): each has its own slot, outbox, timers and publishing
     lease, so up to this many replicas publish in parallel. Fixed for a deployment: a session's keys are found by
     ``int(sid[:8], 16) % partitions``, so changing it on a live system loses every session (not supported)."""
