@@ -77,6 +77,10 @@ class Keyspaces:
     def bases(self) -> list[str]:
         return [self.partition.base(p) for p in range(self.partitions)]
 
+    def index_keys(self) -> list[str]:
+        """Every partition's creation-time index: together, every session Redis holds."""
+        return [self.partition.key(base, "index") for base in self.bases()]
+
     def session(self, session_id: str) -> str:
         return self.partition.key(self.part(session_id), "session", session_id)
 
