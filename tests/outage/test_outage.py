@@ -18,6 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from redis.asyncio import Redis
 
 from devstack.servers import ServerProcess, start_nats, start_redis
+from session_registry.keyspaces import Keyspaces
 from shared.accounts import Role
 from tests.burst.conftest import Desk, acceptable, running_desk
 
@@ -122,7 +123,8 @@ async def _outage(
         # Every session the registry holds (its index; the read API pages at 1,000 and a quiet machine starts more).
         redis = Redis.from_url(servers["redis"].url, decode_responses=True)
         try:
-            held = set(await redis.zrange("reg:index", 0, -1))
+            keys = Keyspaces.build("reg:", partitions=16, pin_bucket_drop=2)  # the registry's defaults
+            held = {sid for key in keys.index_keys() for sid in await redis.zrange(key, 0, -1)}
         finally:
             await redis.aclose()
         assert held == set(load.started.values())
