@@ -1,6 +1,7 @@
 """Ended sessions leave Redis after their retention; their view and history are then read back from JetStream.
 
-(Standalone only for now: the staff API keys these reads need, ``shared.accounts``, do not run on a cluster yet.)
+(The HTTP reads run on one Redis only for now: the staff API keys they need, ``shared.accounts``, do not run on a
+cluster yet.)
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import asyncio
 import uuid
 
 import nats
+import pytest
 
+from shared.errors import RemoteError
 from shared.keys import NATS_RECONNECTED
-from shared.messaging import SessionState
+from shared.messaging import REGISTRY_GET, SessionRef, SessionState, SessionView
+from shared.rpc import call
 
 from .conftest import KEYS, OwnNats, ev, open_session
 from .test_read_api import bearer, keys
@@ -74,3 +78,16 @@ async def test_jetstream_down_is_a_503_for_a_session_gone_from_redis(own_nats: O
     own_nats.start()
     async with asyncio.timeout(10):  # its shutdown drains the connection: let it reconnect first
         await back.wait()
+
+
+@pytest.mark.cluster
+async def test_registry_get_answers_a_session_gone_from_redis_from_jetstream(nc, new_session, events, redis) -> None:
+    session = await new_session()
+    await session.beacon(ev("session_ended"))
+    (ended,) = await events.wait(session.id, "ended")
+    await forget(redis, session.id)
+    view = await call(nc, REGISTRY_GET, SessionRef(session_id=session.id), SessionView)
+    assert view == ended.session
+    with pytest.raises(RemoteError) as info:
+        await call(nc, REGISTRY_GET, SessionRef(session_id=uuid.uuid4().hex), SessionView)
+    assert (info.value.status, info.value.code) == (404, "session_not_found")

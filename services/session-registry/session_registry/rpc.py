@@ -10,7 +10,7 @@ from aiohttp import web
 from nats.micro import add_service
 
 from shared.errors import CobrowseError, Conflict, NotFound, ValidationFailed
-from shared.keys import NATS
+from shared.keys import JETSTREAM, NATS
 from shared.messaging import (
     REGISTRY_CREATE,
     REGISTRY_END,
@@ -27,6 +27,7 @@ from shared.messaging import (
 from shared.rpc import endpoint, stop_service
 from shared.session_tokens import sign_session_token
 
+from .archive import read_archive
 from .beacons import REASON_RE, normalise_pin
 from .keys import SETTINGS, STORE
 
@@ -50,7 +51,8 @@ _RESOLVE_ERRORS: dict[str, tuple[type[CobrowseError], str]] = {
 
 async def rpc_context(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
-    secret = app[SETTINGS].session_token_secret.get_secret_value().encode()
+    settings = app[SETTINGS]
+    secret = settings.session_token_secret.get_secret_value().encode()
 
     async def create(request: CreateSession) -> CreatedSession:
         custom = None
@@ -69,7 +71,14 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
         return CreatedSession(session=session, beacon_token=sign_session_token(secret, session.session_id))
 
     async def get(request: SessionRef) -> SessionView:
-        return await store.get(request.session_id)
+        found = await store.views([request.session_id])
+        if found:
+            return found[0]
+        # Gone from Redis (past its retention): the last published view, from JetStream.
+        archived = await read_archive(app[JETSTREAM], request.session_id, timeout_s=settings.publish_timeout_s)
+        if archived is None:
+            raise NotFound(f"no session {request.session_id}", code="session_not_found")
+        return archived.session
 
     async def end(request: EndSession) -> SessionView:
         # Both land in the history and the published event: bounded, and nothing a consumer must escape.
