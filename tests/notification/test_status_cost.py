@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 
+from notification_service.desks import DeskMap
 from notification_service.store import Store
 
 from .conftest import session_token
@@ -35,11 +36,11 @@ async def test_status_costs_the_same_with_two_thousand_agents(replica, redis, wa
     alone, body = await _status_cost(redis, client, sid)
     assert body["agents_available"] == 0
 
-    store = Store(redis, retention_s=3600, stats_timezone=datetime.UTC)
+    store = Store(redis, DeskMap({}), retention_s=3600, stats_timezone=datetime.UTC)
     for start in range(0, 2000, 50):
         agents = [f"agent-{i}" for i in range(start, start + 50)]
-        await asyncio.gather(*(store.connect(a, f"conn-{a}", a, 600) for a in agents))
-        await asyncio.gather(*(store.set_status(a, "available", ["support", "other"], 1) for a in agents))
+        await asyncio.gather(*(store.connect("default", a, f"conn-{a}", a, 600) for a in agents))
+        await asyncio.gather(*(store.set_status("default", a, "available", ["support", "other"], 1) for a in agents))
 
     crowded, body = await _status_cost(redis, client, sid)
     assert body["agents_available"] == 2000
@@ -48,7 +49,7 @@ async def test_status_costs_the_same_with_two_thousand_agents(replica, redis, wa
 
 async def test_no_estimated_wait_while_nobody_serves_the_queue(replica, redis, waiting, events, available):
     client = await replica(offer_timeout_s=10.0)
-    await redis.lpush("notify:recent:support", 30.0, 60.0)  # claims were made earlier today
+    await redis.lpush("notify:{d:default}:recent:support", 30.0, 60.0)  # claims were made earlier today
     sid = await waiting()
     await events.expect("queued", session_id=sid)
     _, body = await _status_cost(redis, client, sid)
@@ -70,9 +71,9 @@ async def test_agent_whose_presence_lapsed_leaves_the_available_count(replica, r
     alice = await available(client, "alice")
     sid = await waiting()
     await alice.expect("offer", session_id=sid)
-    await redis.delete(f"notify:conn:{alice.agent_id}")  # as when its replica died and the key expired
+    await redis.delete(f"notify:{{d:default}}:conn:{alice.agent_id}")  # as when its replica died and the key expired
 
-    store = Store(redis, retention_s=3600, stats_timezone=datetime.UTC)
+    store = Store(redis, DeskMap({}), retention_s=3600, stats_timezone=datetime.UTC)
     assert await store.reconcile_available("support") == 1  # what the gauge loop runs for every queue
     _, body = await _status_cost(redis, client, sid)
     assert body["agents_available"] == 0 and body["no_agents"] is True and body["estimated_wait_s"] is None
