@@ -7,9 +7,13 @@ import random
 import time
 from collections import defaultdict
 
+import pytest
+
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, publish_event, session_event, session_token
+
+pytestmark = pytest.mark.cluster
 
 WAITING, ACTIVE, CREATED = SessionState.WAITING, SessionState.ACTIVE, SessionState.CREATED
 
