@@ -1,14 +1,16 @@
-"""A customer's status costs the same Redis work with 0 or 2,000 agents (a maintained per-queue count)."""
+"""A customer's status costs the same Redis work with 0 or 2,000 agents (a maintained per-queue count), and a
+dispatch the same with 10 or 1,000 available agents (the free index: the longest idle agent with room first)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 
-from notification_service.desks import DeskMap
+from notification_service.desks import DESK, DeskMap
 from notification_service.store import Store
+from shared.messaging import SessionState
 
-from .conftest import session_token
+from .conftest import new_session_id, session_token, view
 
 # Connection bookkeeping of the client library, not work of the status path.
 NOT_WORK = ("cmdstat_client|", "cmdstat_hello", "cmdstat_info")
@@ -77,3 +79,38 @@ async def test_agent_whose_presence_lapsed_leaves_the_available_count(replica, r
     assert await store.reconcile_available("support") == 1  # what the gauge loop runs for every queue
     _, body = await _status_cost(redis, client, sid)
     assert body["agents_available"] == 0 and body["no_agents"] is True and body["estimated_wait_s"] is None
+
+
+async def _available_agents(store: Store, queue: str, count: int) -> None:
+    for start in range(0, count, 50):
+        agents = [f"{queue}-{i}" for i in range(start, min(start + 50, count))]
+        await asyncio.gather(*(store.connect("default", a, f"conn-{a}", a, 600) for a in agents))
+        await asyncio.gather(*(store.set_status("default", a, "available", [queue], 1) for a in agents))
+
+
+async def _offer_cost(store: Store, redis, queue: str) -> tuple[int, str]:
+    """Redis commands of a new request's script (dispatch included), and the agent it was offered to."""
+    free = DESK.key(DESK.base("default"), "free", queue)
+    longest_idle = (await redis.zrange(free, 0, 0))[0]
+    before = await _commands(redis)
+    waiting = view(new_session_id(), SessionState.WAITING, queue=queue)
+    outcome = await store.session_event(waiting, "created", 60, "offer", 10)
+    cost = await _commands(redis) - before - 1
+    assert outcome.dispatched is not None and len(outcome.dispatched.shown) == 1
+    offered = outcome.dispatched.shown[0].agent_id
+    assert offered == longest_idle  # the head of the index
+    assert await redis.zscore(free, offered) is None  # capacity 1: full now, out of the index
+    return cost, offered
+
+
+async def test_a_dispatch_costs_the_same_with_ten_or_a_thousand_available_agents(redis):
+    store = Store(redis, DeskMap({}), retention_s=3600, stats_timezone=datetime.UTC)
+    await _available_agents(store, "warm", 1)
+    await _offer_cost(store, redis, "warm")  # loads the script
+    await _available_agents(store, "few", 10)
+    await _available_agents(store, "many", 1000)
+
+    few, _ = await _offer_cost(store, redis, "few")
+    many, _ = await _offer_cost(store, redis, "many")
+    assert many == few, (few, many)
+    assert await redis.zcard(DESK.key(DESK.base("default"), "free", "many")) == 999
