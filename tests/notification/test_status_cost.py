@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import datetime
 
+import pytest
+
 from notification_service.desks import DESK, DeskMap
+from notification_service.stats import _agent_counts
 from notification_service.store import Store
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, session_token, view
+
+WAITING = SessionState.WAITING
 
 # Connection bookkeeping of the client library, not work of the status path.
 NOT_WORK = ("cmdstat_client|", "cmdstat_hello", "cmdstat_info")
@@ -114,3 +119,29 @@ async def test_a_dispatch_costs_the_same_with_ten_or_a_thousand_available_agents
     many, _ = await _offer_cost(store, redis, "many")
     assert many == few, (few, many)
     assert await redis.zcard(DESK.key(DESK.base("default"), "free", "many")) == 999
+
+
+@pytest.mark.cluster
+async def test_gauges_count_agents_in_redis_as_the_snapshot_counts_them(redis):
+    store = Store(redis, DeskMap({"east": ("e1",)}), retention_s=3600, stats_timezone=datetime.UTC)
+    agents = [
+        ("idle", "default", "available", ["q1", "q2"]),
+        ("full", "default", "available", ["q1"]),
+        ("away", "default", "away", ["q1"]),
+        ("gone", "default", "available", ["q2"]),
+        ("east", "east", "available", ["e1"]),
+    ]
+    for agent, desk, status, queues in agents:
+        await store.connect(desk, agent, f"conn-{agent}", agent, 600)
+        if agent == "full":  # "idle" is alone with room in q1: it gets the request, claims it and is busy
+            outcome = await store.session_event(view(new_session_id(), WAITING, queue="q1"), "", 60, "offer", 10)
+            assert outcome.dispatched is not None and outcome.dispatched.shown[0].agent_id == "idle"
+            assert (await store.claim("default", outcome.dispatched.shown[0].session_id, "idle")).outcome == "ok"
+        await store.set_status(desk, agent, status, queues, 1)
+    await store.gone("default", "gone", "conn-gone")
+
+    counted = await store.agent_counts()
+    assert counted == _agent_counts(await store.agents())
+    assert counted["q1"] == {"available": 1, "busy": 1, "away": 1, "offline": 0}
+    assert counted["q2"] == {"available": 0, "busy": 1, "away": 0, "offline": 1}
+    assert counted["e1"] == {"available": 1, "busy": 0, "away": 0, "offline": 0}

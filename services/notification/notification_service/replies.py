@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 __all__ = [
+    "AgentCountsResult",
     "CancelResult",
     "ClaimResult",
     "ConnectResult",
@@ -20,6 +21,7 @@ __all__ = [
     "LeaveResult",
     "OfferTimeoutResult",
     "OutboxEntry",
+    "PresenceResult",
     "ReconcileResult",
     "ReleaseResult",
     "SessionResult",
@@ -323,3 +325,23 @@ class ViewResult:
             available=int(raw.get("available", 0)),
             recent_waits=tuple(float(w) for w in _list(raw.get("recent"))),
         )
+
+
+@dataclass(frozen=True)
+class AgentCountsResult:
+    queues: dict[str, dict[str, int]]
+    """Queue -> agents serving it by status: available, busy, away, offline."""
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        queues = raw.get("queues") or {}
+        return cls({q: {status: int(n) for status, n in counts.items()} for q, counts in queues.items()})
+
+
+@dataclass(frozen=True)
+class PresenceResult:
+    renewed: int
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(int(raw.get("renewed", 0)))

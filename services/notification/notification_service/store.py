@@ -48,6 +48,7 @@ from shared.scripts import Reply, Script, ScriptRunner
 
 from .desks import AGENT_DESK, DESK, SESSION_DESK, TICKETS, DeskMap
 from .replies import (
+    AgentCountsResult,
     CancelResult,
     ClaimResult,
     ConnectResult,
@@ -58,6 +59,7 @@ from .replies import (
     GoneResult,
     LeaveResult,
     OfferTimeoutResult,
+    PresenceResult,
     ReconcileResult,
     ReleaseResult,
     SessionResult,
@@ -71,6 +73,7 @@ R = TypeVar("R", bound=Reply)
 
 STATS_TTL_S = 3 * 86400
 RECENT_WAITS = 50
+PRESENCE_BATCH = 500
 TIME_FIELDS = ("enqueued_at", "left_at", "claimed_at", "held_at", "released_at", "wait_due")
 """Fields of a request hash that hold a time (ms in Redis; seconds for readers)."""
 
@@ -110,6 +113,8 @@ class Store:
         self._due = script("due", DueResult)
         self._view = script("view", ViewResult)
         self._reconcile = script("reconcile", ReconcileResult)
+        self._agent_counts = script("agent_counts", AgentCountsResult)
+        self._presence = script("presence", PresenceResult)
 
     def _script(self, name: str, reply: type[R]) -> Script[R]:
         package = resources.files(__package__)
@@ -218,14 +223,23 @@ class Store:
         return (await self._reconcile(base, queue)).removed
 
     async def refresh_presence(self, agents: Iterable[tuple[str, str]], ttl_s: float) -> None:
-        """Renew the presence keys of ``(desk, agent id)``s."""
-        agents = list(agents)
-        if not agents:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for desk, agent_id in agents:
-                pipe.pexpire(self.key(desk, "conn", agent_id), _ms(ttl_s))
-            await pipe.execute()
+        """Renew the presence keys of ``(desk, agent id)``s: one script per desk and batch of agents."""
+        by_desk: dict[str, list[str]] = {}
+        for desk, agent_id in agents:
+            by_desk.setdefault(desk, []).append(agent_id)
+        calls = [
+            self._presence(DESK.base(desk), _ms(ttl_s), *ids[i : i + PRESENCE_BATCH])
+            for desk, ids in by_desk.items()
+            for i in range(0, len(ids), PRESENCE_BATCH)
+        ]
+        await asyncio.gather(*calls)
+
+    async def agent_counts(self) -> dict[str, dict[str, int]]:
+        """Queue -> agents serving it by status (available, busy, away, offline), counted in Redis."""
+        counts: dict[str, dict[str, int]] = {}
+        for desk in self.desks.names:
+            counts.update((await self._agent_counts(DESK.base(desk))).queues)
+        return counts
 
     # ------------------------------------------------------------------------------------ where things are
 
