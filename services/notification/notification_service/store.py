@@ -258,7 +258,8 @@ class Store:
         return cast(str | None, await self.redis.get(self._agent_desk_key(agent_id))) or default
 
     async def set_agent_desk(self, agent_id: str, desk: str) -> None:
-        await self.redis.set(self._agent_desk_key(agent_id), desk, px=self._retention_ms)
+        # No TTL: an agent comes back to its desk however long it was away (its socket may also outlive any TTL).
+        await self.redis.set(self._agent_desk_key(agent_id), desk)
 
     # ------------------------------------------------------------------------------------ reads
 
