@@ -57,7 +57,7 @@ def test_a_bad_desks_setting_stops_the_service_naming_it(tmp_path):
 
 
 async def test_two_desks_dispatch_and_claim_each_in_its_own_slot(
-    replica, redis, available, agent, waiting, token_service, registry_standin
+    replica, redis, available, agent, waiting, events, token_service, registry_standin
 ):
     if isinstance(redis, RedisCluster):
         nodes = {redis.get_node_from_key(DESK.base(desk)).name for desk in ("sales", "care")}
@@ -68,7 +68,7 @@ async def test_two_desks_dispatch_and_claim_each_in_its_own_slot(
     two = await replica(desks=DESKS, offer_timeout_s=10.0)
     alice = await available(one, "alice", ["sales", "renewals"])
     bob = await available(two, "bob", ["support", "tech"])
-    sale, tech, renewal = await waiting(queue="sales"), await waiting(queue="tech"), await waiting(queue="renewals")
+    sale, tech = await waiting(queue="sales"), await waiting(queue="tech")
 
     await alice.expect("offer", session_id=sale, queue="sales")
     await bob.expect("offer", session_id=tech, queue="tech")
@@ -76,6 +76,8 @@ async def test_two_desks_dispatch_and_claim_each_in_its_own_slot(
     await bob.send({"type": "claim", "session_id": tech})
     assert (await alice.expect("claimed", session_id=sale))["queue"] == "sales"
     assert (await bob.expect("claimed", session_id=tech))["queue"] == "tech"
+    renewal = await waiting(queue="renewals")  # alice is full: it waits in the sales desk
+    await events.expect("queued", session_id=renewal)
     # Claims are decided in the desk of the claimant: a request of another desk is not found there.
     await bob.send({"type": "claim", "session_id": renewal})
     assert (await bob.expect("error", session_id=renewal))["code"] == "request_not_found"

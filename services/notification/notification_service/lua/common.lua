@@ -128,7 +128,8 @@ local function pick(queue, sid)
     if #page == 0 then return nil end
     for _, a in ipairs(page) do
       if redis.call('EXISTS', k_conn(a)) == 0 then
-        refresh(a)  -- out of every index of its queues; the page shifted: look again from i
+        unindex(a, {queue})  -- and out of its other queues' indexes: the page shifted, look again from i
+        refresh(a)
         break
       end
       i = i + 1
