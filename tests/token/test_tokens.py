@@ -14,6 +14,8 @@ from token_service.signer import RoleType, TokenSigner
 
 from .conftest import FakeRegistry, MakeClient, decode
 
+pytestmark = pytest.mark.cluster
+
 CLAIMS = {"app_key", "role_type", "user_id", "user_name", "iat", "exp"}
 
 
