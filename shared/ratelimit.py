@@ -128,8 +128,11 @@ class RateLimit:
 
     async def hit(self, subject: str) -> int:
         """Reserve one slot for ``subject``; returns its count in this window, or raises ``RateLimited``."""
-        reservation = await reserve(self.slot(subject))
-        return reservation.counts[0]
+        # ``reserve`` for one slot, without its grouping (the customer-token limit runs this thousands of times a s).
+        reply = await self.reserve_script(SUBJECTS.base(subject), self.name, self.limit, self.window_ms)
+        if not reply.granted:
+            raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
+        return reply.counts[0]
 
     async def count(self, subject: str) -> int:
         """Slots taken by ``subject`` in the current window."""
