@@ -249,13 +249,16 @@ class AccountStore:
     async def migrate_legacy(self, prefix: str = "acct:") -> int:
         """Copy the accounts of the keys before the hash tag (``acct:<id>`` ...) into ``ACCOUNTS``; how many.
 
-        Their API keys keep working (the digest moves with them). Run once on the old single Redis (the old keys
-        are left in place, so running it again copies the same accounts again, harmlessly).
+        Their API keys keep working (the digest moves with them). Run once on the old single Redis; the old keys
+        stay in place, and an account already in ``ACCOUNTS`` is left alone, so running it again never brings back a
+        key rotated (or an account enabled or disabled) since.
         """
         copied = 0
         for account_id in sorted(cast(set[str], await self._redis.smembers(f"{prefix}ids"))):
             fields = cast(dict[str, str], await self._redis.hgetall(f"{prefix}{account_id}"))
-            if not fields.get("key_digest"):
+            if not fields.get("key_digest") or await self._redis.exists(
+                ACCOUNTS.key(self._base, "account", account_id)
+            ):
                 continue
             await self._create(
                 self._base,

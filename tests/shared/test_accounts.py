@@ -120,3 +120,9 @@ async def test_accounts_of_the_old_key_layout_are_migrated_with_their_keys(redis
     assert [(a.id, a.name, a.role, a.disabled) for a in await store.list()] == [
         (account.id, "Old", Role.SUPERVISOR, True)
     ]
+    await store.set_disabled(account.id, False)
+    new_key = await store.rotate(account.id)
+    assert await store.migrate_legacy() == 0  # once there, an account is never copied over again
+    with pytest.raises(Unauthorized):
+        await store.authenticate(api_key)
+    assert (await store.authenticate(new_key)).id == account.id
