@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,51 +92,59 @@ async def _until(check: Callable[[], Awaitable[bool]], events: Any, what: str, t
         raise AssertionError(f"sentinels: {what} within {timeout_s} s") from None
 
 
+async def _close(client: Any) -> None:
+    await client.aclose()
+    # redis-py's Sentinel keeps a client per sentinel that closing the master's client leaves open.
+    for sentinel_client in client.connection_pool.sentinel_manager.sentinels:
+        await sentinel_client.aclose()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_accounts_work_through_sentinels_before_and_after_a_failover(sentinel_setup: SentinelSetup) -> None:
     setup = sentinel_setup
-    sentinels = [Redis(port=s.port, decode_responses=True) for s in setup.sentinels]
-    watcher = sentinels[0].pubsub()
-    await watcher.psubscribe("*")  # every sentinel event: +sentinel, +slave, +sdown, +switch-master, ...
-
-    async def all_know_each_other_and_the_replica() -> bool:
+    async with AsyncExitStack() as stack:
+        sentinels = [Redis(port=s.port, decode_responses=True) for s in setup.sentinels]
         for sentinel in sentinels:
-            peers = await sentinel.execute_command("SENTINEL", "SENTINELS", MASTER_NAME)
-            replicas = await sentinel.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
-            if len(peers) < 2 or not replicas:
-                return False
-        return True
+            stack.push_async_callback(sentinel.aclose)
+        watcher = sentinels[0].pubsub()
+        stack.push_async_callback(watcher.aclose)
+        await watcher.psubscribe("*")  # every sentinel event: +sentinel, +slave, +sdown, +switch-master, ...
 
-    await _until(all_know_each_other_and_the_replica, watcher, "did not find each other and the replica")
+        async def all_know_each_other_and_the_replica() -> bool:
+            for sentinel in sentinels:
+                peers = await sentinel.execute_command("SENTINEL", "SENTINELS", MASTER_NAME)
+                replicas = await sentinel.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
+                if len(peers) < 2 or not replicas:
+                    return False
+            return True
 
-    client = redis_client(setup.url, mode="sentinel", sentinel_master=MASTER_NAME)
-    store = AccountStore(client)
-    before, before_key = await store.create("Ann", Role.AGENT)
-    assert (await store.authenticate(before_key)).id == before.id
-    master = Redis(port=setup.master.port)
-    assert await master.wait(1, 5000) == 1  # the replica has the account before its master dies
-    await master.aclose()
+        await _until(all_know_each_other_and_the_replica, watcher, "did not find each other and the replica")
 
-    setup.master.process.kill()
-    setup.master.process.wait()
+        client = redis_client(setup.url, mode="sentinel", sentinel_master=MASTER_NAME)
+        stack.push_async_callback(_close, client)
+        store = AccountStore(client)
+        before, before_key = await store.create("Ann", Role.AGENT)
+        assert (await store.authenticate(before_key)).id == before.id
+        master = Redis(port=setup.master.port)
+        assert await master.wait(1, 5000) == 1  # the replica has the account before its master dies
+        await master.aclose()
 
-    async def replica_promoted() -> bool:
-        address = await sentinels[1].execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
-        return int(address[1]) == setup.replica.port
+        setup.master.process.kill()
+        setup.master.process.wait()
 
-    await _until(replica_promoted, watcher, "did not promote the replica")
+        async def every_sentinel_names_the_replica() -> bool:
+            for sentinel in sentinels:
+                state = await sentinel.execute_command("SENTINEL", "MASTER", MASTER_NAME)
+                fields = dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else state
+                if int(fields["port"]) != setup.replica.port or fields["flags"] != "master":
+                    return False
+            return True
 
-    # The same client, unchanged: its next connection goes to the master the sentinels name now.
-    assert (await store.authenticate(before_key)).id == before.id
-    after, after_key = await store.create("Bob", Role.SUPERVISOR)
-    assert (await store.authenticate(after_key)).id == after.id
-    assert {a.name for a in await store.list()} == {"Ann", "Bob"}
+        await _until(every_sentinel_names_the_replica, watcher, "did not all promote the replica")
 
-    await client.aclose()
-    # redis-py's Sentinel keeps a client per sentinel that closing the master's client leaves open.
-    for sentinel_client in client.connection_pool.sentinel_manager.sentinels:  # type: ignore[attr-defined]
-        await sentinel_client.aclose()
-    await watcher.aclose()
-    for sentinel in sentinels:
-        await sentinel.aclose()
+        # The same client, unchanged: its next connection goes to the master the sentinels name now.
+        assert (await store.authenticate(before_key)).id == before.id
+        after, after_key = await store.create("Bob", Role.SUPERVISOR)
+        assert (await store.authenticate(after_key)).id == after.id
+        assert {a.name for a in await store.list()} == {"Ann", "Bob"}
