@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from devstack.servers import ServerProcess, find_binary, free_port, start_redis
 from shared.accounts import AccountStore, Role
-from shared.redis_conn import redis_client
+from shared.redis_conn import close_redis, redis_client
 
 MASTER_NAME = "mymaster"
 
@@ -92,13 +92,6 @@ async def _until(check: Callable[[], Awaitable[bool]], events: Any, what: str, t
         raise AssertionError(f"sentinels: {what} within {timeout_s} s") from None
 
 
-async def _close(client: Any) -> None:
-    await client.aclose()
-    # redis-py's Sentinel keeps a client per sentinel that closing the master's client leaves open.
-    for sentinel_client in client.connection_pool.sentinel_manager.sentinels:
-        await sentinel_client.aclose()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_accounts_work_through_sentinels_before_and_after_a_failover(sentinel_setup: SentinelSetup) -> None:
@@ -122,7 +115,7 @@ async def test_accounts_work_through_sentinels_before_and_after_a_failover(senti
         await _until(all_know_each_other_and_the_replica, watcher, "did not find each other and the replica")
 
         client = redis_client(setup.url, mode="sentinel", sentinel_master=MASTER_NAME)
-        stack.push_async_callback(_close, client)
+        stack.push_async_callback(close_redis, client)
         store = AccountStore(client)
         before, before_key = await store.create("Ann", Role.AGENT)
         assert (await store.authenticate(before_key)).id == before.id
