@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 sources := services shared devstack tests bench
 
-.PHONY: install up test test-fast lint format typecheck mypy testcov bench demo browser-deps screenshots all clean
+.PHONY: install up test test-fast test-cluster lint format typecheck mypy testcov bench demo browser-deps screenshots all clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install browser-deps
 # `make test` run everything.
 test-fast: install browser-deps
 	$(BIN)/pytest -m "not slow"
+
+# The tests marked `cluster` on a 3-master Redis Cluster (each master with a replica) that the fixtures start from
+# the pip-shipped redis-server, with REDIS_MODE=cluster for every service they build; CI runs it next to `test`.
+test-cluster: install
+	$(BIN)/pytest --topology=cluster
 
 # Refresh docs/screenshots/ (shown in the README) from the end-to-end test of the whole desk flow.
 screenshots: install browser-deps

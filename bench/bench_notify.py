@@ -6,6 +6,9 @@ One service process (``python -m notification_service``) against the harness's R
 - offer latency of the service alone: ``waiting`` ``SessionEvent``s published to JetStream at a steady 200/s
   (open loop), each measured from just before its publish to the ``offer`` frame on an agent's WebSocket
   (from a beacon through the registry: the ``latency`` suite).
+- offer latency with 10 and with 1,000 available agents in one queue (the same way, at 100/s, each agent taking up
+  to 50 offers): dispatch takes the longest idle agent from an index, so the tail must not grow with the agents
+  (goal: p99 at 1,000 at most twice p99 at 10, in the same run).
 - fan-out: 1,000 dashboard WebSockets; one event published; time until the last client has it (median of 5).
 - memory: the service's RSS growth per open agent socket and per dashboard socket.
 """
@@ -39,6 +42,10 @@ from shared.messaging import (
 
 from .desk import close_agents, connect, open_agents, open_loop, percentile, until_offered
 from .harness import BenchEnv, Result, at_most
+
+SCALE_AGENTS = (10, 1000)
+SCALE_RATE_PER_S = 100
+SCALE_MAX_RATIO = 2.0
 
 RATE_PER_S = 200
 CAPACITY = 50
@@ -95,18 +102,18 @@ Trigger = Callable[[int], Awaitable[str]]
 """Makes request ``i`` wait for an agent; returns its session id."""
 
 
-async def _offer_latency(
-    env: BenchEnv,
+async def _offers(
     nc: Any,
     base: str,
     http: aiohttp.ClientSession,
     accounts: AccountStore,
     queue: str,
-    prepare: Callable[[int], Awaitable[Trigger]],
-    label: str,
-) -> list[Result]:
-    total = int(RATE_PER_S * env.duration_s)
-    trigger = await prepare(total)
+    trigger: Trigger,
+    total: int,
+    rate_per_s: float,
+    agents: int,
+) -> list[float]:
+    """Milliseconds from each of ``total`` triggers (open loop) to its offer at one of ``agents`` agents."""
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
     done = asyncio.Event()
@@ -119,7 +126,7 @@ async def _offer_latency(
                 if len(arrived) == total:
                     done.set()
 
-    sockets = await open_agents(http, base, accounts, queue, total // CAPACITY + 2, CAPACITY)
+    sockets = await open_agents(http, base, accounts, queue, agents, CAPACITY)
     readers = [asyncio.create_task(agent_reader(ws)) for ws in sockets]
 
     async def one(i: int) -> None:
@@ -127,14 +134,66 @@ async def _offer_latency(
         session_id = await trigger(i)
         sent[session_id] = started
 
-    await open_loop(total, RATE_PER_S, one)
+    await open_loop(total, rate_per_s, one)
     await until_offered(done, readers, nc, sockets)
-    latencies = [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
+    return [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
+
+
+async def _offer_latency(
+    env: BenchEnv,
+    nc: Any,
+    base: str,
+    http: aiohttp.ClientSession,
+    accounts: AccountStore,
+    queue: str,
+    prepare: Callable[[int], Awaitable[Trigger]],
+    label: str,
+) -> list[Result]:
+    total = int(RATE_PER_S * env.duration_s)
+    trigger = await prepare(total)
+    latencies = await _offers(nc, base, http, accounts, queue, trigger, total, RATE_PER_S, total // CAPACITY + 2)
     return [
         Result(f"{label}: offers measured", len(latencies), f"of {total} at {RATE_PER_S}/s"),
         Result(f"{label}: p50", statistics.median(latencies), "ms"),
         at_most(f"{label}: p99", percentile(latencies, 99), 25, unit="ms"),
     ]
+
+
+async def _offer_latency_by_agents(
+    env: BenchEnv, nc: Any, base: str, http: aiohttp.ClientSession, accounts: AccountStore, js: Any
+) -> list[Result]:
+    """Offer latency with 10 and with 1,000 available agents in one queue, and the ratio of their p99s."""
+    # The 10 agents hold 500 offers at once: the run stays below that, so every request finds one with room.
+    total = min(int(SCALE_RATE_PER_S * env.duration_s), SCALE_AGENTS[0] * CAPACITY * 4 // 5)
+    results, p99 = [], {}
+    for agents in SCALE_AGENTS:
+        queue = f"scale{agents}"
+
+        async def in_queue(i: int, queue: str = queue) -> str:
+            session_id = uuid.uuid4().hex[:16]
+            await _waiting_event(js, session_id, queue)
+            return session_id
+
+        latencies = await _offers(nc, base, http, accounts, queue, in_queue, total, SCALE_RATE_PER_S, agents)
+        label = f"offer with {agents:,} available agents in the queue"
+        p99[agents] = percentile(latencies, 99)
+        results += [
+            Result(f"{label}: offers measured", len(latencies), f"of {total} at {SCALE_RATE_PER_S}/s"),
+            Result(f"{label}: p50", statistics.median(latencies), "ms"),
+            Result(f"{label}: p99", p99[agents], "ms"),
+        ]
+    few, many = SCALE_AGENTS
+    ratio = p99[many] / p99[few]
+    results.append(
+        Result(
+            f"offer p99 with {many:,} / with {few} agents",
+            ratio,
+            "",
+            f"<= {SCALE_MAX_RATIO:g}",
+            ratio <= SCALE_MAX_RATIO,
+        )
+    )
+    return results
 
 
 def _from_jetstream(js: Any) -> Callable[[int], Awaitable[Trigger]]:
@@ -244,6 +303,7 @@ async def run(env: BenchEnv) -> list[Result]:
                 _from_jetstream(js),
                 "waiting event on JetStream -> offer on socket",
             )
+            results += await _offer_latency_by_agents(env, nc, ws_base, http, accounts, js)
     finally:
         await nc.drain()
         await redis.aclose()

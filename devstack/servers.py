@@ -191,12 +191,16 @@ class RedisCluster:
         ).stdout
 
     def masters(self) -> list[ServerProcess]:
-        """The nodes that are masters now (a failover changes them), by ``CLUSTER NODES`` of a live node."""
-        ports = {
-            int(line.split()[1].split(":")[1].split("@")[0])
-            for line in self.cli("cluster", "nodes").splitlines()
-            if "master" in line.split()[2] and "fail" not in line.split()[2]
-        }
+        """The nodes that serve slots as masters now (a failover changes them), by ``CLUSTER NODES`` of a live node.
+
+        A master without slots (a fresh node not yet made a replica) is not one of them.
+        """
+        ports = set()
+        for line in self.cli("cluster", "nodes").splitlines():
+            fields = line.split()
+            flags, slots = fields[2].split(","), fields[8:]
+            if "master" in flags and "fail" not in flags and slots:
+                ports.add(int(fields[1].split(":")[1].split("@")[0]))
         return [node for node in self.nodes if node.port in ports]
 
     def wait_ok(self, timeout_s: float = 30.0) -> None:

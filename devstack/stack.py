@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from shared.accounts import AccountStore, Role
+from shared.redis_conn import redis_client
 
 from .servers import ServerProcess, free_port, start_nats, start_redis, terminate
 
@@ -165,7 +164,7 @@ class Stack:
 
     async def create_account(self, name: str, role: Role) -> str:
         """Create a staff account directly in Redis; returns its API key."""
-        redis = Redis.from_url(self.redis_url, decode_responses=True)
+        redis = redis_client(self.redis_url, mode=self.env.get("REDIS_MODE", "standalone"))
         try:
             _, api_key = await AccountStore(redis).create(name, role)
         finally:

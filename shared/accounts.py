@@ -9,11 +9,18 @@ flag are read on each authentication). What is already open (agent sockets, dash
 when the store has a NATS client. Core NATS is fire-and-forget: if the message cannot be sent, the change in Redis
 stands, a warning is logged, and open connections close at their next periodic re-check instead.
 
-Keys::
+Every account lives in one Redis slot (the hash tag ``{all}``), so each change (create, disable, rotate) is one
+atomic script, on one Redis and on a Redis Cluster alike, and an authentication is one script call. One slot is
+enough: staff accounts number in the thousands at most, and every call is a few O(1) commands on small keys.
 
-    acct:<id>              hash  id, name, role, disabled, created_at, key_digest
-    acct:key:<digest>      str   account id
-    acct:ids               set   every account id
+Keys (``ACCOUNTS``)::
+
+    acct:{all}:<id>              hash  id, name, role, disabled, created_at, key_digest
+    acct:{all}:key:<digest>      str   account id
+    acct:{all}:ids               set   every account id
+
+Accounts written by versions before the hash tag (``acct:<id>``, ``acct:key:<digest>``, ``acct:ids``) are copied
+into these keys by ``cobrowse-accounts migrate`` (``AccountStore.migrate_legacy``), once, on the old single Redis.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import hashlib
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import structlog
 from aiohttp import web
@@ -34,9 +42,18 @@ from pydantic import BaseModel, ConfigDict
 from .errors import Forbidden, NotFound, Unauthorized
 from .messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
 from .redis_conn import RedisClient
-from .scriptbatch import ScriptBatch
+from .scripts import Keyspace, Script, ScriptRunner
 
-__all__ = ["Account", "AccountStore", "Role", "bearer_key", "publish_revocation"]
+__all__ = [
+    "ACCOUNTS",
+    "Account",
+    "AccountResult",
+    "AccountStore",
+    "ListResult",
+    "Role",
+    "bearer_key",
+    "publish_revocation",
+]
 
 log = structlog.get_logger()
 
@@ -45,10 +62,61 @@ KEY_SHAPE = re.compile(r"cbk_[A-Za-z0-9_-]{1,128}")
 """What an API key can look like (``token_urlsafe`` output); anything else is refused before any lookup, so a
 header holding a non-ASCII or undecodable byte (which aiohttp keeps as a surrogate) is a 401, never a 500."""
 
+ACCOUNTS = Keyspace("acct:", "all", account="{}", index="key:{}", ids="ids")
+"""Every account key, in one slot (account ids are 16 hex digits, so they never read as ``ids`` or ``key:...``)."""
+
+_LIBRARY = """
+local function account(id)
+  local flat = redis.call('HGETALL', k_account(id))
+  if #flat == 0 then return nil end
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  fields.key_digest = nil  -- what finds the account, not part of it
+  return fields
+end
+"""
+
+# ARGV: id, name, role, disabled ('0'/'1'), created_at, key digest.
+_CREATE = """
+local id = ARGV[1]
+redis.call('HSET', k_account(id), 'id', id, 'name', ARGV[2], 'role', ARGV[3], 'disabled', ARGV[4],
+  'created_at', ARGV[5], 'key_digest', ARGV[6])
+redis.call('SET', k_index(ARGV[6]), id)
+redis.call('SADD', K_IDS, id)
+return { account = account(id) }
+"""
+
+# ARGV: key digest.
 _AUTHENTICATE = """
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-return redis.call('HGETALL', ARGV[1] .. id)
+local id = redis.call('GET', k_index(ARGV[1]))
+if not id then return {} end
+return { account = account(id) }
+"""
+
+# ARGV: id, disabled ('0'/'1').
+_SET_DISABLED = """
+if redis.call('EXISTS', k_account(ARGV[1])) == 0 then return {} end
+redis.call('HSET', k_account(ARGV[1]), 'disabled', ARGV[2])
+return { account = account(ARGV[1]) }
+"""
+
+# ARGV: id, new key digest. The old key's index entry goes in the same step: never two live keys for one account.
+_ROTATE = """
+local old = redis.call('HGET', k_account(ARGV[1]), 'key_digest')
+if not old then return {} end
+redis.call('DEL', k_index(old))
+redis.call('SET', k_index(ARGV[2]), ARGV[1])
+redis.call('HSET', k_account(ARGV[1]), 'key_digest', ARGV[2])
+return { account = account(ARGV[1]) }
+"""
+
+_LIST = """
+local accounts = {}
+for _, id in ipairs(redis.call('SMEMBERS', K_IDS)) do
+  local fields = account(id)
+  if fields then accounts[#accounts + 1] = fields end
+end
+return { accounts = accounts }
 """
 
 
@@ -103,90 +171,106 @@ async def publish_revocation(nc: NatsClient, account_id: str, reason: Revocation
     await nc.flush(timeout=timeout_s)
 
 
+@dataclass(frozen=True)
+class AccountResult:
+    """The answer of the scripts about one account (create, authenticate, set_disabled, rotate)."""
+
+    account: Account | None
+    """``None`` when there is no such account (or no account holds the key)."""
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        fields = raw.get("account")
+        return cls(account=_from_hash(fields) if fields else None)
+
+
+@dataclass(frozen=True)
+class ListResult:
+    """The ``list`` script's answer: every account."""
+
+    accounts: tuple[Account, ...]
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(accounts=tuple(_from_hash(fields) for fields in raw.get("accounts") or ()))  # {} when empty
+
+
 class AccountStore:
-    def __init__(
-        self,
-        redis: RedisClient,
-        *,
-        nc: NatsClient | None = None,
-        scripts: ScriptBatch | None = None,
-        prefix: str = "acct:",
-    ) -> None:
+    """Accounts in ``redis``; ``runner``, when given, is a ``ScriptRunner`` shared with the service's other scripts
+    (say its rate limits), so that concurrent authentications and reservations share round trips."""
+
+    def __init__(self, redis: RedisClient, *, nc: NatsClient | None = None, runner: ScriptRunner | None = None) -> None:
         self._redis = redis
         self._nc = nc
-        self._prefix = prefix
-        # A ScriptBatch shared with other callers (a service's rate limits) lets authentications share round trips.
-        self._scripts = scripts or ScriptBatch(redis)
-        self._authenticate = self._scripts.register(_AUTHENTICATE)
+        self._base = ACCOUNTS.base()
+        runner = runner or ScriptRunner(redis)
 
-    def _key(self, account_id: str) -> str:
-        return f"{self._prefix}{account_id}"
+        def script(name: str, body: str) -> Script[AccountResult]:
+            return runner.script(name, body, AccountResult, keyspace=ACCOUNTS, library=_LIBRARY)
 
-    def _index(self, digest: str) -> str:
-        return f"{self._prefix}key:{digest}"
+        self._create = script("create_account", _CREATE)
+        self._authenticate = script("authenticate", _AUTHENTICATE)
+        self._set_disabled = script("set_disabled", _SET_DISABLED)
+        self._rotate = script("rotate", _ROTATE)
+        self._list = runner.script("list_accounts", _LIST, ListResult, keyspace=ACCOUNTS, library=_LIBRARY)
 
     async def create(self, name: str, role: Role) -> tuple[Account, str]:
         """Create an account; returns it with its API key, which is not stored and cannot be shown again."""
         account = Account(id=secrets.token_hex(8), name=name, role=role, created_at=time.time())
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
-        digest = _digest(api_key)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._key(account.id),
-                mapping={
-                    "id": account.id,
-                    "name": name,
-                    "role": role.value,
-                    "disabled": "0",
-                    "created_at": str(account.created_at),
-                    "key_digest": digest,
-                },
-            )
-            pipe.set(self._index(digest), account.id)
-            pipe.sadd(f"{self._prefix}ids", account.id)
-            await pipe.execute()
+        await self._create(self._base, account.id, name, role.value, "0", str(account.created_at), _digest(api_key))
         return account, api_key
 
     async def get(self, account_id: str) -> Account:
-        fields = cast(dict[str, str], await self._redis.hgetall(self._key(account_id)))
+        fields = cast(dict[str, str], await self._redis.hgetall(ACCOUNTS.key(self._base, "account", account_id)))
         if not fields:
             raise NotFound(f"no account {account_id}", code="account_not_found")
         return _from_hash(fields)
 
     async def list(self) -> list[Account]:
-        ids = sorted(cast(set[str], await self._redis.smembers(f"{self._prefix}ids")))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for account_id in ids:
-                pipe.hgetall(self._key(account_id))
-            rows = await pipe.execute()
-        return sorted((_from_hash(r) for r in rows if r), key=lambda a: (a.role, a.name))
+        result = await self._list(self._base)
+        return sorted(result.accounts, key=lambda a: (a.role, a.name))
 
     async def set_disabled(self, account_id: str, disabled: bool) -> Account:
         """Disable (or enable) an account; disabling announces ``AccountRevoked(reason="disabled")``."""
-        await self.get(account_id)
-        await self._redis.hset(self._key(account_id), "disabled", "1" if disabled else "0")
+        result = await self._set_disabled(self._base, account_id, "1" if disabled else "0")
+        account = _found(result, account_id)
         if disabled:
             await self._announce(account_id, RevocationReason.DISABLED)
-        return await self.get(account_id)
+        return account
 
     async def rotate(self, account_id: str) -> str:
         """Replace the account's API key; the old one stops working at once."""
-        account_key = self._key(account_id)
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
-        digest = _digest(api_key)
-        # WATCH guards against a concurrent rotation leaving two live keys for one account.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(account_key)
-            old = cast(str | None, await pipe.hget(account_key, "key_digest"))
-            if old is None:
-                raise NotFound(f"no account {account_id}", code="account_not_found")
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.delete(self._index(old))
-            pipe.set(self._index(digest), account_id)
-            pipe.hset(account_key, "key_digest", digest)
-            await pipe.execute()
+        _found(await self._rotate(self._base, account_id, _digest(api_key)), account_id)
         await self._announce(account_id, RevocationReason.ROTATED)
         return api_key
+
+    async def migrate_legacy(self, prefix: str = "acct:") -> int:
+        """Copy the accounts of the keys before the hash tag (``acct:<id>`` ...) into ``ACCOUNTS``; how many.
+
+        Their API keys keep working (the digest moves with them). Run once on the old single Redis; the old keys
+        stay in place, and an account already in ``ACCOUNTS`` is left alone, so running it again never brings back a
+        key rotated (or an account enabled or disabled) since.
+        """
+        copied = 0
+        for account_id in sorted(cast(set[str], await self._redis.smembers(f"{prefix}ids"))):
+            fields = cast(dict[str, str], await self._redis.hgetall(f"{prefix}{account_id}"))
+            if not fields.get("key_digest") or await self._redis.exists(
+                ACCOUNTS.key(self._base, "account", account_id)
+            ):
+                continue
+            await self._create(
+                self._base,
+                account_id,
+                fields["name"],
+                fields["role"],
+                fields.get("disabled", "0"),
+                fields.get("created_at", "0"),
+                fields["key_digest"],
+            )
+            copied += 1
+        return copied
 
     async def _announce(self, account_id: str, reason: RevocationReason) -> None:
         if self._nc is None:
@@ -203,15 +287,20 @@ class AccountStore:
             raise Unauthorized()
         if not KEY_SHAPE.fullmatch(api_key):
             raise Unauthorized("unknown API key", code="invalid_api_key")
-        flat = await self._scripts.run(self._authenticate, [self._index(_digest(api_key))], [self._prefix])
-        if not flat:
+        result = await self._authenticate(self._base, _digest(api_key))
+        if result.account is None:
             raise Unauthorized("unknown API key", code="invalid_api_key")
-        account = _from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
-        if account.disabled:
+        if result.account.disabled:
             raise Forbidden("account is disabled", code="account_disabled")
-        return account
+        return result.account
 
     async def authenticate_request(self, request: web.Request, *roles: Role) -> Account:
         """Authenticate the request's bearer key and require one of ``roles``."""
         account = await self.authenticate(bearer_key(request))
         return account.require(*roles) if roles else account
+
+
+def _found(result: AccountResult, account_id: str) -> Account:
+    if result.account is None:
+        raise NotFound(f"no account {account_id}", code="account_not_found")
+    return result.account

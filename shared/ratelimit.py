@@ -1,109 +1,145 @@
-"""Fixed-window rate limits kept in Redis, so they hold across every replica of a service.
+"""Fixed-window rate limits kept in Redis, so they hold across every replica of a service (and a Redis Cluster).
 
-Every limit is a **reservation**: a request takes its slot atomically *before* the work it guards, in one Lua
-script, so N concurrent requests cost N slots and never more than ``limit`` of them get through, whatever the
-interleaving. Several limits (say per account and per client IP) are reserved together in one script: either every
-budget has room and each gives one slot, or nothing is taken and ``RateLimited`` is raised with the longest
-``Retry-After`` among the full ones. A request whose outcome should not count (a PIN guess that hit a live PIN)
-gives its slots back with ``Reservation.release``.
+Every limit is a **reservation**: a request takes its slot atomically *before* the work it guards, in a Lua script,
+so N concurrent requests cost N slots and never more than ``limit`` of them get through, whatever the interleaving.
+A request whose outcome should not count (a PIN guess that hit a live PIN) gives its slots back with
+``Reservation.release``.
 
-Failure model: a Redis error propagates unchanged (the edge answers 503); a slot taken by a process that dies before
-it could release stays taken until its window ends, which errs on the side of the limit. A release that arrives
-after its window rolled over gives a slot back to the next window (bounded by the few milliseconds a lookup takes).
+The budgets of one **subject** (an IP, an account id) share a slot: the subject is the hash tag of their keys, so
+several limits of one subject (an account's agent tokens and its PIN guesses) are reserved in one script, all or
+nothing. Budgets of different subjects (an account's and its client IP's) live in different slots, so ``reserve``
+takes them one subject after another, in the order given: when a later subject's budget is full, the slots already
+taken are given back before ``RateLimited`` is raised, with the ``Retry-After`` of the full budget. No budget ever
+counts more than its limit at any moment, so "at most ``limit`` got through" holds exactly, on one Redis and on a
+cluster alike; a request refused at a later subject only held the earlier slots for that round trip.
 
-Keys: ``rl:<name>:<subject>`` (a counter, expiring at the end of the window that created it).
+Failure model: a Redis error propagates unchanged (the edge answers 503). A slot taken by a process that dies
+(or meets a Redis error) before it could finish or give it back stays taken until its window ends, which errs on the
+side of the limit. A release that arrives after its window rolled over gives nothing back (the counter is gone).
+
+Keys: ``rl:{<subject>}:<name>`` (a counter, expiring at the end of the window that created it).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Self
 
 from .errors import RateLimited
 from .redis_conn import RedisClient
-from .scriptbatch import ScriptBatch
+from .scripts import Keyspace, ScriptRunner
 
-__all__ = ["RateLimit", "Reservation", "Slot", "reserve"]
+__all__ = ["SUBJECTS", "RateLimit", "Released", "Reservation", "Reserved", "Slot", "reserve"]
 
-# KEYS[i]: counters; ARGV[1]: slots per key; ARGV[2i], ARGV[2i+1]: limit and window (ms) of KEYS[i].
-# Reply: {1, 0, count_1, ..., count_n} when granted; {0, retry_after_ms} when any budget is full (nothing taken).
+SUBJECTS = Keyspace("rl:", "{}", counter="{}")
+"""One slot per subject: ``rl:{<subject>}`` is the base, ``rl:{<subject>}:<limit name>`` each counter."""
+
+# ARGV: name, limit, window (ms) of each budget of the subject. All of them take a slot, or none.
 _RESERVE = """
-local amount = tonumber(ARGV[1])
-local refused, wait = false, 0
-local counts = {}
-for i, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('GET', key) or '0') + amount
-  counts[i] = n
-  if n > tonumber(ARGV[2 * i]) then
+local refused, wait, counts = false, 0, {}
+for i = 1, #ARGV, 3 do
+  local key = k_counter(ARGV[i])
+  local n = tonumber(redis.call('GET', key) or '0') + 1
+  counts[#counts + 1] = n
+  if n > tonumber(ARGV[i + 1]) then
     refused = true
     local ttl = redis.call('PTTL', key)
-    if ttl <= 0 then ttl = tonumber(ARGV[2 * i + 1]) end
+    if ttl <= 0 then ttl = tonumber(ARGV[i + 2]) end
     if ttl > wait then wait = ttl end
   end
 end
-if refused then return {0, wait} end
-for i, key in ipairs(KEYS) do
-  redis.call('INCRBY', key, amount)
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[2 * i + 1]) end
+if refused then return { granted = false, retry_after_ms = wait } end
+for i = 1, #ARGV, 3 do
+  local key = k_counter(ARGV[i])
+  redis.call('INCR', key)
+  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[i + 2]) end
 end
-return {1, 0, unpack(counts)}
+return { granted = true, retry_after_ms = 0, counts = counts }
 """
 
-# KEYS[i]: counters to give ARGV[1] slots back to; a counter whose window already ended is left alone.
+# ARGV: names of the subject's budgets to give one slot back to; a counter whose window ended is left alone.
 _RELEASE = """
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 and redis.call('DECRBY', key, ARGV[1]) < 0 then
-    redis.call('SET', key, 0, 'KEEPTTL')
+local released = 0
+for _, name in ipairs(ARGV) do
+  local key = k_counter(name)
+  if redis.call('EXISTS', key) == 1 then
+    released = released + 1
+    if redis.call('DECR', key) < 0 then redis.call('SET', key, 0, 'KEEPTTL') end
   end
 end
-return 0
+return { released = released }
 """
 
 
 @dataclass(frozen=True)
-class ReserveReply:
-    """The reserve script's answer."""
+class Reserved:
+    """The reserve script's answer for one subject."""
 
     granted: bool
     retry_after_ms: int
     counts: tuple[int, ...]
-    """Each budget's count including this reservation (empty when refused)."""
+    """Each budget's count including this reservation, in the order asked (empty when refused)."""
 
     @classmethod
-    def decode(cls, reply: Sequence[int | bytes | str]) -> ReserveReply:
-        granted, retry_after_ms, *counts = (int(v) for v in reply)
-        return cls(granted=granted == 1, retry_after_ms=retry_after_ms, counts=tuple(counts))
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(
+            granted=bool(raw["granted"]),
+            retry_after_ms=int(raw["retry_after_ms"]),
+            counts=tuple(int(n) for n in raw.get("counts") or ()),  # an empty Lua table arrives as {}
+        )
+
+
+@dataclass(frozen=True)
+class Released:
+    """The release script's answer: how many counters still existed and gave a slot back."""
+
+    released: int
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(released=int(raw["released"]))
 
 
 class RateLimit:
-    """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id)."""
+    """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id).
 
-    def __init__(self, redis: RedisClient | ScriptBatch, name: str, *, limit: int, window_s: int) -> None:
-        # Limits that share a ScriptBatch share round trips too (see shared.scriptbatch).
-        self.scripts = redis if isinstance(redis, ScriptBatch) else ScriptBatch(redis)
-        self.redis = self.scripts.redis
-        self.prefix = f"rl:{name}:"
+    ``redis`` is a client, or a ``ScriptRunner`` shared with the service's other scripts (concurrent calls then
+    share round trips).
+    """
+
+    def __init__(self, redis: RedisClient | ScriptRunner, name: str, *, limit: int, window_s: int) -> None:
+        self.runner = redis if isinstance(redis, ScriptRunner) else ScriptRunner(redis)
+        self.redis = self.runner.redis
+        self.name = name
         self.limit = limit
         self.window_s = window_s
         self.window_ms = window_s * 1000
-        self.reserve_script = self.scripts.register(_RESERVE)
-        self.release_script = self.scripts.register(_RELEASE)
+        self.reserve_script = self.runner.script("reserve", _RESERVE, Reserved, keyspace=SUBJECTS)
+        self.release_script = self.runner.script("release", _RELEASE, Released, keyspace=SUBJECTS)
 
     def slot(self, subject: str) -> Slot:
         """This limit's budget for ``subject``, to reserve together with others."""
         return Slot(self, subject)
 
+    def key(self, subject: str) -> str:
+        return SUBJECTS.key(SUBJECTS.base(subject), "counter", self.name)
+
     async def hit(self, subject: str) -> int:
         """Reserve one slot for ``subject``; returns its count in this window, or raises ``RateLimited``."""
-        reservation = await reserve(self.slot(subject))
-        return reservation.counts[0]
+        # ``reserve`` for one slot, without its grouping (the customer-token limit runs this thousands of times a s).
+        reply = await self.reserve_script(SUBJECTS.base(subject), self.name, self.limit, self.window_ms)
+        if not reply.granted:
+            raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
+        return reply.counts[0]
 
     async def count(self, subject: str) -> int:
         """Slots taken by ``subject`` in the current window."""
-        return int(await self.redis.get(self.prefix + subject) or 0)
+        return int(await self.redis.get(self.key(subject)) or 0)
 
     async def reset(self, subject: str) -> None:
-        await self.redis.delete(self.prefix + subject)
+        await self.redis.delete(self.key(subject))
 
 
 @dataclass(frozen=True)
@@ -111,9 +147,12 @@ class Slot:
     limit: RateLimit
     subject: str
 
-    @property
-    def key(self) -> str:
-        return self.limit.prefix + self.subject
+
+def _by_subject(slots: Sequence[Slot]) -> dict[str, list[Slot]]:
+    groups: dict[str, list[Slot]] = {}
+    for slot in slots:
+        groups.setdefault(slot.subject, []).append(slot)
+    return groups
 
 
 @dataclass(frozen=True)
@@ -125,25 +164,29 @@ class Reservation:
 
     async def release(self, *limits: RateLimit) -> None:
         """Give back this reservation's slots of ``limits`` (all of them when none are named)."""
-        keys = [s.key for s in self.slots if not limits or s.limit in limits]
-        if keys:
-            limit = self.slots[0].limit
-            await limit.scripts.run(limit.release_script, keys, [1])
+        slots = [s for s in self.slots if not limits or s.limit in limits]
+        await asyncio.gather(
+            *(
+                group[0].limit.release_script(SUBJECTS.base(subject), *(s.limit.name for s in group))
+                for subject, group in _by_subject(slots).items()
+            )
+        )
 
 
 async def reserve(*slots: Slot) -> Reservation:
-    """Take one slot of every budget in ``slots`` atomically, or none; ``RateLimited`` if any is full.
+    """Take one slot of every budget in ``slots``, or none; ``RateLimited`` if any is full.
 
-    Every slot's limit must use the same Redis (they share one script call).
+    The budgets of one subject are taken in one script; subjects one after another in the order of ``slots``
+    (see the module docstring). Every slot's limit must use the same Redis.
     """
-    if not slots:
-        return Reservation((), ())
-    args: list[int] = [1]
-    for slot in slots:
-        args += [slot.limit.limit, slot.limit.window_ms]
-    limit = slots[0].limit
-    raw = await limit.scripts.run(limit.reserve_script, [s.key for s in slots], args)
-    reply = ReserveReply.decode(raw)
-    if not reply.granted:
-        raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
-    return Reservation(slots, reply.counts)
+    taken: dict[Slot, int] = {}
+    for subject, group in _by_subject(slots).items():
+        args: list[str | int] = []
+        for slot in group:
+            args += [slot.limit.name, slot.limit.limit, slot.limit.window_ms]
+        reply = await group[0].limit.reserve_script(SUBJECTS.base(subject), *args)
+        if not reply.granted:
+            await Reservation(tuple(taken), ()).release()
+            raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
+        taken.update(zip(group, reply.counts, strict=True))
+    return Reservation(slots, tuple(taken[slot] for slot in slots))

@@ -38,7 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .keys import REDIS
 from .settings import ServiceSettings, redact_url
 
-__all__ = ["RedisClient", "connect_redis", "redis_client", "redis_context"]
+__all__ = ["RedisClient", "close_redis", "connect_redis", "redis_client", "redis_context"]
 
 log = structlog.get_logger()
 
@@ -124,7 +124,7 @@ async def connect_redis(settings: ServiceSettings, *, retries: int = 5, delay_s:
             break
         except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
             if remaining == 0:
-                await client.aclose()
+                await close_redis(client)
                 raise
             log.warning("redis_connect_retry", url=redact_url(url), error=str(exc), retries_remaining=remaining)
             await asyncio.sleep(delay_s)
@@ -132,11 +132,19 @@ async def connect_redis(settings: ServiceSettings, *, retries: int = 5, delay_s:
     return client
 
 
+async def close_redis(client: RedisClient) -> None:
+    """Close ``client`` and, in sentinel mode, its connections to the sentinels (``aclose`` leaves those open)."""
+    await client.aclose()
+    if isinstance(client, Redis) and isinstance(client.connection_pool, SentinelConnectionPool):
+        for sentinel in client.connection_pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
 def redis_context(settings: ServiceSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         client = await connect_redis(settings)
         app[REDIS] = client
         yield
-        await client.aclose()
+        await close_redis(client)
 
     return ctx

@@ -124,6 +124,9 @@ local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
 """
 
 
+CLUSTER_IN_FLIGHT = 16
+"""Most calls one runner has in flight on a cluster (a quarter of the default ``REDIS_POOL_SIZE`` per node)."""
+
 Call = tuple["Script[Any]", str, Sequence[Any], "asyncio.Future[Any]"]
 
 
@@ -132,7 +135,9 @@ class ScriptRunner:
 
     def __init__(self, redis: RedisClient, *, max_batch: int = 64) -> None:
         self.redis = redis
-        self._max_batch = max_batch
+        # On a cluster a batch is that many concurrent calls, each holding a connection of its node's pool, and a
+        # full cluster pool fails at once (redis-py has no blocking cluster pool): keep well under REDIS_POOL_SIZE.
+        self._max_batch = min(max_batch, CLUSTER_IN_FLIGHT) if isinstance(redis, RedisCluster) else max_batch
         self._pending: list[Call] = []
         self._sender: asyncio.Task[None] | None = None
 

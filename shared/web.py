@@ -49,6 +49,7 @@ from .errors import (
 from .jsonbody import parse_json
 from .keys import BACKGROUND, NATS, REDIS, WEBSOCKETS
 from .outages import outage_of
+from .readiness import RedisProbe
 from .rpc import validation_errors
 from .settings import ServiceSettings
 
@@ -253,18 +254,18 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-_READY_SCRIPT = "return redis.call('EXISTS', KEYS[1])"
-"""A tiny script, so ``/readyz`` proves what every request needs: a pooled connection that runs Lua."""
+_REDIS_PROBE = web.AppKey("cobrowse_redis_probe", RedisProbe)
+"""``/readyz``'s Redis check: a script on every master (``shared.readiness``)."""
 
 
 async def _readyz(request: web.Request) -> web.Response:
     app = request.app
     checks: dict[str, Callable[[], Awaitable[Any]]] = {}
     if REDIS in app:
-        redis = app[REDIS]
+        redis, probe = app[REDIS], app[_REDIS_PROBE]
 
         async def redis_ok() -> None:
-            await redis.eval(_READY_SCRIPT, 1, "cobrowse:readyz")
+            await probe(redis)
 
         checks["redis"] = redis_ok
     if NATS in app:
@@ -315,6 +316,7 @@ def setup_edge(app: web.Application, *, service: str, settings: ServiceSettings)
     app.router.add_get("/metrics", _metrics)
     app[WEBSOCKETS] = weakref.WeakSet()
     app[BACKGROUND] = {}
+    app[_REDIS_PROBE] = RedisProbe()
     app.on_shutdown.append(_close_websockets)
 
 

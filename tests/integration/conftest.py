@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import ServerProcess
 from devstack.stack import Stack
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
 
@@ -18,7 +17,7 @@ STACK_ENV = {
 
 
 @pytest.fixture(name="stack")
-def _stack(tmp_path: Path, redis_url: str, nats_url: str, redis_server: ServerProcess) -> Iterator[Stack]:
+def _stack(tmp_path: Path, redis_url: str, nats_url: str) -> Iterator[Stack]:
     """The three services as real processes (``python -m ...``) against the test Redis and NATS."""
     stack = Stack.start(tmp_path, redis_url=redis_url, nats_url=nats_url, env=STACK_ENV)
     yield stack

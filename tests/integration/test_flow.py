@@ -7,12 +7,15 @@ import uuid
 
 import jwt
 import nats
+import pytest
 from aiohttp import ClientSession
 
 from devstack.stack import Stack
 from shared.accounts import Role
 from shared.messaging import SessionEvent
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
+
+pytestmark = pytest.mark.cluster
 
 
 def _event(name: str, seq: int, **payload: object) -> dict[str, object]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, session_token
+
+pytestmark = pytest.mark.cluster
 
 WAITING, CREATED = SessionState.WAITING, SessionState.CREATED
 

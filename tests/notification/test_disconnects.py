@@ -11,6 +11,8 @@ import pytest
 
 from shared.accounts import AccountStore, Role
 
+pytestmark = pytest.mark.cluster
+
 AGENTS = 500
 
 

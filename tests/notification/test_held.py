@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.accounts import Role
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, session_token
+
+pytestmark = pytest.mark.cluster
 
 WAITING, CREATED, RECONNECTING, ENDED = (
     SessionState.WAITING,

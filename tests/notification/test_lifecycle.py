@@ -23,6 +23,8 @@ from shared.rpc import call
 
 from .conftest import session_token
 
+pytestmark = pytest.mark.cluster
+
 WAITING, ENDED, ACTIVE = SessionState.WAITING, SessionState.ENDED, SessionState.ACTIVE
 REGISTRY_SECRET = "test-registry-session-secret-0123456789"
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.messaging import SessionState
 
 from .conftest import new_session_id
+
+pytestmark = pytest.mark.cluster
 
 WAITING = SessionState.WAITING
 

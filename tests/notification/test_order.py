@@ -7,9 +7,13 @@ import random
 import time
 from collections import defaultdict
 
+import pytest
+
 from shared.messaging import SessionState
 
 from .conftest import new_session_id, publish_event, session_event, session_token
+
+pytestmark = pytest.mark.cluster
 
 WAITING, ACTIVE, CREATED = SessionState.WAITING, SessionState.ACTIVE, SessionState.CREATED
 
@@ -73,7 +77,7 @@ async def test_joined_and_flapping_sessions_are_never_offered_after_the_join(
             assert (await status.json())["state"] == "joined"
         else:
             assert status.status == 404  # the join was applied first: no request was ever created
-    assert await redis.zcard("notify:q:support") == 0
+    assert await redis.zcard("notify:{d:default}:q:support") == 0
     # What was offered was withdrawn, and the last word on each session is that it left the queue.
     for sock in (alice, bob):
         shown: dict[str, int] = defaultdict(int)

@@ -13,7 +13,8 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from devstack.servers import ServerProcess, start_nats
-from notification_service.keys import DESK
+from notification_service.keys import OUTBOX
+from notification_service.outbox import Outbox
 from shared.messaging import QueueEvent, SessionState, new_event_id, queue_subject
 
 from .conftest import new_session_id, publish_event, session_event, session_token
@@ -108,14 +109,14 @@ async def test_an_event_jetstream_refuses_waits_in_the_outbox(own_nats, replica,
     """A direct publish that fails (NATS down) is kept and published once NATS is back, not raised to the caller."""
     server = own_nats[0]
     client = await replica(nats_url=server.url, outbox_poll_s=0.1)
-    desk = client.server.app[DESK]
+    outbox = client.server.app[OUTBOX]
     await asyncio.to_thread(server.stop)
     event = QueueEvent(event_id=new_event_id(), type="offered", queue="support", session_id="s1")
-    await desk.outbox.publish(queue_subject("support", "offered"), event.encode(), event.event_id)
-    assert await redis.xlen("notify:outbox") == 1
+    await outbox.publish("default", queue_subject("support", "offered"), event.encode(), event.event_id)
+    assert await redis.xlen(Outbox.key("default")) == 1
 
     own_nats.append(await asyncio.to_thread(start_nats, tmp_path / "nats", server.port))
     nc = await _connect(server.url)
     assert await _stored(nc, "cobrowse.queue.support.offered", 1) == ["s1"]
     await nc.close()  # drain waits out the pull subscription
-    assert await redis.xlen("notify:outbox") == 0
+    assert await redis.xlen(Outbox.key("default")) == 0

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aiohttp import WSMsgType
 
 from shared.messaging import SessionState
 
 from .conftest import new_session_id
+
+pytestmark = pytest.mark.cluster
 
 WAITING, CREATED = SessionState.WAITING, SessionState.CREATED
 

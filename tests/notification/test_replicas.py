@@ -16,6 +16,8 @@ from shared.messaging import SessionState
 
 from .conftest import SESSION_SECRET, new_session_id
 
+pytestmark = pytest.mark.cluster
+
 WAITING = SessionState.WAITING
 
 

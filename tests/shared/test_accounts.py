@@ -5,19 +5,24 @@ import asyncio
 import nats
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 from structlog.testing import capture_logs
 
 from shared.accounts import AccountStore, Role
 from shared.errors import Forbidden, Unauthorized
 from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
 
+pytestmark = pytest.mark.cluster
+
 
 async def test_api_key_is_stored_only_as_digest(redis: Redis) -> None:
     store = AccountStore(redis)
     account, api_key = await store.create("Ann", Role.AGENT)
     readers = {"hash": redis.hgetall, "string": redis.get, "set": redis.smembers}
-    stored = [await readers[await redis.type(key)](key) for key in await redis.keys()]
+    keys = await redis.keys()
+    stored = [await readers[await redis.type(key)](key) for key in keys]
     assert len(stored) == 3
+    assert len({key_slot(key.encode()) for key in keys}) == 1  # one slot: every change is one script
     assert api_key not in repr(stored)
     assert (await store.authenticate(api_key)).id == account.id
 
@@ -95,3 +100,29 @@ async def test_revocation_that_cannot_be_published_keeps_the_change(redis: Redis
     assert logs[0]["reason"] == RevocationReason.DISABLED.value
     with pytest.raises(Forbidden):
         await store.authenticate(key)
+
+
+async def test_accounts_of_the_old_key_layout_are_migrated_with_their_keys(redis: Redis) -> None:
+    """Before the hash tag an account was ``acct:<id>``, its key ``acct:key:<digest>``, the index ``acct:ids``."""
+    store = AccountStore(redis)
+    account, api_key = await store.create("Old", Role.SUPERVISOR)
+    new_fields = await redis.hgetall(f"acct:{{all}}:{account.id}")
+    for key in await redis.keys():
+        await redis.delete(key)  # as if it had been written by the old version
+    await redis.hset(f"acct:{account.id}", mapping={**new_fields, "disabled": "1"})
+    await redis.set(f"acct:key:{new_fields['key_digest']}", account.id)
+    await redis.sadd("acct:ids", account.id)
+    with pytest.raises(Unauthorized):
+        await store.authenticate(api_key)
+    assert await store.migrate_legacy() == 1
+    with pytest.raises(Forbidden):  # the same key finds the same (disabled) account
+        await store.authenticate(api_key)
+    assert [(a.id, a.name, a.role, a.disabled) for a in await store.list()] == [
+        (account.id, "Old", Role.SUPERVISOR, True)
+    ]
+    await store.set_disabled(account.id, False)
+    new_key = await store.rotate(account.id)
+    assert await store.migrate_legacy() == 0  # once there, an account is never copied over again
+    with pytest.raises(Unauthorized):
+        await store.authenticate(api_key)
+    assert (await store.authenticate(new_key)).id == account.id

@@ -1,16 +1,29 @@
+"""Rate-limit reservations (shared/ratelimit.py) on a single Redis and, with ``--topology=cluster``, a Redis Cluster."""
+
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.crc import key_slot
 
 from shared.errors import RateLimited
 from shared.ratelimit import RateLimit, reserve
+from shared.redis_conn import RedisClient, redis_client
+from shared.scripts import ScriptRunner
+
+pytestmark = pytest.mark.cluster
+
+
+async def _client(redis_url: str) -> RedisClient:
+    client = redis_client(redis_url, mode=os.environ.get("REDIS_MODE", "standalone"))
+    await client.ping()  # a cluster client loads its slot map before concurrent use
+    return client
 
 
 async def test_limit_holds_across_two_clients_of_the_same_redis(redis_url: str) -> None:
-    first, second = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    first, second = await _client(redis_url), await _client(redis_url)
     limit_a = RateLimit(first, "t", limit=3, window_s=60)
     limit_b = RateLimit(second, "t", limit=3, window_s=60)
     assert [await limit_a.hit("ip"), await limit_b.hit("ip"), await limit_a.hit("ip")] == [1, 2, 3]
@@ -22,29 +35,54 @@ async def test_limit_holds_across_two_clients_of_the_same_redis(redis_url: str) 
     await second.aclose()
 
 
-async def test_parallel_hits_take_exactly_the_budget(redis_url: str) -> None:
-    # A pool that waits for a free connection, so 200 calls are really in flight together.
-    redis = Redis.from_pool(BlockingConnectionPool.from_url(redis_url, max_connections=200))
-    limit = RateLimit(redis, "t", limit=10, window_s=60)
-    results = await asyncio.gather(*(limit.hit("k") for _ in range(200)), return_exceptions=True)
+async def test_parallel_hits_from_four_clients_take_exactly_the_budget(redis_url: str) -> None:
+    clients = [await _client(redis_url) for _ in range(4)]
+    limits = [RateLimit(ScriptRunner(client, max_batch=8), "t", limit=10, window_s=60) for client in clients]
+    results = await asyncio.gather(*(limits[i % 4].hit("k") for i in range(200)), return_exceptions=True)
     assert sorted(r for r in results if isinstance(r, int)) == list(range(1, 11))
     assert sum(isinstance(r, RateLimited) for r in results) == 190
-    assert await limit.count("k") == 10  # refused hits take nothing
-    assert 0 < await redis.pttl("rl:t:k") <= 60_000
-    await redis.aclose()
+    assert await limits[0].count("k") == 10  # refused hits take nothing
+    assert 0 < await clients[0].pttl("rl:{k}:t") <= 60_000
+    for client in clients:
+        await client.aclose()
 
 
-async def test_a_full_budget_takes_nothing_from_the_others(redis: Redis) -> None:
+async def test_budgets_of_one_subject_share_a_slot_and_are_taken_all_or_none(redis: RedisClient) -> None:
+    per_key = RateLimit(redis, "key", limit=5, window_s=60)
+    tries = RateLimit(redis, "tries", limit=1, window_s=30)
+    assert key_slot(per_key.key("a").encode()) == key_slot(tries.key("a").encode())
+    assert (await reserve(per_key.slot("a"), tries.slot("a"))).counts == (1, 1)
+    with pytest.raises(RateLimited) as exc_info:
+        await reserve(per_key.slot("a"), tries.slot("a"))
+    assert 1 <= exc_info.value.retry_after <= 30
+    assert (await per_key.count("a"), await tries.count("a")) == (1, 1)
+
+
+async def test_a_full_budget_of_a_later_subject_gives_the_earlier_slots_back(redis: RedisClient) -> None:
     per_key = RateLimit(redis, "key", limit=5, window_s=60)
     per_ip = RateLimit(redis, "ip", limit=1, window_s=30)
-    await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))
+    assert (await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))).counts == (1, 1)
     with pytest.raises(RateLimited) as exc_info:
-        await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))
+        await reserve(per_key.slot("b"), per_ip.slot("1.2.3.4"))
     assert 1 <= exc_info.value.retry_after <= 30
-    assert (await per_key.count("a"), await per_ip.count("1.2.3.4")) == (1, 1)
+    assert (await per_key.count("a"), await per_key.count("b"), await per_ip.count("1.2.3.4")) == (1, 0, 1)
 
 
-async def test_release_gives_slots_back_and_never_below_zero(redis: Redis) -> None:
+async def test_concurrent_reservations_across_subjects_never_pass_a_budget(redis: RedisClient) -> None:
+    """10 keys behind one IP, 20 tries each: the IP's 30 bound what gets through, each key's 10 bound its share."""
+    runner = ScriptRunner(redis)  # one per client, as in a service: a cluster pool refuses past its size, not waits
+    per_key = RateLimit(runner, "key", limit=10, window_s=60)
+    per_ip = RateLimit(runner, "ip", limit=30, window_s=60)
+    results = await asyncio.gather(
+        *(reserve(per_key.slot(f"k{i % 10}"), per_ip.slot("ip")) for i in range(200)), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 170 and all(isinstance(r, RateLimited) for r in refused)
+    assert await per_ip.count("ip") == 30
+    assert sum([await per_key.count(f"k{i}") for i in range(10)]) == 30  # the refused gave theirs back
+
+
+async def test_release_gives_slots_back_and_never_below_zero(redis: RedisClient) -> None:
     per_key = RateLimit(redis, "key", limit=1, window_s=60)
     per_ip = RateLimit(redis, "ip", limit=1, window_s=60)
     reservation = await reserve(per_key.slot("a"), per_ip.slot("ip"))
@@ -56,4 +94,12 @@ async def test_release_gives_slots_back_and_never_below_zero(redis: Redis) -> No
     assert (await per_key.count("a"), await per_ip.count("ip")) == (0, 0)
     await per_key.reset("a")
     await reservation.release()  # the window is gone: nothing to give back, nothing created
-    assert await redis.exists("rl:key:a") == 0
+    assert await redis.exists("rl:{a}:key") == 0
+
+
+async def test_redis_errors_reach_every_caller() -> None:
+    broken = redis_client("redis://127.0.0.1:1/0")
+    limit = RateLimit(broken, "t", limit=5, window_s=60)
+    results = await asyncio.gather(limit.hit("a"), limit.hit("b"), return_exceptions=True)
+    assert all(isinstance(r, Exception) and not isinstance(r, RateLimited) for r in results)
+    await broken.aclose()

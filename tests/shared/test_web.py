@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from nats.micro import add_service
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from devstack.servers import start_nats, start_redis
+from devstack.servers import RedisCluster, start_nats, start_redis, start_redis_cluster
 from shared.errors import Conflict, RemoteError
 from shared.keys import JETSTREAM, NATS, REDIS
 from shared.messaging import SessionRef, SessionView
@@ -400,6 +402,60 @@ async def test_readiness_runs_a_script_not_just_a_ping(aiohttp_client, tmp_path)
         assert (response.status, (await response.json())["down"]) == (503, ["redis"])
     finally:
         redis.stop()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    """Until ``condition()`` holds (the cluster's nodes agree on a failure within a few seconds), bounded."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def _serving_masters(cluster: RedisCluster) -> list[int]:
+    """Ports of the live masters that serve slots. ``cluster.masters()`` may also name a fresh replica that a node
+    still sees as a master without slots, just after the cluster was created."""
+    ports = []
+    for line in cluster.cli("cluster", "nodes").splitlines():
+        fields = line.split()
+        if "master" in fields[2] and "fail" not in fields[2] and len(fields) > 8:
+            ports.append(int(fields[1].split(":")[1].split("@")[0]))
+    return sorted(ports)
+
+
+def _wait_failover(cluster: RedisCluster, dead_port: int) -> None:
+    _wait_for(lambda: len(set(_serving_masters(cluster)) - {dead_port}) == 3, "no replica was promoted")
+    cluster.wait_ok()
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(60)
+async def test_readiness_on_a_cluster_needs_every_master(aiohttp_client, tmp_path) -> None:
+    """A dead master is 503 until its replica takes over; a master lost without a replica stays 503."""
+    cluster = await asyncio.to_thread(start_redis_cluster, tmp_path / "cluster", masters=3, replicas=1)
+    try:
+        client: TestClient = await aiohttp_client(_app(tmp_path, cluster.url, redis_mode="cluster"))
+        assert (await client.get("/readyz")).status == 200
+        masters = _serving_masters(cluster)
+        [dead] = [node for node in cluster.nodes if node.port == masters[1]]
+        dead.process.kill()
+        dead.process.wait()
+        response = await client.get("/readyz")
+        assert (response.status, (await response.json())["down"]) == (503, ["redis"])
+
+        await asyncio.to_thread(_wait_failover, cluster, dead.port)  # its replica took its slots over
+        assert (await client.get("/readyz")).status == 200
+
+        [promoted] = [node for node in cluster.nodes if node.port in set(_serving_masters(cluster)) - set(masters)]
+        promoted.process.kill()  # its slots now have no master at all
+        promoted.process.wait()
+        response = await client.get("/readyz")
+        assert (response.status, (await response.json())["down"]) == (503, ["redis"])
+        await asyncio.to_thread(_wait_for, lambda: "cluster_state:fail" in cluster.cli("cluster", "info"), "not fail")
+        assert (await client.get("/readyz")).status == 503
+    finally:
+        cluster.stop()
 
 
 async def test_a_failed_background_loop_is_restarted_and_reported_while_down(aiohttp_client, tmp_path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from pathlib import Path
 
 import nats
 import pytest
@@ -12,7 +14,10 @@ from redis.asyncio import Redis
 from shared.accounts import AccountStore, Role
 from shared.errors import Unauthorized
 from shared.messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
-from token_service.cli import main
+from shared.redis_conn import redis_client
+from token_service.cli import _parser, main
+
+pytestmark = pytest.mark.cluster  # the CLI takes REDIS_MODE from the environment, as the services do
 
 KEY = re.compile(r"cbk_[\w-]+")
 
@@ -28,7 +33,7 @@ def _run(
 # The CLI runs its own event loop (asyncio.run), so these tests are synchronous; the store checks use a fresh loop.
 def _authenticate(redis_url: str, key: str) -> str:
     async def check() -> str:
-        redis = Redis.from_url(redis_url, decode_responses=True)
+        redis = redis_client(redis_url, mode=os.environ.get("REDIS_MODE", "standalone"))
         try:
             return (await AccountStore(redis).authenticate(key)).id
         finally:
@@ -98,3 +103,20 @@ async def test_disable_and_rotate_publish_the_revocation(
     argv = ["--redis-url", redis_url, "--nats-url", nats_url, command, account.id]
     assert await asyncio.to_thread(main, argv) == 0  # the CLI runs its own event loop
     assert await asyncio.wait_for(received.get(), timeout=2) == AccountRevoked(account_id=account.id, reason=reason)
+
+
+def test_migrate_says_how_many_accounts_it_copied(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    code, out, _ = _run(capsys, redis_url, "migrate")
+    assert code == 0 and "copied 0 accounts" in out
+
+
+def test_redis_topology_comes_from_the_environment_then_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_MODE", raising=False)
+    monkeypatch.delenv("REDIS_SENTINEL_MASTER", raising=False)
+    assert _parser().parse_args(["list"]).redis_mode == "standalone"
+    (tmp_path / ".env").write_text("REDIS_MODE=sentinel\nREDIS_SENTINEL_MASTER=desk\n")
+    args = _parser().parse_args(["list"])
+    assert (args.redis_mode, args.redis_sentinel_master) == ("sentinel", "desk")
+    monkeypatch.setenv("REDIS_MODE", "cluster")
+    assert _parser().parse_args(["list"]).redis_mode == "cluster"

@@ -76,6 +76,7 @@ def test_any_header_gives_the_peer_or_a_real_address(value: str) -> None:
     assert result == "10.1.2.3" or ip_address(result)
 
 
+@pytest.mark.cluster
 async def test_a_spoofed_first_hop_does_not_change_the_ip_the_limits_count(
     make_client: MakeClient, registry: FakeRegistry
 ) -> None:
@@ -89,6 +90,7 @@ async def test_a_spoofed_first_hop_does_not_change_the_ip_the_limits_count(
     assert [c.client_ip for c in registry.created] == ["203.0.113.9", "203.0.113.10"]
 
 
+@pytest.mark.cluster
 async def test_garbage_forwarded_for_is_answered_and_counted_against_the_proxy(
     make_client: MakeClient, registry: FakeRegistry
 ) -> None:

@@ -10,10 +10,14 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from shared.accounts import AccountStore, Role
 from token_service.limits import guess_probability
 
 from .conftest import FakeRegistry, MakeClient
+
+pytestmark = pytest.mark.cluster
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -1,44 +1,41 @@
-"""The token service's limits: the batched customer-token budget and the guessing odds."""
+"""The token service's limits: the PIN-guess reservation across the account's and the IP's slots, and the odds."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 import pytest
-from redis.asyncio import Redis
 
 from shared.errors import RateLimited
-from shared.ratelimit import RateLimit
-from token_service.limits import BatchedRateLimit, guess_probability
+from shared.redis_conn import RedisClient
+from shared.scripts import ScriptRunner
+from token_service.limits import Limits, guess_probability
+from token_service.settings import Settings
+
+pytestmark = pytest.mark.cluster
 
 
-async def test_concurrent_hits_get_consecutive_counts_and_the_excess_takes_nothing(redis: Redis) -> None:
-    limit = BatchedRateLimit(redis, "t", limit=5, window_s=60)
-    results = await asyncio.gather(*(limit.hit("ip-a") for _ in range(8)), limit.hit("ip-b"), return_exceptions=True)
-    assert results[:5] == [1, 2, 3, 4, 5]
-    assert all(isinstance(r, RateLimited) and 1 <= r.retry_after <= 60 for r in results[5:8])
-    assert results[8] == 1
-    assert await redis.get("rl:t:ip-a") == "5"
-    assert 0 < await redis.pttl("rl:t:ip-a") <= 60_000
-
-
-async def test_shares_keys_and_window_with_the_plain_limit(redis: Redis) -> None:
-    plain = RateLimit(redis, "t", limit=2, window_s=60)
-    batched = BatchedRateLimit(redis, "t", limit=2, window_s=60)
-    await plain.hit("ip")
-    assert await batched.hit("ip") == 2
+async def test_a_guess_refused_for_its_ip_keeps_nothing_of_the_account(
+    redis: RedisClient, make_settings: Callable[..., Settings]
+) -> None:
+    limits = Limits.create(ScriptRunner(redis), make_settings(pin_failures_per_ip=1, pin_failures_per_agent=5))
+    first = await limits.reserve_guess("acct-a", "1.2.3.4")
+    assert first.counts == (1, 1, 1)
     with pytest.raises(RateLimited):
-        await plain.hit("ip")
+        await limits.reserve_guess("acct-b", "1.2.3.4")
+    assert (await limits.agent_tokens.count("acct-b"), await limits.pin_guesses_agent.count("acct-b")) == (0, 0)
+    await limits.return_guess(first)  # a live PIN: the guesses come back, the agent-token attempt stays
+    assert await limits.pin_guesses_ip.count("1.2.3.4") == 0
+    assert (await limits.agent_tokens.count("acct-a"), await limits.pin_guesses_agent.count("acct-a")) == (1, 0)
+
+
+async def test_customer_tokens_share_the_runner_and_stop_at_the_limit(
+    redis: RedisClient, make_settings: Callable[..., Settings]
+) -> None:
+    limits = Limits.create(ScriptRunner(redis), make_settings(customer_tokens_per_window=2))
+    assert [await limits.customer_tokens.hit("ip"), await limits.customer_tokens.hit("ip")] == [1, 2]
     with pytest.raises(RateLimited):
-        await batched.hit("ip")
-
-
-async def test_redis_errors_reach_every_waiter() -> None:
-    broken = Redis.from_url("redis://127.0.0.1:1/0")
-    limit = BatchedRateLimit(broken, "t", limit=5, window_s=60)
-    results = await asyncio.gather(limit.hit("a"), limit.hit("b"), return_exceptions=True)
-    assert all(isinstance(r, Exception) and not isinstance(r, RateLimited) for r in results)
-    await broken.aclose()
+        await limits.customer_tokens.hit("ip")
 
 
 def test_documented_caps_give_about_one_percent_an_hour() -> None:

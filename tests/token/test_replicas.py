@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import nats
+import pytest
 
 from shared.accounts import AccountStore, Role
 from shared.messaging import TOKEN_AGENT_ISSUE, AgentToken, IssueAgentToken
 from shared.rpc import call
 
 from .conftest import FakeRegistry, MakeClient
+
+pytestmark = pytest.mark.cluster
 
 
 async def test_customer_limit_holds_across_replicas(make_client: MakeClient) -> None:

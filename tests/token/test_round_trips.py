@@ -1,4 +1,6 @@
-"""Redis round trips under a burst: concurrent requests share them (``shared.scriptbatch``).
+"""Redis round trips under a burst: concurrent requests share them (``shared.scripts.ScriptRunner``).
+
+Standalone only: on a cluster the calls of a round trip go out concurrently, each on a connection of its own.
 
 A customer start needs one rate-limit reservation; an agent connect an authentication, a reservation and (for a
 live PIN) a release. Sent one by one, a burst of 100 requests would hold up to 100 Redis connections at once;

@@ -14,6 +14,8 @@ from shared.rpc import call
 
 from .conftest import FakeRegistry, decode
 
+pytestmark = pytest.mark.cluster
+
 
 async def test_issues_a_token_for_an_enabled_account_and_a_live_pin(
     client: Any, registry: FakeRegistry, accounts: AccountStore, nc: nats.aio.client.Client

@@ -13,6 +13,8 @@ from tests.conftest import TEST_SDK_KEY
 
 from .conftest import FakeRegistry, MakeClient, decode
 
+pytestmark = pytest.mark.cluster
+
 
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}

@@ -14,6 +14,8 @@ from token_service.signer import RoleType, TokenSigner
 
 from .conftest import FakeRegistry, MakeClient, decode
 
+pytestmark = pytest.mark.cluster
+
 CLAIMS = {"app_key", "role_type", "user_id", "user_name", "iat", "exp"}
 
 
@@ -309,3 +311,8 @@ def test_signer_output_is_exactly_what_pyjwt_encodes(byop: bool) -> None:
 def test_pem_shaped_secret_is_refused_at_start() -> None:
     with pytest.raises(jwt.InvalidKeyError):
         TokenSigner(TEST_SDK_KEY, "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----")
+
+
+async def test_ready_when_every_redis_master_runs_the_probe_script(client: Any) -> None:
+    response = await client.get("/readyz")
+    assert (response.status, (await response.json())["status"]) == (200, "ready")

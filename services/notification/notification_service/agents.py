@@ -43,7 +43,7 @@ from .frames import (
     send_error,
     serve_upgraded,
 )
-from .keys import ACCOUNTS, AGENT_CONNS, BACKGROUND, CONNECTIONS, DESK, SETTINGS, STORE
+from .keys import ACCOUNTS, AGENT_CONNS, BACKGROUND, CLAIMS, CONNECTIONS, INTAKE, SETTINGS, AgentConn
 from .metrics import AGENT_SOCKETS
 
 __all__ = ["agent_socket"]
@@ -96,7 +96,7 @@ async def _authenticated(app: web.Application, ws: web.WebSocketResponse, conn: 
 
 
 async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Account, conn: Conn) -> None:
-    settings, desk = app[SETTINGS], app[DESK]
+    settings, claims = app[SETTINGS], app[CLAIMS]
     conn_id = uuid.uuid4().hex
     ready = asyncio.Event()
 
@@ -114,11 +114,11 @@ async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Accou
             pass  # the socket is closing; its handler cleans up
 
     sub = await app[NATS].subscribe(agent_inbox(account.id), cb=forward)
-    app[AGENT_CONNS][conn_id] = account.id
     AGENT_SOCKETS.inc()
     try:
-        state = await desk.connected(account.id, conn_id, account.name)
-        log.info("agent_connected", conn_id=conn_id, status=state["status"])
+        state = await claims.connected(account.id, conn_id, account.name)
+        app[AGENT_CONNS][conn_id] = AgentConn(account.id, state["desk"])
+        log.info("agent_connected", conn_id=conn_id, status=state["status"], desk=state["desk"])
         await ws.send_json(
             {
                 "type": "ready",
@@ -127,22 +127,22 @@ async def _serve(app: web.Application, ws: web.WebSocketResponse, account: Accou
                 "status": state["status"],
                 "queues": state["queues"],
                 "capacity": state["capacity"],
-                "sessions": await app[STORE].claimed(account.id),
+                "sessions": state["sessions"],
                 "offer_timeout_s": settings.offer_timeout_s,
                 "heartbeat_s": settings.heartbeat_s,
             }
         )
         ready.set()
         if state["status"] == "available":
-            await desk.dispatch_all(state["queues"])
+            await app[INTAKE].dispatch_all(state["queues"])
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await _handle(app, ws, account, conn, msg.data)
+                await _handle(app, ws, account, conn, conn_id, msg.data)
             elif msg.type == WSMsgType.BINARY:
                 await send_error(ws, BadRequest("send JSON text frames", code="text_frames_only"))
     finally:
         AGENT_SOCKETS.dec()
-        del app[AGENT_CONNS][conn_id]
+        app[AGENT_CONNS].pop(conn_id, None)
         # A task of the app's, not of this handler: aiohttp cancels a handler whose client has gone away, and the
         # clean-up may have to wait for a Redis connection or through an outage.
         cleanup = asyncio.create_task(_disconnected(app, account.id, conn_id, ws.close_code))
@@ -162,7 +162,7 @@ async def _disconnected(app: web.Application, agent_id: str, conn_id: str, close
     """Withdraw the agent's offers and publish ``disconnected``, waiting through an outage instead of failing."""
     for pause in (*DISCONNECT_RETRY_S, None):
         try:
-            await app[DESK].disconnected(agent_id, conn_id)
+            await app[CLAIMS].disconnected(agent_id, conn_id)
             log.info("agent_disconnected", agent_id=agent_id, conn_id=conn_id, close_code=close_code)
             return
         except Exception as exc:
@@ -174,8 +174,10 @@ async def _disconnected(app: web.Application, agent_id: str, conn_id: str, close
             await asyncio.sleep(pause)
 
 
-async def _handle(app: web.Application, ws: web.WebSocketResponse, account: Account, conn: Conn, raw: str) -> None:
-    desk = app[DESK]
+async def _handle(
+    app: web.Application, ws: web.WebSocketResponse, account: Account, conn: Conn, conn_id: str, raw: str
+) -> None:
+    claims = app[CLAIMS]
     session_id = None
     try:
         frame = parse(raw)
@@ -183,23 +185,27 @@ async def _handle(app: web.Application, ws: web.WebSocketResponse, account: Acco
             await ws.send_json({"type": "pong"})
         elif isinstance(frame, Status):
             queues = list(dict.fromkeys(frame.queues)) or [app[SETTINGS].default_queue]
-            to_dispatch = await desk.set_status(account.id, frame.status, queues, frame.capacity)
+            desk, to_dispatch = await claims.set_status(
+                account.id, conn_id, account.name, frame.status, queues, frame.capacity
+            )
+            if conn_id in app[AGENT_CONNS]:
+                app[AGENT_CONNS][conn_id].desk = desk  # its presence key is in that desk now
             await ws.send_json({"type": "status", "status": frame.status, "queues": queues, "capacity": frame.capacity})
-            await desk.dispatch_all(to_dispatch)
+            await app[INTAKE].dispatch_all(to_dispatch)
         elif isinstance(frame, Claim):
             session_id = frame.session_id
             # A claim hands over a customer's screen: the key must still hold now, not only when the socket opened.
             if not await conn.recheck(fail_closed=False):
                 return
-            await ws.send_json(await desk.claim(account.id, frame.session_id))
+            await ws.send_json(await claims.claim(account.id, frame.session_id))
         elif isinstance(frame, Decline):
             session_id = frame.session_id
-            await desk.decline(account.id, frame.session_id)
+            await claims.decline(account.id, frame.session_id)
         elif isinstance(frame, Release):
             session_id = frame.session_id
-            await desk.release(account.id, frame.session_id)
+            await claims.release(account.id, frame.session_id)
             await ws.send_json({"type": "released", "session_id": frame.session_id})
-            await desk.dispatch_for(account.id)
+            await claims.dispatch_for(account.id)
         else:
             raise BadRequest("already authenticated", code="already_authenticated")
     except CobrowseError as exc:

@@ -15,25 +15,33 @@ from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
 from shared.web import setup_edge
 
+from .claims import Claims
 from .connections import Connections, revocations
 from .consumer import session_consumer
 from .dashboard import Fanout
-from .desk import Desk
+from .intake import Intake
 from .keys import (
     ACCOUNTS,
     AGENT_CONNS,
+    ALARM,
     BACKGROUND,
+    CLAIMS,
     CONNECTIONS,
-    DESK,
     FANOUT,
+    INTAKE,
+    OUTBOX,
     SETTINGS,
     SNAPSHOTS,
     STORE,
+    TIMEOUTS,
     SnapshotCache,
 )
+from .notifier import Notifier
+from .outbox import Outbox
 from .routes import setup_routes
 from .settings import Settings
 from .store import Store
+from .timeouts import Alarm, Timeouts
 from .timers import background_loops, outbox_publisher
 
 __all__ = ["create_app"]
@@ -41,9 +49,17 @@ __all__ = ["create_app"]
 
 async def _components(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[STORE] = Store(app[REDIS], retention_s=settings.request_retention_s, stats_timezone=settings.stats_zone())
+    desks, nc = settings.desk_map, app[NATS]
+    store = app[STORE] = Store(
+        app[REDIS], desks, retention_s=settings.request_retention_s, stats_timezone=settings.stats_zone()
+    )
     app[ACCOUNTS] = AccountStore(app[REDIS])
-    app[DESK] = Desk(settings, app[STORE], app[NATS], app[JETSTREAM])
+    outbox = app[OUTBOX] = Outbox(app[REDIS], nc, app[JETSTREAM], desks, lease_s=settings.outbox_lease_s)
+    notifier = Notifier(nc, outbox, desks)
+    alarm = app[ALARM] = Alarm()
+    intake = app[INTAKE] = Intake(settings, store, notifier, nc, alarm)
+    timeouts = app[TIMEOUTS] = Timeouts(settings, store, notifier, intake)
+    app[CLAIMS] = Claims(settings, store, notifier, nc, intake, timeouts)
     fanout = Fanout(app[JETSTREAM], settings.dashboard_buffer)
     await fanout.start()
     app[FANOUT] = fanout

@@ -25,7 +25,7 @@ from shared.keys import JETSTREAM
 from shared.messaging import SESSION_EVENTS, SessionEvent
 from shared.outages import outage_of
 
-from .keys import DESK, SETTINGS
+from .keys import INTAKE, SETTINGS
 
 __all__ = ["session_consumer"]
 
@@ -44,7 +44,7 @@ async def _settle(reply: Awaitable[None]) -> None:
 
 
 async def session_consumer(app: web.Application) -> AsyncIterator[None]:
-    desk = app[DESK]
+    intake = app[INTAKE]
     # Events are handled concurrently (a subscription alone handles one at a time, and each waits on Redis and
     # NATS round trips); the scripts in Redis keep an older event of a session from undoing a newer one.
     slots = asyncio.Semaphore(app[SETTINGS].consumer_concurrency)
@@ -70,7 +70,7 @@ async def session_consumer(app: web.Application) -> AsyncIterator[None]:
                 await msg.term()
                 return
             try:
-                await desk.on_session_event(event)
+                await intake.on_session_event(event)
             except Exception as exc:
                 delivered = msg.metadata.num_delivered if msg.reply else 1
                 delay = min(NAK_MIN_S * 2.0 ** (delivered - 1), NAK_MAX_S)

@@ -20,7 +20,7 @@ from shared.errors import NotFound
 from shared.session_tokens import verify_session_token
 
 from .dashboard import SSE_HEADERS, Client, Filters
-from .keys import ACCOUNTS, DESK, FANOUT, SETTINGS, STORE
+from .keys import ACCOUNTS, CLAIMS, FANOUT, INTAKE, SETTINGS, STORE
 
 __all__ = ["cancel_request", "claim_request", "request_events", "request_status"]
 
@@ -35,8 +35,11 @@ def _session_id(request: web.Request) -> str:
 
 
 async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
-    # One script whose work does not grow with the number of agents or of waiting customers (issue 8).
-    req = await app[STORE].view(session_id)
+    # One script whose work does not grow with the number of agents or of waiting customers (issue 8), in the desk
+    # the session waited in.
+    store = app[STORE]
+    desk = await store.session_desk(session_id)
+    req = await store.view(desk, session_id) if desk else None
     if req is None:
         raise NotFound("no help request for this session", code="request_not_found")
     available = req.available
@@ -121,12 +124,12 @@ async def _changed(
 
 async def cancel_request(request: web.Request) -> web.Response:
     session_id = _session_id(request)
-    await request.app[DESK].cancel(session_id)
+    await request.app[INTAKE].cancel(session_id)
     return web.json_response(await status_of(request.app, session_id))
 
 
 async def claim_request(request: web.Request) -> web.Response:
     account = await request.app[ACCOUNTS].authenticate_request(request, Role.AGENT)
-    frame = await request.app[DESK].claim(account.id, request.match_info["session_id"])
+    frame = await request.app[CLAIMS].claim(account.id, request.match_info["session_id"])
     frame.pop("type")
     return web.json_response(frame)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, tzinfo
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+from .desks import DeskMap
 
 __all__ = ["Mode", "Overflow", "Settings"]
 
@@ -36,6 +39,9 @@ class Settings(ServiceSettings):
     session_token_secret: SecretStr = Field(validation_alias="SESSION_TOKEN_SECRET")
     """Verifies customers' session tokens; the same secret as the registry's and the token service's."""
     default_queue: str = "support"
+    desks: str = ""
+    """Desks (``NOTIFY_DESKS``): groups of queues, each in one Redis Cluster slot, ``desk:queue,queue;desk:queue``,
+    e.g. ``sales:sales,renewals;support:support,tech``. A queue not listed is in the desk ``default``."""
     default_mode: Mode = Mode.OFFER
     queue_modes: dict[str, Mode] = Field(default_factory=dict)
     """Per-queue distribution mode, JSON: ``{"vip": "broadcast"}``."""
@@ -98,6 +104,21 @@ class Settings(ServiceSettings):
     """Longest pause of the outbox publisher between looks (a local deferral wakes it at once)."""
     outbox_lease_s: float = Field(5.0, gt=0)
     """The publishing lease: one replica publishes the outbox; another takes over this long after it died."""
+
+    _desk_map: DeskMap = PrivateAttr()
+
+    @field_validator("desks")
+    @classmethod
+    def _valid_desks(cls, value: str) -> str:
+        DeskMap.parse(value)  # a ValueError names what is wrong; load_settings names NOTIFY_DESKS
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._desk_map = DeskMap.parse(self.desks)
+
+    @property
+    def desk_map(self) -> DeskMap:
+        return self._desk_map
 
     @field_validator("stats_timezone")
     @classmethod

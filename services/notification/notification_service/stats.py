@@ -26,23 +26,30 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def _agent_counts(agents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Queue -> agents serving it by status, from ``Store.agents()`` (busy: available with no room for a claim)."""
+    counts: dict[str, dict[str, int]] = {}
+    for agent in agents:
+        status = agent["status"]
+        if status == "available" and agent["sessions"] >= agent["capacity"]:
+            status = "busy"
+        for queue in agent["queues"]:
+            counts.setdefault(queue, dict.fromkeys(("available", "busy", "away", "offline"), 0))[status] += 1
+    return counts
+
+
 async def queue_overview(
     store: Store, settings: Settings, agents: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     """Every known queue: waiting count, longest wait, agents by status, mode."""
     now = time.time()
-    if agents is None:
-        agents = await store.agents()
+    # Without a list of agents (the gauges, /stats) they are counted in Redis: reading every agent here every few
+    # seconds held the event loop for ~60 ms at 1,000 agents (offers waited behind it).
+    by_queue = await store.agent_counts() if agents is None else _agent_counts(agents)
     out = []
     for queue in sorted(set(await store.queue_names()) | {settings.default_queue}):
         waiting = await store.waiting(queue)
-        counts = {"available": 0, "busy": 0, "away": 0, "offline": 0}
-        for agent in agents:
-            if queue in agent["queues"]:
-                status = agent["status"]
-                if status == "available" and agent["sessions"] >= agent["capacity"]:
-                    status = "busy"
-                counts[status] += 1
+        counts = {"available": 0, "busy": 0, "away": 0, "offline": 0, **by_queue.get(queue, {})}
         oldest = min((float(r["enqueued_at"]) for r in waiting), default=None)
         out.append(
             {

@@ -22,7 +22,7 @@ from shared.keys import NATS_RECONNECTED
 from shared.outages import outage_of
 from shared.tasks import supervise, supervised, wait_event
 
-from .keys import AGENT_CONNS, DESK, SETTINGS, STORE
+from .keys import AGENT_CONNS, ALARM, OUTBOX, SETTINGS, STORE, TIMEOUTS
 from .metrics import QUEUE_AGENTS, QUEUE_LONGEST_WAIT, QUEUE_WAITING
 from .stats import queue_overview
 
@@ -54,22 +54,27 @@ class Backoff:
 
 
 async def _timer_loop(app: web.Application, stopping: asyncio.Event) -> None:
-    settings, store, desk = app[SETTINGS], app[STORE], app[DESK]
+    settings, store, timeouts, alarm = app[SETTINGS], app[STORE], app[TIMEOUTS], app[ALARM]
     backoff = Backoff()
     while not stopping.is_set():
-        desk.timers_changed.clear()
+        alarm.changed.clear()
         try:
-            for member in await store.due("offers", settings.timer_lease_s):
-                await desk.offer_lapsed(member)
-            for session_id in await store.due("waits", settings.timer_lease_s):
-                await desk.escalate(session_id)
-            due_in = await store.next_due_in()
+            pause = settings.timer_poll_s
+            for desk in settings.desk_map.names:
+                due = await store.due(desk, settings.timer_lease_s)
+                for member in due.offers:
+                    await timeouts.offer_lapsed(desk, member)
+                for session_id in due.waits:
+                    await timeouts.escalate(desk, session_id)
+                if due.offers or due.waits:
+                    pause = 0.0  # handling them took time: look again at once
+                elif due.next_in_s is not None:
+                    pause = min(pause, due.next_in_s)
             backoff.succeeded()
-            pause = settings.timer_poll_s if due_in is None else min(settings.timer_poll_s, max(due_in, 0.0))
         except Exception as exc:
             pause = backoff.failed("timer_loop_failed", exc)
-        desk.next_look = time.time() + pause
-        await wait_event(desk.timers_changed, pause)
+        alarm.next_look = time.time() + pause
+        await wait_event(alarm.changed, pause)
 
 
 async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
@@ -79,7 +84,8 @@ async def _presence_loop(app: web.Application, stopping: asyncio.Event) -> None:
     while not stopping.is_set():
         await wait_event(stopping, pause)
         try:
-            await store.refresh_presence(set(app[AGENT_CONNS].values()), settings.presence_ttl_s)
+            agents = {(conn.desk, conn.agent_id) for conn in app[AGENT_CONNS].values()}
+            await store.refresh_presence(agents, settings.presence_ttl_s)
             backoff.succeeded()
             pause = settings.presence_ttl_s / 3
         except Exception as exc:
@@ -121,9 +127,9 @@ async def background_loops(app: web.Application) -> AsyncIterator[None]:
 
 async def outbox_publisher(app: web.Application) -> AsyncIterator[None]:
     """The outbox publisher of this replica (it publishes while it holds the lease; see ``outbox.py``)."""
-    settings, outbox = app[SETTINGS], app[DESK].outbox
+    settings, outbox = app[SETTINGS], app[OUTBOX]
     # Right after NATS is back, what waited in the outbox goes out at once (not at the next poll).
     app[NATS_RECONNECTED].append(outbox.written.set)
     async with supervised(app, "notification-outbox", partial(outbox.run, settings.outbox_poll_s)):
         yield
-    await outbox.lease.release()
+    await outbox.release()

@@ -13,7 +13,7 @@ from shared.accounts import AccountStore
 from shared.keys import NATS, REDIS
 from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
-from shared.scriptbatch import ScriptBatch
+from shared.scripts import ScriptRunner
 from shared.web import setup_edge
 
 from .agents import AgentTokens
@@ -35,9 +35,9 @@ async def _collaborators(app: web.Application) -> AsyncIterator[None]:
     if settings.allow_unbound_agent_tokens:
         # Loud on purpose: such tokens let any agent key try PINs at Zoom's desk outside every limit of ours.
         log.warning("unbound_agent_tokens_allowed", setting="TOKEN_ALLOW_UNBOUND_AGENT_TOKENS", migration_only=True)
-    scripts = ScriptBatch(redis)  # authentications and limits of concurrent requests share round trips
-    app[ACCOUNTS] = AccountStore(redis, scripts=scripts)
-    app[LIMITS] = Limits.create(scripts, settings)
+    runner = ScriptRunner(redis)  # authentications and limits of concurrent requests share round trips
+    app[ACCOUNTS] = AccountStore(redis, runner=runner)
+    app[LIMITS] = Limits.create(runner, settings)
     app[AGENT_TOKENS] = AgentTokens(settings, app[SIGNER], app[LIMITS], app[ACCOUNTS], app[NATS])
     yield
 

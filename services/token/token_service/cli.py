@@ -6,8 +6,11 @@
     cobrowse-accounts list
     cobrowse-accounts disable ID | enable ID
     cobrowse-accounts rotate ID                      # new key, printed once; the old one stops working
+    cobrowse-accounts migrate                        # once, after upgrading: accounts of the old key layout
 
-Uses the Redis at ``REDIS_URL`` (or ``--redis-url``). Keys are printed to stdout only, never logged.
+Uses the Redis at ``REDIS_URL`` (or ``--redis-url``) in the topology ``REDIS_MODE`` names (``--redis-mode``:
+standalone, cluster with seed URLs, or sentinel with ``REDIS_SENTINEL_MASTER``), read from the environment or
+``./.env`` as the services read them. Keys are printed to stdout only, never logged.
 
 ``disable`` and ``rotate`` then publish ``AccountRevoked`` on NATS (``NATS_URL`` or ``--nats-url``), so every
 notification replica closes the account's open sockets and streams within a second. If NATS cannot be reached the
@@ -28,12 +31,12 @@ import nats
 from dotenv import dotenv_values
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.accounts import Account, AccountStore, Role, publish_revocation
 from shared.errors import CobrowseError
 from shared.messaging import RevocationReason
+from shared.redis_conn import redis_client
 from shared.settings import redact_url
 
 __all__ = ["main"]
@@ -48,6 +51,11 @@ def _default_url(name: str, fallback: str) -> str:
     return os.environ.get(name) or dotenv_values(RUN_URLS).get(name) or fallback
 
 
+def _default_setting(name: str, fallback: str) -> str:
+    """A setting the way the services read it: the environment, then ``./.env``."""
+    return os.environ.get(name) or dotenv_values(".env").get(name) or fallback
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cobrowse-accounts",
@@ -57,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
         "--redis-url",
         default=_default_url("REDIS_URL", DEFAULT_REDIS_URL),
         help=f"Redis URL (default: $REDIS_URL, else make up's in {RUN_URLS}, else {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--redis-mode",
+        choices=["standalone", "cluster", "sentinel"],
+        default=_default_setting("REDIS_MODE", "standalone"),
+        help="Redis topology (default: $REDIS_MODE, else ./.env's, else standalone)",
+    )
+    parser.add_argument(
+        "--redis-sentinel-master",
+        default=_default_setting("REDIS_SENTINEL_MASTER", "mymaster"),
+        help="with --redis-mode sentinel: the master's name (default: $REDIS_SENTINEL_MASTER, else mymaster)",
     )
     parser.add_argument(
         "--nats-url",
@@ -74,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         ("rotate", "replace an account's API key and print the new one once"),
     ]:
         commands.add_parser(name, help=text).add_argument("id", help="account id (see `list`)")
+    commands.add_parser("migrate", help="copy the accounts of the old key layout (acct:<id>, no hash tag) to today's")
     return parser
 
 
@@ -88,8 +108,9 @@ def _show_key(api_key: str) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    redis = Redis.from_url(args.redis_url, decode_responses=True)
+    redis = redis_client(args.redis_url, mode=args.redis_mode, sentinel_master=args.redis_sentinel_master)
     try:
+        await redis.ping()  # a cluster client loads its slot map first
         store = AccountStore(redis)
         if args.command == "add":
             name = args.name.strip()
@@ -114,6 +135,8 @@ async def _run(args: argparse.Namespace) -> None:
             print(f"rotated the key of {args.id}; the old key no longer works")
             _show_key(api_key)
             await _announce(args.nats_url, args.id, RevocationReason.ROTATED)
+        elif args.command == "migrate":
+            print(f"copied {await store.migrate_legacy()} accounts of the old key layout")
     finally:
         await redis.aclose()
 
@@ -159,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     except CobrowseError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         print(f"error: cannot use Redis at {redact_url(args.redis_url)}: {exc}", file=sys.stderr)
         return 1
     return 0

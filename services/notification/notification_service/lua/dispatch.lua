@@ -1,3 +1,3 @@
 -- Dispatch a queue (see dispatch_queue in common.lua).
--- ARGV[3] queue, [4] mode, [5] offer timeout (s), [6] only this session id or '', [7] day, [8] counters' TTL.
-return dispatch_queue(ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8]))
+-- ARGV[1] queue, [2] mode, [3] offer timeout (ms), [4] only this session id or '', [5] day.
+return dispatch_queue(ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5])

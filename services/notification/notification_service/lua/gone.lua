@@ -1,7 +1,9 @@
--- An agent's socket closed. ARGV[3] agent, ARGV[4] connection id.
--- Answers {withdrawn = {{session_id, queue}...}}; nothing when a newer socket of the agent has taken over.
-local agent, conn = ARGV[3], ARGV[4]
-if redis.call('GET', key('conn', agent)) ~= conn then return {withdrawn = {}} end
-redis.call('DEL', key('conn', agent))
-set_available(agent, split(redis.call('HGET', key('agent', agent), 'queues')), false)
-return {withdrawn = withdraw(agent, nil)}
+-- An agent's socket closed. ARGV[1] agent, ARGV[2] connection id.
+-- Answers {withdrawn = {{session_id, queue}...}, queues}; nothing when a newer socket of the agent has taken over.
+local agent, conn = ARGV[1], ARGV[2]
+local queues = redis.call('HGET', k_agent(agent), 'queues') or ''
+if redis.call('GET', k_conn(agent)) ~= conn then return {withdrawn = {}, queues = queues} end
+redis.call('DEL', k_conn(agent))
+local withdrawn = withdraw(agent, nil)
+refresh(agent)
+return {withdrawn = withdrawn, queues = queues}

@@ -1,7 +1,7 @@
 -- Apply one session event to the help request of that session, in the session's order.
--- ARGV[3] sid, [4] state, [5] prev_state, [6] pin, [7] queue, [8] priority, [9] customer name,
--- [10] the session's updated_at, [11] its version, [12] ended_reason, [13] max wait of the queue (s), and for
--- the dispatch of a new request: [14] the queue's mode, [15] offer timeout (s), [16] day, [17] counters' TTL.
+-- ARGV[1] sid, [2] state, [3] prev_state, [4] pin, [5] queue, [6] priority, [7] customer name,
+-- [8] the session's updated_at (ms), [9] its version, [10] ended_reason, [11] max wait of the queue (ms), and for
+-- the dispatch of a new request: [12] the queue's mode, [13] offer timeout (ms), [14] day.
 -- Answers {kind = ...}:
 --   queued  {queue, dispatch}         a new request (dispatched in the same step)
 --   left    {queue, reason, seen}     a queued or held request left (joined, ended, cancelled, abandoned, ...)
@@ -9,11 +9,11 @@
 --   resumed {queue}                   the customer is back: in the queue again at its place
 --   ended   {queue, agent}            a claimed (or joined) session ended; `agent` held it
 --   noop | stale                      nothing changed (stale: the event is older than what was applied)
-local sid, state, prev, pin = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local queue, priority, name, updated = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local version, ended_reason = tonumber(ARGV[11]), ARGV[12]
-local rk = key('req', sid)
-local tomb = key('tomb', sid)
+local sid, state, prev, pin = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local queue, priority, name, updated = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local version, ended_reason = tonumber(ARGV[9]), ARGV[10]
+local rk = k_req(sid)
+local tomb = k_tomb(sid)
 local r = redis.call('HMGET', rk, 'state', 'updated', 'queue', 'version')
 
 -- Order: the registry numbers a session's changes; the last version applied is kept on the request (or, before
@@ -39,13 +39,13 @@ local function create()
     'escalated', '0', 'updated', updated, 'version', version)
   touch(rk)
   redis.call('DEL', tomb)
-  redis.call('ZADD', key('q', queue), score(priority, since), sid)
-  redis.call('ZADD', key('u', queue), score(priority, since), sid)
-  redis.call('ZADD', key('waits'), since + tonumber(ARGV[13]), sid)
-  redis.call('SADD', key('queues'), queue)
-  redis.call('SADD', key('live'), sid)
+  redis.call('ZADD', k_q(queue), score(priority, since), sid)
+  redis.call('ZADD', k_u(queue), score(priority, since), sid)
+  redis.call('ZADD', K_WAITS, since + tonumber(ARGV[11]), sid)
+  redis.call('SADD', K_QUEUES, queue)
+  redis.call('SADD', K_LIVE, sid)
   -- Offer it in the same script: one round trip from the event to the offer.
-  local d = dispatch_queue(queue, ARGV[14], tonumber(ARGV[15]), sid, ARGV[16], tonumber(ARGV[17]))
+  local d = dispatch_queue(queue, ARGV[12], tonumber(ARGV[13]), sid, ARGV[14])
   return {kind = 'queued', queue = queue, dispatch = d}
 end
 
@@ -53,7 +53,7 @@ if not r[1] then
   if state == 'waiting' and pin ~= '' then return create() end
   -- An active, reconnecting or ended session without a request: remember its version, so an older `waiting`
   -- delivered later never creates one.
-  if state ~= 'created' and version > 0 then redis.call('SET', tomb, version, 'EX', RETENTION) end
+  if state ~= 'created' and version > 0 then redis.call('SET', tomb, version, 'PX', C.retention_ms) end
   return {kind = 'noop'}
 end
 
@@ -66,12 +66,12 @@ if state == 'waiting' and pin ~= '' then
     return {kind = 'noop'}
   end
   if current == 'held' then
-    local s = redis.call('ZSCORE', key('held', q), sid)
-    redis.call('ZREM', key('held', q), sid)
-    redis.call('ZADD', key('q', q), s, sid)
-    redis.call('ZADD', key('u', q), s, sid)
+    local s = redis.call('ZSCORE', k_held(q), sid)
+    redis.call('ZREM', k_held(q), sid)
+    redis.call('ZADD', k_q(q), s, sid)
+    redis.call('ZADD', k_u(q), s, sid)
     local due = tonumber(redis.call('HGET', rk, 'wait_due') or '') or NOW
-    redis.call('ZADD', key('waits'), due, sid)
+    redis.call('ZADD', K_WAITS, due, sid)
     redis.call('HSET', rk, 'state', 'queued', 'pin', pin)
     return {kind = 'resumed', queue = q}
   end
@@ -84,13 +84,13 @@ if state == 'waiting' and pin ~= '' then
 end
 
 if state == 'reconnecting' and current == 'queued' then
-  local s = redis.call('ZSCORE', key('q', q), sid)
-  local due = redis.call('ZSCORE', key('waits'), sid)
+  local s = redis.call('ZSCORE', k_q(q), sid)
+  local due = redis.call('ZSCORE', K_WAITS, sid)
   clear_offer(sid)
-  redis.call('ZREM', key('q', q), sid)
-  redis.call('ZREM', key('u', q), sid)
-  redis.call('ZREM', key('waits'), sid)
-  redis.call('ZADD', key('held', q), s, sid)
+  redis.call('ZREM', k_q(q), sid)
+  redis.call('ZREM', k_u(q), sid)
+  redis.call('ZREM', K_WAITS, sid)
+  redis.call('ZADD', k_held(q), s, sid)
   redis.call('HSET', rk, 'state', 'held', 'held_at', NOW, 'wait_due', due or '')
   return {kind = 'held', queue = q, seen = forget_seen(sid, true)}
 end
