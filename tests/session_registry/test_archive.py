@@ -1,8 +1,4 @@
-"""Ended sessions leave Redis after their retention; their view and history are then read back from JetStream.
-
-(The HTTP reads run on one Redis only for now: the staff API keys they need, ``shared.accounts``, do not run on a
-cluster yet.)
-"""
+"""Ended sessions leave Redis after their retention; their view and history are then read back from JetStream."""
 
 from __future__ import annotations
 
@@ -19,6 +15,8 @@ from shared.rpc import call
 
 from .conftest import KEYS, OwnNats, ev, open_session
 from .test_read_api import bearer, keys
+
+pytestmark = pytest.mark.cluster
 
 
 async def forget(redis, session_id: str) -> None:
@@ -80,7 +78,6 @@ async def test_jetstream_down_is_a_503_for_a_session_gone_from_redis(own_nats: O
         await back.wait()
 
 
-@pytest.mark.cluster
 async def test_registry_get_answers_a_session_gone_from_redis_from_jetstream(nc, new_session, events, redis) -> None:
     session = await new_session()
     await session.beacon(ev("session_ended"))

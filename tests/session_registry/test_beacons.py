@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
@@ -20,6 +21,7 @@ async def state(redis: Redis, session_id: str) -> str:
     return str(await redis.hget(KEYS.session(session_id), "state"))
 
 
+@pytest.mark.cluster
 async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, redis) -> None:
     session = await new_session()
     body = json.dumps(
@@ -31,6 +33,7 @@ async def test_text_plain_beacon_as_send_beacon_posts_it(client, new_session, re
     assert await redis.hget(KEYS.session(session.id), "pin") == "AB12"
 
 
+@pytest.mark.cluster
 async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
     session = await new_session()
     joined = ev("agent_joined")
@@ -45,6 +48,7 @@ async def test_duplicate_event_ids_are_applied_once(new_session, redis) -> None:
     assert await redis.hget(KEYS.session(session.id), "aj_b") == "1"
 
 
+@pytest.mark.cluster
 async def test_an_unknown_event_is_rejected_by_index_and_the_rest_applied(client, new_session, redis) -> None:
     session = await new_session()
     body = await session.beacon(ev("pincode_updated", {"pinCode": "222222"}), ev("agent_teleported"))
@@ -53,6 +57,7 @@ async def test_an_unknown_event_is_rejected_by_index_and_the_rest_applied(client
     assert [h["type"] for h in await history(client, redis, session.id)] == ["created", "pin_assigned"]
 
 
+@pytest.mark.cluster
 async def test_a_batch_of_only_bad_events_is_refused_naming_each(client, new_session, redis) -> None:
     session = await new_session()
     body = await session.beacon(ev("agent_teleported"), ev("agent_vanished"), expect=400)
@@ -65,6 +70,7 @@ async def test_a_batch_of_only_bad_events_is_refused_naming_each(client, new_ses
     assert [h["type"] for h in await history(client, redis, session.id)] == ["created"]
 
 
+@pytest.mark.cluster
 async def test_missing_fields_are_named(new_session) -> None:
     session = await new_session()
     body = await session.beacon({"name": "heartbeat", "payload": {}}, expect=400)
@@ -76,6 +82,7 @@ async def test_missing_fields_are_named(new_session) -> None:
     assert empty["errors"][0]["property"] == "events"
 
 
+@pytest.mark.cluster
 async def test_a_batch_with_bad_events_applies_the_good_ones(new_session, redis, events) -> None:
     session = await new_session()
     good = [ev("pincode_updated", {"pinCode": "222333"}), ev("agent_joined"), ev("agent_joined")]
@@ -106,6 +113,7 @@ async def test_a_batch_with_bad_events_applies_the_good_ones(new_session, redis,
     assert (again["accepted"], again["duplicates"], [r["index"] for r in again["rejected"]]) == (0, 2, [1])
 
 
+@pytest.mark.cluster
 async def test_credentials_sessions_sizes_and_media_types(client, new_session, make_settings) -> None:
     session = await new_session()
     other = await new_session()
@@ -132,6 +140,7 @@ async def test_credentials_sessions_sizes_and_media_types(client, new_session, m
     assert too_many["errors"][0]["property"] == "events"
 
 
+@pytest.mark.cluster
 async def test_bad_input_never_causes_a_5xx(client, new_session) -> None:
     session = await new_session()
     weird_bodies = [
@@ -166,6 +175,7 @@ async def test_bad_input_never_causes_a_5xx(client, new_session) -> None:
             assert "error" in await response.json()
 
 
+@pytest.mark.cluster
 async def test_session_ended_is_final_and_late_events_are_recorded_as_ignored(
     client, new_session, redis, events
 ) -> None:
@@ -189,6 +199,7 @@ async def test_session_ended_is_final_and_late_events_are_recorded_as_ignored(
     assert not events.of(session.id, "agent_joined")
 
 
+@pytest.mark.cluster
 async def test_agent_left_before_joined_leaves_no_agent_behind(new_session, redis) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "444444"}, seq=1))
@@ -197,6 +208,7 @@ async def test_agent_left_before_joined_leaves_no_agent_behind(new_session, redi
     assert await state(redis, session.id) == "waiting"
 
 
+@pytest.mark.cluster
 async def test_stale_page_events_do_not_undo_newer_ones(client, new_session, redis) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "555555"}, seq=1))
@@ -213,6 +225,7 @@ async def test_stale_page_events_do_not_undo_newer_ones(client, new_session, red
     assert await redis.hget(KEYS.session(session.id), "pin") == "555555"
 
 
+@pytest.mark.cluster
 async def test_a_live_pin_belongs_to_one_session(client, new_session, redis, events) -> None:
     first = await new_session()
     second = await new_session()
@@ -229,6 +242,7 @@ async def test_a_live_pin_belongs_to_one_session(client, new_session, redis, eve
     assert await redis.hget(KEYS.pin("ABC123"), "sid") == second.id
 
 
+@pytest.mark.cluster
 async def test_pin_change_moves_the_index(new_session, redis, events) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "111000"}))
@@ -239,6 +253,7 @@ async def test_pin_change_moves_the_index(new_session, redis, events) -> None:
     assert changed.data == {"pin": "222000", "previous": "111000"}
 
 
+@pytest.mark.cluster
 async def test_at_most_five_agents_per_session(client, new_session, redis) -> None:
     session = await new_session()
     await session.beacon(ev("pincode_updated", {"pinCode": "666666"}), *[ev("agent_joined") for _ in range(5)])
@@ -249,6 +264,7 @@ async def test_at_most_five_agents_per_session(client, new_session, redis) -> No
     assert await redis.hget(KEYS.session(session.id), "aj_b") == "6"
 
 
+@pytest.mark.cluster
 async def test_the_registry_never_invents_a_pin(new_session, redis) -> None:
     session = await new_session()
     await session.beacon(ev("session_started"), ev("agent_joined"), ev("heartbeat"))
@@ -256,6 +272,7 @@ async def test_the_registry_never_invents_a_pin(new_session, redis) -> None:
     assert await state(redis, session.id) == SessionState.CREATED
 
 
+# One Redis only: it reads that server's SLOWLOG.
 async def test_a_beacon_batch_costs_one_script_and_a_new_pin_one_more(new_session, redis) -> None:
     warm = await new_session()
     # loads the scripts into this Redis (the fixture flushed them)
@@ -281,6 +298,7 @@ async def test_a_beacon_batch_costs_one_script_and_a_new_pin_one_more(new_sessio
     assert b"reg:{pin:1212}" in mine(with_pin)[-1] and b"reg:{p" in mine(with_pin)[0]
 
 
+@pytest.mark.cluster
 async def test_any_site_may_read_beacon_answers_errors_included(client, new_session) -> None:
     session = await new_session()
     origin = {"Origin": "https://shop.example"}

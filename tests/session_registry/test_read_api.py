@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from shared.accounts import AccountStore, Role
 from shared.messaging import SessionState, Source
 
 from .conftest import ev
+
+pytestmark = pytest.mark.cluster
 
 
 async def keys(redis) -> dict[Role, str]:

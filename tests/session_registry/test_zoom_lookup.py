@@ -296,8 +296,7 @@ async def test_an_id_zoom_does_not_know_is_dropped_without_retries(zoom_api, sta
     assert [k async for k in redis.scan_iter("reg:{zoomq}*")] == []
 
 
-# Not on a cluster yet: concurrent lookups share shared.ratelimit's script batch, which is standalone-only until
-# that module moves to shared.scripts (another change of issue 11).
+@pytest.mark.cluster
 async def test_lookups_are_rate_limited_across_replicas(zoom_api, start_registry, nc, events) -> None:
     settings = zoom_settings(zoom_api, zoom_lookup_rate=1)
     first, second = await start_registry(**settings), await start_registry(**settings)
@@ -320,7 +319,7 @@ async def test_without_api_credentials_pinless_webhooks_stay_uncorrelated(client
     assert await redis.exists(ZOOM_PENDING) == 0
 
 
-# Not on a cluster yet (concurrent lookups: see above).
+@pytest.mark.cluster
 async def test_one_broken_entry_does_not_stop_the_lookups(zoom_api, start_registry, nc, events, redis) -> None:
     registry = await start_registry(**zoom_settings(zoom_api))
     session = await open_session(nc, registry)

@@ -119,7 +119,7 @@ class Correlator:
         self._settings = settings
         self._max_age_ms = int(settings.zoom_lookup_retry_max_s * settings.zoom_lookup_max_attempts * 1000) + 60_000
         self._ttl_ms = settings.session_ttl_s * 1000
-        self._rate = RateLimit(redis, "zoomapi", limit=settings.zoom_lookup_rate, window_s=1)
+        self._rate = RateLimit(store.runner, "zoomapi", limit=settings.zoom_lookup_rate, window_s=1)
         self._keys = store.keys.zoom_pending
         self._base = self._keys.base()
         constants = {"batch": BATCH, "lease_ms": LEASE_MS, "max_queued": MAX_QUEUED, "max_age_ms": self._max_age_ms}
