@@ -129,6 +129,8 @@ class ResolveResult(BaseModel):
     session: SessionView | None = None
     error: str | None = None
     misses: int = 0
+    retired: bool = False
+    """This lookup retired the PIN (it wrote an event to the outbox)."""
 
     @classmethod
     def decode(cls, raw: dict[str, Any]) -> Self:

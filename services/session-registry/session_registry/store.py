@@ -247,20 +247,22 @@ class SessionStore:
         if found.session_id:
             partition = self.keys.partition_of(found.session_id)
             result = await self._resolve(self._bases[partition], pin, found.session_id, "1" if found.hot else "0")
-            self._wrote(partition)  # it may have retired the PIN (an event)
+            if result.retired:
+                self._wrote(partition)
             if result.error != "gone":
                 return result
         miss = await self.pins.miss(pin)
         if miss.owners:
             partitions = [self.keys.partition_of(owner.session_id) for owner in miss.owners]
-            await asyncio.gather(
+            retired = await asyncio.gather(
                 *(
                     self._retire(self._bases[p], owner.pin, owner.session_id)
                     for p, owner in zip(partitions, miss.owners, strict=True)
                 )
             )
-            for p in set(partitions):
-                self._wrote(p)
+            for p, result in zip(partitions, retired, strict=True):
+                if result.retired:
+                    self._wrote(p)
         return ResolveResult(error="pin_not_found", misses=miss.misses)
 
     async def fire_due(self, batch: int) -> tuple[int, int]:
