@@ -17,6 +17,7 @@ session's own PIN), so a reserved PIN answers ``pin_not_ready``, never another s
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Mapping
 from typing import cast
 
@@ -33,11 +34,11 @@ class PinIndex:
         self._redis = runner.redis
         self._keys = keys
 
-        pins = keys.pins
-        self._claim = load_script(runner, "pin_claim", PinClaimResult, keyspace=pins, constants=constants)
-        self._settle = load_script(runner, "pin_settle", PinSettleResult, keyspace=pins, constants=constants)
-        self._lookup = load_script(runner, "pin_lookup", PinLookupResult, keyspace=pins, constants=constants)
-        self._miss = load_script(runner, "pin_miss", PinMissResult, keyspace=pins, constants=constants)
+        script = functools.partial(load_script, runner, keyspace=keys.pins, constants=constants)
+        self._claim = script("pin_claim", PinClaimResult)
+        self._settle = script("pin_settle", PinSettleResult)
+        self._lookup = script("pin_lookup", PinLookupResult)
+        self._miss = script("pin_miss", PinMissResult)
 
     async def claim(self, session_id: str, stamps: Mapping[str, tuple[float, float]]) -> dict[str, bool]:
         """Claim each PIN for ``session_id`` at its event's (ts, seq); whether each is the session's now."""

@@ -21,6 +21,7 @@ What spans slots goes in steps, each atomic in its own slot, ordered so a crash 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import uuid
@@ -88,24 +89,19 @@ class SessionStore:
         """The partitions written since the publisher last looked (a hint: which outboxes to publish or nudge)."""
         self.runner = ScriptRunner(redis)
         constants = lua_constants(settings)
-        library = (LUA / "common.lua").read_text()
-        part = self.keys.partition
-        self._create = load_script(
-            self.runner, "create", CreateResult, keyspace=part, constants=constants, library=library
+        script = functools.partial(
+            load_script,
+            self.runner,
+            keyspace=self.keys.partition,
+            constants=constants,
+            library=(LUA / "common.lua").read_text(),
         )
-        self._apply = load_script(
-            self.runner, "apply", ApplyResult, keyspace=part, constants=constants, library=library
-        )
-        self._fire = load_script(self.runner, "fire", FireResult, keyspace=part, constants=constants, library=library)
-        self._resolve = load_script(
-            self.runner, "resolve", ResolveResult, keyspace=part, constants=constants, library=library
-        )
-        self._retire = load_script(
-            self.runner, "retire", RetireResult, keyspace=part, constants=constants, library=library
-        )
-        self._views = load_script(
-            self.runner, "views", ViewsResult, keyspace=part, constants=constants, library=library
-        )
+        self._create = script("create", CreateResult)
+        self._apply = script("apply", ApplyResult)
+        self._fire = script("fire", FireResult)
+        self._resolve = script("resolve", ResolveResult)
+        self._retire = script("retire", RetireResult)
+        self._views = script("views", ViewsResult)
         self.pins = PinIndex(self.runner, self.keys, constants)
 
     def _wrote(self, partition: int) -> None:
@@ -260,8 +256,8 @@ class SessionStore:
                     for p, owner in zip(partitions, miss.owners, strict=True)
                 )
             )
-            for p, result in zip(partitions, retired, strict=True):
-                if result.retired:
+            for p, outcome in zip(partitions, retired, strict=True):
+                if outcome.retired:
                     self._wrote(p)
         return ResolveResult(error="pin_not_found", misses=miss.misses)
 
