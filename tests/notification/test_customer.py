@@ -132,6 +132,7 @@ async def test_status_stream_follows_the_request_until_it_is_claimed(
     client = await replica(offer_timeout_s=10.0)
     first, second = new_session_id(), new_session_id()
     await session(first, WAITING, CREATED)
+    await events.expect("queued", session_id=first)  # sessions are applied concurrently: first in line first
     await session(second, WAITING, CREATED)
     await events.expect("queued", session_id=second)
 

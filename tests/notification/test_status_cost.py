@@ -27,11 +27,15 @@ async def _commands(redis) -> int:
 
 
 async def _status_cost(redis, client, sid) -> tuple[int, dict]:
-    before = await _commands(redis)
-    response = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid)})
-    assert response.status == 200
-    body = await response.json()
-    return await _commands(redis) - before - 1, body  # the INFO of `before` counts itself
+    """Commands one status request runs: the least of three, since a background loop's work only adds to it."""
+    costs = []
+    for _ in range(3):
+        before = await _commands(redis)
+        response = await client.get(f"/api/requests/{sid}", params={"token": session_token(sid)})
+        assert response.status == 200
+        body = await response.json()
+        costs.append(await _commands(redis) - before - 1)  # the INFO of `before` counts itself
+    return min(costs), body
 
 
 async def test_status_costs_the_same_with_two_thousand_agents(replica, redis, waiting, events):
