@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 
 import pytest
 
 from notification_service.desks import DESK, DeskMap
-from notification_service.stats import _agent_counts
+from notification_service.settings import Settings
+from notification_service.stats import _agent_counts, queue_overview
 from notification_service.store import Store
 from shared.messaging import SessionState
 
@@ -144,8 +146,26 @@ async def test_gauges_count_agents_in_redis_as_the_snapshot_counts_them(redis):
         await store.set_status(desk, agent, status, queues, 1)
     await store.gone("default", "gone", "conn-gone")
 
-    counted = await store.agent_counts()
+    counted = {queue: row.agents for queue, row in (await store.overview()).items()}
     assert counted == _agent_counts(await store.agents())
     assert counted["q1"] == {"available": 1, "busy": 1, "away": 1, "offline": 0}
     assert counted["q2"] == {"available": 0, "busy": 1, "away": 0, "offline": 1}
     assert counted["e1"] == {"available": 1, "busy": 0, "away": 0, "offline": 0}
+
+
+@pytest.mark.cluster
+async def test_the_overview_counts_waiting_requests_and_finds_the_longest_wait_across_priorities(redis):
+    store = Store(redis, DeskMap({}), retention_s=3600, stats_timezone=datetime.UTC)
+    now = time.time()
+    # (priority, seconds waiting): the longest waiting request is neither first in line nor of the first priority.
+    for priority, waited in ((5, 10.0), (0, 300.5), (2, 40.0), (0, 20.0), (5, 3.0), (-1, 90.0)):
+        waiting = view(new_session_id(), WAITING, queue="q", priority=priority, updated_at=now - waited)
+        await store.session_event(waiting, "created", 600, "offer", 10)
+    overview = await store.overview()
+    assert overview["q"].waiting == 6 and overview["q"].no_agents
+    assert overview["q"].oldest_s == pytest.approx(now - 300.5, abs=0.002)
+
+    settings = Settings(session_token_secret="s" * 32, _env_file=None)
+    rows = {row["queue"]: row for row in await queue_overview(store, settings)}
+    assert rows["q"]["waiting"] == 6 and rows["q"]["longest_wait_s"] == pytest.approx(300.5, abs=0.5)
+    assert rows["support"]["waiting"] == 0 and rows["support"]["longest_wait_s"] == 0.0

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 __all__ = [
-    "AgentCountsResult",
     "CancelResult",
     "ClaimResult",
     "ConnectResult",
@@ -20,6 +19,8 @@ __all__ = [
     "GoneResult",
     "LeaveResult",
     "OfferTimeoutResult",
+    "OverviewResult",
+    "QueueCounts",
     "OutboxEntry",
     "PresenceResult",
     "ReconcileResult",
@@ -328,14 +329,35 @@ class ViewResult:
 
 
 @dataclass(frozen=True)
-class AgentCountsResult:
-    queues: dict[str, dict[str, int]]
-    """Queue -> agents serving it by status: available, busy, away, offline."""
+class QueueCounts:
+    """One queue in ``overview.lua``'s answer."""
+
+    agents: dict[str, int]
+    """Agents serving it by status: available, busy, away, offline."""
+    waiting: int
+    oldest_s: float | None
+    """When the request waiting longest was enqueued (epoch seconds; ``None``: nobody waits)."""
+    no_agents: bool
+
+
+@dataclass(frozen=True)
+class OverviewResult:
+    queues: dict[str, QueueCounts]
 
     @classmethod
     def decode(cls, raw: dict[str, Any]) -> Self:
         queues = raw.get("queues") or {}
-        return cls({q: {status: int(n) for status, n in counts.items()} for q, counts in queues.items()})
+        return cls(
+            {
+                q: QueueCounts(
+                    {status: int(n) for status, n in row["agents"].items()},
+                    int(row.get("waiting", 0)),
+                    _seconds(row["oldest_ms"]) if row.get("oldest_ms") else None,
+                    bool(row.get("no_agents")),
+                )
+                for q, row in queues.items()
+            }
+        )
 
 
 @dataclass(frozen=True)

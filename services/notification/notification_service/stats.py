@@ -11,6 +11,7 @@ from aiohttp import web
 from shared.accounts import Role
 
 from .keys import ACCOUNTS, SETTINGS, STORE
+from .replies import QueueCounts
 from .settings import Settings
 from .store import Store
 
@@ -41,24 +42,26 @@ def _agent_counts(agents: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 async def queue_overview(
     store: Store, settings: Settings, agents: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """Every known queue: waiting count, longest wait, agents by status, mode."""
+    """Every known queue: waiting count, longest wait, agents by status (from ``agents`` when given), mode.
+
+    Counted in Redis, one script per desk: reading every agent and every waiting request here every few seconds
+    held the event loop for tens of milliseconds once thousands waited (offers waited behind it).
+    """
     now = time.time()
-    # Without a list of agents (the gauges, /stats) they are counted in Redis: reading every agent here every few
-    # seconds held the event loop for ~60 ms at 1,000 agents (offers waited behind it).
-    by_queue = await store.agent_counts() if agents is None else _agent_counts(agents)
+    counted = await store.overview()
+    by_queue = {q: row.agents for q, row in counted.items()} if agents is None else _agent_counts(agents)
+    empty = QueueCounts({}, 0, None, False)
     out = []
-    for queue in sorted(set(await store.queue_names()) | {settings.default_queue}):
-        waiting = await store.waiting(queue)
-        counts = {"available": 0, "busy": 0, "away": 0, "offline": 0, **by_queue.get(queue, {})}
-        oldest = min((float(r["enqueued_at"]) for r in waiting), default=None)
+    for queue in sorted(set(counted) | {settings.default_queue}):
+        row = counted.get(queue, empty)
         out.append(
             {
                 "queue": queue,
                 "mode": settings.mode(queue).value,
-                "waiting": len(waiting),
-                "longest_wait_s": round(now - oldest, 3) if oldest is not None else 0.0,
-                "agents": counts,
-                "no_agents": await store.no_agents(queue),
+                "waiting": row.waiting,
+                "longest_wait_s": round(max(0.0, now - row.oldest_s), 3) if row.oldest_s is not None else 0.0,
+                "agents": {"available": 0, "busy": 0, "away": 0, "offline": 0, **by_queue.get(queue, {})},
+                "no_agents": row.no_agents,
             }
         )
     return out

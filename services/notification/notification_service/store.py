@@ -48,7 +48,6 @@ from shared.scripts import Reply, Script, ScriptRunner
 
 from .desks import AGENT_DESK, DESK, SESSION_DESK, TICKETS, DeskMap
 from .replies import (
-    AgentCountsResult,
     CancelResult,
     ClaimResult,
     ConnectResult,
@@ -59,7 +58,9 @@ from .replies import (
     GoneResult,
     LeaveResult,
     OfferTimeoutResult,
+    OverviewResult,
     PresenceResult,
+    QueueCounts,
     ReconcileResult,
     ReleaseResult,
     SessionResult,
@@ -113,7 +114,7 @@ class Store:
         self._due = script("due", DueResult)
         self._view = script("view", ViewResult)
         self._reconcile = script("reconcile", ReconcileResult)
-        self._agent_counts = script("agent_counts", AgentCountsResult)
+        self._overview = script("overview", OverviewResult)
         self._presence = script("presence", PresenceResult)
 
     def _script(self, name: str, reply: type[R]) -> Script[R]:
@@ -234,11 +235,11 @@ class Store:
         ]
         await asyncio.gather(*calls)
 
-    async def agent_counts(self) -> dict[str, dict[str, int]]:
-        """Queue -> agents serving it by status (available, busy, away, offline), counted in Redis."""
-        counts: dict[str, dict[str, int]] = {}
+    async def overview(self) -> dict[str, QueueCounts]:
+        """Every queue: agents by status, requests waiting, the oldest one's arrival; counted in Redis, per desk."""
+        counts: dict[str, QueueCounts] = {}
         for desk in self.desks.names:
-            counts.update((await self._agent_counts(DESK.base(desk))).queues)
+            counts.update((await self._overview(DESK.base(desk))).queues)
         return counts
 
     # ------------------------------------------------------------------------------------ where things are
