@@ -91,6 +91,36 @@ class Reserved:
         )
 
 
+# ARGV: name, limit, window (ms) of one budget, and the slots asked for at once. Grants what is left of the budget,
+# up to what was asked, and counts only what it granted, so no burst pushes the counter past the limit.
+_GRANT = """
+local key = k_counter(ARGV[1])
+local limit, window, asked = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(redis.call('GET', key) or '0')
+local granted = math.max(0, math.min(asked, limit - n))
+if granted > 0 then n = redis.call('INCRBY', key, granted) end
+local ttl = redis.call('PTTL', key)
+if ttl < 0 then
+  if granted > 0 then redis.call('PEXPIRE', key, window) end
+  ttl = window
+end
+return { granted = granted, count = n, ttl_ms = ttl }
+"""
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The grant script's answer: slots granted, the counter after them, ms left in the window."""
+
+    granted: int
+    count: int
+    ttl_ms: int
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(granted=int(raw["granted"]), count=int(raw["count"]), ttl_ms=int(raw["ttl_ms"]))
+
+
 @dataclass(frozen=True)
 class Released:
     """The release script's answer: how many counters still existed and gave a slot back."""
@@ -118,6 +148,10 @@ class RateLimit:
         self.window_ms = window_s * 1000
         self.reserve_script = self.runner.script("reserve", _RESERVE, Reserved, keyspace=SUBJECTS)
         self.release_script = self.runner.script("release", _RELEASE, Released, keyspace=SUBJECTS)
+        self._grant_script = self.runner.script("grant", _GRANT, Granted, keyspace=SUBJECTS)
+        self._hits: dict[str, list[asyncio.Future[int]]] = {}
+        """Hits of a subject waiting for its next grant; a subject is here while its grant is in flight."""
+        self._granting: set[asyncio.Task[None]] = set()
 
     def slot(self, subject: str) -> Slot:
         """This limit's budget for ``subject``, to reserve together with others."""
@@ -127,12 +161,50 @@ class RateLimit:
         return SUBJECTS.key(SUBJECTS.base(subject), "counter", self.name)
 
     async def hit(self, subject: str) -> int:
-        """Reserve one slot for ``subject``; returns its count in this window, or raises ``RateLimited``."""
-        # ``reserve`` for one slot, without its grouping (the customer-token limit runs this thousands of times a s).
-        reply = await self.reserve_script(SUBJECTS.base(subject), self.name, self.limit, self.window_ms)
-        if not reply.granted:
-            raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
-        return reply.counts[0]
+        """Reserve one slot for ``subject``; returns its count in this window, or raises ``RateLimited``.
+
+        The hits of one subject that arrive while its grant is in flight go out together, as one grant of as many
+        slots (the customer-token limit runs thousands of times a second, often for one address behind a proxy):
+        the first of them get what is left of the budget, in arrival order, the others ``RateLimited``.
+        """
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        waiting = self._hits.get(subject)
+        if waiting is not None:
+            waiting.append(future)
+        else:
+            self._hits[subject] = [future]
+            task = asyncio.create_task(self._grant(subject))
+            self._granting.add(task)
+            task.add_done_callback(self._granting.discard)
+        return await future
+
+    async def _grant(self, subject: str) -> None:
+        batch: list[asyncio.Future[int]] = []
+        try:
+            while batch := self._hits[subject]:
+                self._hits[subject] = []
+                try:
+                    grant = await self._grant_script(
+                        SUBJECTS.base(subject), self.name, self.limit, self.window_ms, len(batch)
+                    )
+                except Exception as exc:  # a Redis error: every hit of the batch answers 503
+                    for future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                first = grant.count - grant.granted + 1
+                for i, future in enumerate(batch):
+                    if future.done():
+                        continue  # its caller went away; its slot stays taken, on the side of the limit
+                    if i < grant.granted:
+                        future.set_result(first + i)
+                    else:
+                        future.set_exception(RateLimited(retry_after=-(-grant.ttl_ms // 1000)))
+        finally:
+            # Only a cancelled grant (the service stopping) leaves hits unanswered: they are cancelled too.
+            for future in [*batch, *self._hits.pop(subject)]:
+                if not future.done():
+                    future.cancel()
 
     async def count(self, subject: str) -> int:
         """Slots taken by ``subject`` in the current window."""

@@ -47,6 +47,25 @@ async def test_parallel_hits_from_four_clients_take_exactly_the_budget(redis_url
         await client.aclose()
 
 
+async def test_concurrent_hits_of_one_subject_are_granted_together_in_arrival_order(redis: RedisClient) -> None:
+    limit = RateLimit(redis, "t", limit=60, window_s=60)
+    calls = 0
+    grant = limit._grant_script
+
+    async def counted(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await grant(*args)  # type: ignore[arg-type]
+
+    limit._grant_script = counted  # type: ignore[method-assign,assignment]
+    results = await asyncio.gather(*(limit.hit("ip") for _ in range(100)), limit.hit("other"), return_exceptions=True)
+    assert results[:60] == list(range(1, 61))  # the first 60 to arrive, with consecutive counts
+    assert all(isinstance(r, RateLimited) and 1 <= r.retry_after <= 60 for r in results[60:100])
+    assert results[100] == 1
+    assert calls <= 4  # 101 hits, a handful of script calls: one per subject and round trip
+    assert await limit.count("ip") == 60
+
+
 async def test_budgets_of_one_subject_share_a_slot_and_are_taken_all_or_none(redis: RedisClient) -> None:
     per_key = RateLimit(redis, "key", limit=5, window_s=60)
     tries = RateLimit(redis, "tries", limit=1, window_s=30)
