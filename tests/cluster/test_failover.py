@@ -92,8 +92,15 @@ class Load:
         self.urls = urls
         self.accepted: dict[str, set[str]] = {}
         self.refused = 0
-        self.warm = asyncio.Event()
-        """Set once 100 PIN changes were accepted."""
+        self.progress = asyncio.Condition()
+        """Notified at each accepted PIN change."""
+
+    def total(self) -> int:
+        return sum(map(len, self.accepted.values()))
+
+    async def reached(self, total: int) -> None:
+        async with self.progress:
+            await self.progress.wait_for(lambda: self.total() >= total)
 
     async def customer(self, n: int, stop: asyncio.Event) -> None:
         customer = await Customer.start(self.http, self.urls, "load", f"load {n}")
@@ -103,8 +110,8 @@ class Load:
             try:
                 await customer.send("pincode_updated", {"pinCode": pin})
                 accepted.add(pin)
-                if sum(map(len, self.accepted.values())) >= 100:
-                    self.warm.set()
+                async with self.progress:
+                    self.progress.notify_all()
             except (aiohttp.ClientError, TimeoutError):
                 self.refused += 1  # a 503 during the failover: not accepted, so it does not count
             await asyncio.sleep(0.05)
@@ -149,15 +156,16 @@ async def _until_offers_flow(http: aiohttp.ClientSession, urls: Urls, offers: as
 async def _published_pins(js: JetStreamContext) -> dict[str, set[str]]:
     pins: dict[str, set[str]] = {}
     sub = await js.subscribe("cobrowse.session.>", ordered_consumer=True)
-    pending = (await js.stream_info(STREAM)).state.messages
-    with contextlib.suppress(TimeoutError):
+    try:
+        pending = (await js.stream_info(STREAM)).state.messages
         while pending:
             message = await sub.next_msg(timeout=2)
             pending = message.metadata.num_pending
             event = SessionEvent.model_validate_json(message.data)
             if event.type in ("pin_assigned", "pin_changed"):
                 pins.setdefault(event.session.session_id, set()).add(str(event.data.get("pin")))
-    await sub.unsubscribe()
+    finally:
+        await sub.unsubscribe()
     return pins
 
 
@@ -174,42 +182,48 @@ async def test_no_accepted_beacon_lost_and_offers_resume_after_a_master_and_the_
     js = nc.jetstream()
     offers: asyncio.Queue[str] = asyncio.Queue()
     stop = asyncio.Event()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        agent = asyncio.create_task(_agent(http, urls.notification, api_key, offers))
-        async with asyncio.timeout(20):
-            await _offered(http, urls, offers)  # the flow works before the failure
-        load = Load(http, urls)
-        customers = [asyncio.create_task(load.customer(n, stop)) for n in range(12)]
-        async with asyncio.timeout(10):
-            await load.warm.wait()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            agent = asyncio.create_task(_agent(http, urls.notification, api_key, offers))
+            load = Load(http, urls)
+            customers = [asyncio.create_task(load.customer(n, stop)) for n in range(12)]
+            try:
+                async with asyncio.timeout(20):
+                    await _offered(http, urls, offers)  # the flow works before the failure
+                    await load.reached(100)
 
-        leader = (await js.stream_info(STREAM)).cluster
-        victim = redis_cluster.masters()[0]
-        victim.process.kill()
-        nats_cluster.kill(_stream_leader_index(leader.leader if leader else None))
-        killed_at = time.monotonic()
+                leader = (await js.stream_info(STREAM)).cluster
+                victim = redis_cluster.masters()[0]
+                victim.process.kill()
+                nats_cluster.kill(_stream_leader_index(leader.leader if leader else None))
+                killed_at = time.monotonic()
 
-        await _until_offers_flow(http, urls, offers)
-        back_after_s = time.monotonic() - killed_at
-        # The load goes on a little after the recovery, then stops; the outboxes get the time to drain.
-        await asyncio.sleep(1)
-        stop.set()
-        await asyncio.gather(*customers)
-        agent.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await agent
+                await _until_offers_flow(http, urls, offers)
+                back_after_s = time.monotonic() - killed_at
+                # The load goes on for 100 more accepted PIN changes after the recovery, then stops.
+                async with asyncio.timeout(10):
+                    await load.reached(load.total() + 100)
+            finally:
+                stop.set()
+                await asyncio.gather(*customers, return_exceptions=True)
+                agent.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agent
 
-    assert back_after_s <= OFFERS_BACK_WITHIN_S, f"offers came back after {back_after_s:.1f} s"
-    accepted = {sid: pins for sid, pins in load.accepted.items() if pins}
-    deadline = time.monotonic() + 30
-    while True:
-        published = await _published_pins(js)
-        missing = {sid: pins - published.get(sid, set()) for sid, pins in accepted.items()}
-        missing = {sid: pins for sid, pins in missing.items() if pins}
-        if not missing or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    await nc.close()
+        assert back_after_s <= OFFERS_BACK_WITHIN_S, f"offers came back after {back_after_s:.1f} s"
+        accepted = {sid: pins for sid, pins in load.accepted.items() if pins}
+        published: dict[str, set[str]] = {}
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):  # JetStream may still be electing a leader
+                published = await _published_pins(js)
+            missing = {sid: pins - published.get(sid, set()) for sid, pins in accepted.items()}
+            missing = {sid: pins for sid, pins in missing.items() if pins}
+            if not missing or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)  # the outboxes are still publishing: nothing to await but the stream itself
+    finally:
+        await nc.close()
     total = sum(map(len, accepted.values()))
     assert not missing, (
         f"{sum(map(len, missing.values()))} of {total} accepted PIN changes never reached JetStream "

@@ -117,7 +117,7 @@ def test_the_retry_pause_is_capped_at_one_second_by_default() -> None:
     assert Settings.model_fields["outbox_retry_max_s"].default == 1.0
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(60)
 async def test_publishing_resumes_as_soon_as_nats_reconnects_not_after_the_pause(
     own_nats: OwnNats, start_registry: Start, retry_log: RetryLog
 ) -> None:
@@ -131,7 +131,8 @@ async def test_publishing_resumes_as_soon_as_nats_reconnects_not_after_the_pause
 
     own_nats.stop()
     await session.beacon(ev("pincode_updated", {"pinCode": "700001"}))
-    await retry_log.until_pause_of(3.2, within_s=15)
+    # A pause longer than a NATS restart takes even on a busy machine: the restart happens inside it.
+    await retry_log.until_pause_of(6.4, within_s=25)
     own_nats.start()
     restarted = asyncio.get_running_loop().time()
 
@@ -140,6 +141,6 @@ async def test_publishing_resumes_as_soon_as_nats_reconnects_not_after_the_pause
     await watcher.jetstream().subscribe(f"cobrowse.session.{session.id}.>", cb=log.add, ordered_consumer=True)
     await log.wait(session.id, "pin_assigned", within_s=10)
     await watcher.close()
-    # nats-py waits 0.5 s before reconnecting; the pause it interrupted had 3.2 s to go.
+    # nats-py waits 0.5 s before reconnecting; the pause it interrupted had 6.4 s to go.
     assert asyncio.get_running_loop().time() - restarted < 2.5
     assert retry_log.reconnect_retries >= 1
