@@ -65,7 +65,7 @@ async def _jetstream_ready(js: JetStreamContext) -> None:
                 await ensure_streams(js, replicas=3)
                 return
             except Exception:  # noqa: BLE001 - "JetStream not ready" in its several shapes, while a leader is elected
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # JetStream offers no event for "ready": ask again
 
 
 @pytest.fixture(name="stack")
@@ -114,7 +114,7 @@ class Load:
                     self.progress.notify_all()
             except (aiohttp.ClientError, TimeoutError):
                 self.refused += 1  # a 503 during the failover: not accepted, so it does not count
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the page's pace: 20 PIN changes a second
 
 
 async def _agent(http: aiohttp.ClientSession, url: str, api_key: str, offers: asyncio.Queue[str]) -> None:
@@ -132,7 +132,7 @@ async def _agent(http: aiohttp.ClientSession, url: str, api_key: str, offers: as
                     if frame.get("type") == "offer":
                         offers.put_nowait(frame["session_id"])
                         await ws.send_json({"type": "decline", "session_id": frame["session_id"]})
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the console's reconnect backoff
 
 
 async def _offered(http: aiohttp.ClientSession, urls: Urls, offers: asyncio.Queue[str]) -> None:
