@@ -46,6 +46,8 @@ class Customer:
 
     async def get_help(self) -> str:
         await self.page.get_by_role("button", name="Get help").click()
+        # The click shows "starting" at once; "waiting" comes with this request's PIN (#pin may hold the last one).
+        await expect(self.page.locator('#help [data-view="waiting"]')).to_be_visible()
         await expect(self.page.locator("#pin")).to_have_text(re.compile(r"^\d{6}$"))
         return await self.page.locator("#pin").inner_text()
 
@@ -115,6 +117,25 @@ async def test_cancel_keeps_the_beacon_until_the_sdk_reports_session_ended(custo
     assert customer.api.cancels == ["sess-1"]
     # The simulated SDK reports session_ended 150 ms after end(): the beacon was still there to forward it.
     await customer.api.beacons.wait_for(lambda r: "session_ended" in r.names())
+    assert customer.errors == []
+
+
+async def test_help_asked_again_at_once_is_not_ended_by_the_last_sessions_late_session_ended(
+    customer: Customer,
+) -> None:
+    """The SDK reports session_ended 150 ms after end(): a customer quicker than that must not lose the new request."""
+    await customer.get_help()
+    await customer.page.get_by_role("button", name="Cancel request").click()
+    await customer.page.get_by_role("button", name="Get help again").click()
+    await customer.get_help()
+
+    def events_of(session_id: str) -> list[str]:
+        return [e["name"] for b in customer.api.beacons.batches if b["session_id"] == session_id for e in b["events"]]
+
+    await customer.api.beacons.wait_for(lambda r: "session_started" in events_of("sess-2"))
+    assert "session_ended" in events_of("sess-1")
+    assert "session_ended" not in events_of("sess-2")
+    await expect(customer.page.locator('#help [data-view="waiting"]')).to_be_visible()
     assert customer.errors == []
 
 

@@ -13,6 +13,9 @@ const CONNECT_TIMEOUT_MS = Number(window.COBROWSE_CONNECT_TIMEOUT_MS) || 10000;
 // Until the SDK reports the session ended, the beacon must keep forwarding: that session_ended is what ends the
 // session in the registry when the server-side cancel did not get through. Detached after it, or after this.
 const RETIRE_BEACON_MS = 10000;
+// The SDK reports session_ended a moment after end(). A new "Get help" waits for it (or this long): arriving after
+// the new start, it would finish the new request, and the new beacon would forward it to the new session.
+const END_WAIT_MS = 3000;
 // A site can route its pages to different queues: /demo?queue=billing.
 const QUEUE = new URLSearchParams(location.search).get("queue") || "support";
 const SDK_SETTINGS = {
@@ -23,7 +26,7 @@ const SDK_SETTINGS = {
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, start: null, session: null, beacon: null, poller: null, agentShown: false,
-                agentName: null, retiring: null };
+                agentName: null, retiring: null, ending: null };
 
 // Once the customer works in the help panel, focus follows its views (the button they clicked disappears).
 let panelInUse = false;
@@ -163,6 +166,22 @@ function finish(text) {
   show("ended");
 }
 
+// Ends the SDK session; state.ending settles once the SDK has reported it (see END_WAIT_MS).
+function endSession() {
+  const session = state.session;
+  if (!session) return;
+  state.ending = new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      if (session.off) session.off("session_ended", done);
+      resolve();
+    };
+    const timer = setTimeout(done, END_WAIT_MS);
+    session.on("session_ended", done);
+  });
+  session.end();
+}
+
 // Every SDK event the page reacts to; the beacon forwards the same events to the registry by itself.
 function wire(session) {
   session.on("pincode_updated", (payload) => {
@@ -224,7 +243,7 @@ async function poll() {
     if (request.state === "cancelled" || request.state === "ended") {
       // The desk closed the request (e.g. nobody answered in time): the cobrowse session has no purpose left.
       finish("Your help request was closed. You can ask for help again at any time.");
-      state.session.end();
+      endSession();
     }
   } catch (error) {
     if (error.status !== 404) console.warn("queue position unavailable", error.message);
@@ -309,6 +328,8 @@ async function getHelp() {
   $("queue-note").hidden = true;
   $("queue-note").dataset.kind = "";
   try {
+    await state.ending;
+    state.ending = null;
     const name = $("customer-name").value.trim();
     const start = await startRequest(name ? { queue: QUEUE, userName: name } : { queue: QUEUE });
     state.start = start;
@@ -337,7 +358,7 @@ async function cancel() {
   } finally {
     $("cancel").disabled = false;
   }
-  state.session.end();
+  endSession();
   finish("Your help request was cancelled.");
 }
 
@@ -376,7 +397,7 @@ async function boot() {
   $("again").addEventListener("click", () => show("idle"));
   $("retry").addEventListener("click", () => show("idle"));
   $("cancel").addEventListener("click", cancel);
-  $("end").addEventListener("click", () => state.session && state.session.end());
+  $("end").addEventListener("click", endSession);
   try {
     state.config = await api("/api/config");
     $("sim-banner").hidden = !state.config.zoom.simulated;
