@@ -6,6 +6,8 @@ Every test sets the poll interval far beyond its deadline, so an event that wait
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -15,9 +17,11 @@ import structlog
 from aiohttp.test_utils import TestClient
 
 from session_registry.settings import Settings
+from session_registry.store import SessionStore
 from shared.messaging import REGISTRY_OUTBOX_WRITTEN
+from shared.redis_conn import close_redis, redis_client
 
-from .conftest import EventLog, OwnNats, Session, ev, open_session
+from .conftest import EventLog, MakeSettings, OwnNats, Session, ev, open_session
 
 pytestmark = pytest.mark.cluster
 
@@ -79,6 +83,40 @@ async def test_a_busy_replica_without_the_lease_nudges_once_per_round_trip_not_p
     await assign_pins(sessions, events, 600000)
     await sub.unsubscribe()
     assert 1 <= nudges < len(sessions) // 2
+
+
+async def write_unannounced(make_settings: MakeSettings, session: Session, pin: str) -> None:
+    """A ``pincode_updated`` written to the session's outbox by a replica that died before it could wake anyone."""
+    settings = make_settings()
+    redis = redis_client(settings.redis_url, mode=settings.redis_mode)
+    try:
+        event = {"id": uuid.uuid4().hex, "name": "pincode_updated", "ts": int(time.time() * 1000), "seq": 1, "pin": pin}
+        await SessionStore(redis, settings).apply(session.id, "beacon", [event])
+    finally:
+        await close_redis(redis)
+
+
+async def test_a_write_nobody_announced_is_published_by_the_poll(
+    start_registry: Start, make_settings: MakeSettings, nc: nats.aio.client.Client, events: EventLog
+) -> None:
+    """A round reads only the outboxes it was told of; the poll reads every one it holds."""
+    registry = await start_registry(outbox_poll_interval_s=0.3)
+    session = await open_session(nc, registry)
+    await events.wait(session.id, "created", within_s=2.0)
+    await write_unannounced(make_settings, session, "710001")
+    await events.wait(session.id, "pin_assigned", within_s=3.0)
+
+
+async def test_a_nudge_naming_no_partition_wakes_every_partition_held(
+    start_registry: Start, make_settings: MakeSettings, nc: nats.aio.client.Client, events: EventLog
+) -> None:
+    """An older replica's nudge has no payload: the holder reads all its outboxes at once, not at the poll."""
+    registry = await start_registry(**SLOW_POLL)
+    session = await open_session(nc, registry)
+    await events.wait(session.id, "created", within_s=2.0)
+    await write_unannounced(make_settings, session, "710002")
+    await nc.publish(REGISTRY_OUTBOX_WRITTEN)
+    await events.wait(session.id, "pin_assigned", within_s=2.0)
 
 
 class RetryLog:

@@ -11,10 +11,12 @@ attempt already stored goes message by message with an ack each. A crash between
 republishes them, and JetStream drops the copy by ``Nats-Msg-Id`` within its duplicate window.
 
 Waking the publisher: a write to a partition this replica holds wakes it at once (``SessionStore.outbox_written``);
-a write to any other partition sends the core-NATS nudge ``registry.outbox.written`` (at most one in flight per
-replica, so a busy replica sends one per round trip, not one per beacon), which wakes every replica holding a
-partition. A lost nudge (NATS down, a lease changing hands) costs at most ``outbox_poll_interval_s``: each publisher
-still polls its partitions as a backstop. While
+a write to any other partition sends the core-NATS nudge ``registry.outbox.written`` naming the partitions written
+(at most one in flight per replica, so a busy replica sends one per round trip, not one per beacon), which wakes the
+replicas holding them. A round reads only the outboxes that may hold entries (written here, named by a nudge, newly
+held, or left full by the last round), not every partition held: one event is one outbox read, not 16. A lost nudge
+(NATS down, a lease changing hands) costs at most ``outbox_poll_interval_s``: each publisher still polls all its
+partitions as a backstop. While
 JetStream is unavailable attempts back off up to ``outbox_retry_max_s`` and start again at once on reconnect.
 """
 
@@ -31,6 +33,7 @@ from typing import cast
 import structlog
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -86,13 +89,20 @@ class OutboxPublisher:
         self._settings = settings
         self._wake = asyncio.Event()
         """Set by a local write to a held partition and by another replica's nudge."""
+        self._dirty: set[int] = set()
+        """The partitions the next round reads (see the module docstring); only those held are read."""
+        self._looked_at: frozenset[int] = frozenset()
         self._gauge_at = 0.0
         self._reconnected = asyncio.Event()
 
-    async def on_nudge(self, _msg: object = None) -> None:
-        """Another replica wrote to an outbox: a replica holding partitions publishes at once."""
+    async def on_nudge(self, msg: Msg) -> None:
+        """Another replica wrote to outboxes: the replica holding them publishes at once."""
         # Only publishing wakes: a nudge is never relayed, or replicas would nudge each other back and forth.
-        if self.assignment.held:
+        held = self.assignment.held
+        written = _partitions(msg.data)
+        named = held if written is None else written & held
+        if named:
+            self._dirty |= named
             self._wake.set()
 
     def on_reconnected(self) -> None:
@@ -106,10 +116,20 @@ class OutboxPublisher:
         """Publish the oldest entries of every held partition as one batch; returns (how many JetStream stored,
         whether a partition had more than its share of this batch)."""
         self._wake.clear()
-        held = sorted(await self.assignment.refresh())
-        if not held:
+        held = await self.assignment.refresh()
+        self._dirty |= held - self._looked_at  # newly held: its last holder may have left a backlog
+        self._looked_at = held
+        partitions = sorted(self._dirty & held)
+        self._dirty.clear()  # before the read: a write committed during it marks its partition again
+        if not partitions:
             return 0, False
-        stored, full = await self.publish_batch(held)
+        try:
+            stored, full = await self.publish_batch(partitions)
+        except BaseException:
+            self._dirty.update(partitions)
+            raise
+        if full:
+            self._dirty.update(partitions)
         if time.monotonic() >= self._gauge_at:
             self._gauge_at = time.monotonic() + 1.0
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -211,9 +231,11 @@ class OutboxPublisher:
         return stored
 
     async def wait_for_entries(self, timeout_s: float) -> None:
-        # A local write or another replica's nudge wakes us at once; the timeout is the backstop for a lost nudge.
-        # (A blocking XREAD would wake for both, but redis-py cannot cancel it cleanly at shutdown.)
-        await wait_event(self._wake, timeout_s)
+        # A local write or another replica's nudge wakes us at once; the timeout is the backstop for a lost nudge,
+        # after which every held partition is read. (A blocking XREAD would wake for both, but redis-py cannot
+        # cancel it cleanly at shutdown.)
+        if not await wait_event(self._wake, timeout_s):
+            self._dirty |= self.assignment.held
 
     async def relay(self) -> None:
         """Route each local write: to this replica's publisher if it holds the partition, else as a nudge.
@@ -231,11 +253,12 @@ class OutboxPublisher:
             partitions = set(self._store.written)
             self._store.written.clear()
             held = self.assignment.held
-            if not partitions.isdisjoint(held):
+            if local := partitions & held:
+                self._dirty |= local
                 self._wake.set()
-            if not partitions.issubset(held):
+            if others := partitions - held:
                 try:
-                    await self._nc.publish(REGISTRY_OUTBOX_WRITTEN)
+                    await self._nc.publish(REGISTRY_OUTBOX_WRITTEN, ",".join(map(str, sorted(others))).encode())
                     # nats-py takes whole seconds
                     await self._nc.flush(timeout=max(1, round(self._settings.publish_timeout_s)))
                 except Exception as exc:  # NATS is down: the holder's poll is the backstop
@@ -266,6 +289,14 @@ class OutboxPublisher:
                 if await wait_event(self._reconnected, delay):
                     log.info("outbox_retry_on_reconnect")
                 delay = min(delay * 2, self._settings.outbox_retry_max_s)
+
+
+def _partitions(data: bytes) -> set[int] | None:
+    """The partitions a nudge names (``3,7``); ``None``, all of them, for a nudge that names none we can read."""
+    try:
+        return {int(part) for part in data.split(b",")}
+    except ValueError:
+        return None
 
 
 class _Rate:
