@@ -25,10 +25,10 @@ import nats
 from redis.asyncio import Redis
 
 from shared.accounts import AccountStore
-from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
+from shared.messaging import REGISTRY_CREATE, REGISTRY_END, CreatedSession, CreateSession, EndSession, SessionView
 from shared.rpc import call
 
-from .desk import open_agents, open_loop, percentile, until_offered
+from .desk import open_agents, open_loop, percentile, until_caught_up, until_offered
 from .harness import BenchEnv, Result, at_most
 
 RATE_PER_S = 200
@@ -85,7 +85,7 @@ async def _one_run(
     sub = await nc.subscribe("cobrowse.session.*.pin_assigned", cb=on_published)
     sockets = await open_agents(http, ws_base, accounts, queue, total // CAPACITY + 2, CAPACITY)
     readers = [asyncio.create_task(agent_reader(ws)) for ws in sockets]
-    await asyncio.sleep(0.5)  # let the notification service take the sessions' `created` events first
+    await until_caught_up(nc)  # the sessions' `created` events first
 
     async def one(i: int) -> None:
         c = created[i]
@@ -101,6 +101,11 @@ async def _one_run(
     await open_loop(total, RATE_PER_S, one)
     await until_offered(done, readers, nc, sockets)
     await sub.unsubscribe()
+    # Served customers leave: left waiting (they send no heartbeats), the run's sessions would time out together
+    # 90 s later, in the middle of a later run.
+    for c in created:
+        await call(nc, REGISTRY_END, EndSession(session_id=c.session.session_id), SessionView)
+    await until_caught_up(nc)
     measured = [s for s in started if s in offered and s in published]
 
     def ms(a: dict[str, float], b: dict[str, float]) -> list[float]:

@@ -12,8 +12,11 @@ from typing import Any
 import aiohttp
 
 from shared.accounts import AccountStore, Role
+from shared.messaging import STREAM
 
-__all__ = ["close_agents", "connect", "open_agents", "open_loop", "percentile", "until_offered"]
+NOTIFY_CONSUMER = "notification"  # the notification service's durable consumer (NOTIFY_CONSUMER_NAME's default)
+
+__all__ = ["close_agents", "connect", "open_agents", "open_loop", "percentile", "until_caught_up", "until_offered"]
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -83,3 +86,15 @@ async def until_offered(
         for task in readers:
             task.cancel()
         await close_agents(nc, sockets)
+
+
+async def until_caught_up(nc: Any, within_s: float = 60.0) -> None:
+    """Wait until the notification service has handled every session event on JetStream (none pending or unacked):
+    a measurement must not start while it still works through what came before (on a slow machine, seconds)."""
+    js = nc.jetstream()
+    async with asyncio.timeout(within_s):
+        while True:
+            info = await js.consumer_info(STREAM, NOTIFY_CONSUMER)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.05)  # polled: JetStream has no notification for a consumer that caught up

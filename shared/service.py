@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -26,14 +27,25 @@ def run_service(service: str, settings_class: type[S], create_app: Callable[[S],
     """
     settings = load_settings(settings_class, service)
     configure_logging(settings.log_level, settings.log_json, secrets=_secrets(settings))
+    app = create_app(settings)
+    app.cleanup_ctx.append(_freeze_startup_heap)  # last: after every client, script and schema is made
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
         print=None,
         loop=uvloop.new_event_loop(),
     )
+
+
+async def _freeze_startup_heap(app: web.Application) -> AsyncIterator[None]:
+    # What startup allocated (modules, clients, scripts, pydantic schemas) lives as long as the process: keep it out
+    # of the collector's full collections, which would otherwise scan it all each time. Measured pauses: ~35 ms in
+    # the registry's batch benchmark, 38-45 ms in the notification service's beacon -> offer runs; under 1 ms frozen.
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def _secrets(settings: ServiceSettings) -> Iterator[str]:
