@@ -113,8 +113,8 @@ class OutboxPublisher:
         await self.assignment.leave()
 
     async def publish_round(self) -> tuple[int, bool]:
-        """Publish the oldest entries of every held partition as one batch; returns (how many JetStream stored,
-        whether a partition had more than its share of this batch)."""
+        """Publish the oldest entries of the held partitions that may have some, as one batch; returns (how many
+        JetStream stored, whether a partition had more than its share of this batch)."""
         self._wake.clear()
         held = await self.assignment.refresh()
         self._dirty |= held - self._looked_at  # newly held: its last holder may have left a backlog
