@@ -1,7 +1,7 @@
 """From the page: the SDK's ``pincode_updated`` on the demo page to the offer on an agent's socket.
 
 The whole desk runs (token service with the simulated SDK, registry, notification service); headless Chromium
-(Debian's, as in ``tests/browser``) opens the customer demo page (``/demo``) in ``PAGES`` tabs, each loading the
+(Debian's, as in ``tests/browser``) opens the customer demo page (``/demo``) in ``TABS`` tabs, each loading the
 real ``beacon.js`` from the registry. In each tab one customer after another clicks "Get help", waits for the
 offer, cancels the request and clicks "Get help again" (the same page, the same SDK object, a new beacon per
 request) until ``CUSTOMERS`` customers have asked. An init script stamps the moment the SDK emits
@@ -36,7 +36,7 @@ from .harness import BenchEnv, Result, at_most
 CUSTOMERS = 200
 # One customer at a time: on these 2 cores a second tab's flow (start, cancel, Playwright's own commands) competes
 # with the services for CPU; the desk under load is the ``latency`` suite's. BENCH_PAGE_TABS=2 runs two at once.
-PAGES = int(os.environ.get("BENCH_PAGE_TABS", "1"))
+TABS = int(os.environ.get("BENCH_PAGE_TABS", "1"))
 CAPACITY = 50
 TARGET_P99_MS = 50.0
 SECRET = {"SESSION_TOKEN_SECRET": "bench-session-secret-0123456789"}
@@ -143,7 +143,7 @@ async def run(env: BenchEnv) -> list[Result]:
 
             readers = [asyncio.create_task(reader(ws)) for ws in sockets]
             async with launch_chromium() as browser:
-                tabs = [await Tab.open(browser, demo_url) for _ in range(PAGES)]
+                tabs = [await Tab.open(browser, demo_url) for _ in range(TABS)]
                 for tab in tabs:
                     await tab.ask(offers)  # warm-up: each tab's SDK object, the services' first requests
                 turns = itertools.count()
