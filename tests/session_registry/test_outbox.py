@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import pytest
 from nats.js.api import StreamConfig
@@ -79,3 +81,24 @@ async def test_one_round_publishes_every_held_partition_in_one_batch_in_order(
         await events.wait(session_id, "agent_left", 2)
         assert [e.session.version for e in events.of(session_id)] == [1, 2, 3, 4, 5]
     assert [await redis.xlen(partition_key(s, "outbox")) for s in sessions] == [0] * len(sessions)
+
+
+async def test_a_partition_taken_over_is_read_in_the_round_that_takes_it(
+    make_settings, redis, nc: nats.aio.client.Client, events
+) -> None:
+    """A round reads the outboxes this replica was told of, and every one it has just come to hold: the last
+    holder may have left entries that nobody will announce again."""
+    settings = make_settings(outbox_lease_s=0.3)
+    writer = SessionStore(redis, settings)  # another replica: this publisher never hears of its writes
+    session_id = (await writer.create(CreateSession(customer_id="c1"))).session_id
+    partition = writer.keys.partition_of(session_id)
+    await redis.set(partition_key(session_id, "lease"), "other-replica", px=60_000)
+    publisher = OutboxPublisher(redis, nc, nc.jetstream(), SessionStore(redis, settings), settings)
+    assert await publisher.publish_round() == (0, False)
+    assert publisher.assignment.held and partition not in publisher.assignment.held
+
+    await redis.delete(partition_key(session_id, "lease"))  # the other replica is gone
+    await asyncio.sleep(0.05)  # past the assignment's next try: a tenth of a lease after a partition it missed
+    assert await publisher.publish_round() == (1, False)
+    assert partition in publisher.assignment.held
+    await events.wait(session_id, "created")
