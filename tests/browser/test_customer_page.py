@@ -36,6 +36,21 @@ SILENT_JOIN = """
 })();
 """
 
+# An SDK whose end() never reports session_ended.
+SILENT_END = """
+(function () {
+  var init = ZoomCobrowseSDK.init;
+  ZoomCobrowseSDK.init = function (settings, cb) {
+    init(settings, function (result) {
+      var s = result.session;
+      var emit = s.emit.bind(s);
+      s.emit = function (name, payload) { if (name !== "session_ended") emit(name, payload); };
+      cb(result);
+    });
+  };
+})();
+"""
+
 
 @dataclass
 class Customer:
@@ -137,6 +152,22 @@ async def test_help_asked_again_at_once_is_not_ended_by_the_last_sessions_late_s
     assert "session_ended" not in events_of("sess-2")
     await expect(customer.page.locator('#help [data-view="waiting"]')).to_be_visible()
     assert customer.errors == []
+
+
+async def test_help_asked_again_starts_though_the_sdk_never_reports_the_last_end(
+    browser: Browser, server: AiohttpServer, api: DeskApi
+) -> None:
+    """The wait for the last session's session_ended is bounded (3 s): a silent SDK does not block the next request."""
+    customer = await open_customer(browser, server, api)
+    await customer.page.route("**/static/zoom-sim.js", _silence_end)
+    await customer.get_help()
+    await customer.page.get_by_role("button", name="Cancel request").click()
+    await customer.page.get_by_role("button", name="Get help again").click()
+    await customer.page.get_by_role("button", name="Get help").click()
+    await expect(customer.page.locator('#help [data-view="waiting"]')).to_be_visible(timeout=10_000)
+    assert len(api.start_keys) == 2
+    assert customer.errors == []
+    await customer.page.context.close()
 
 
 async def test_the_agent_name_comes_from_the_request_api(browser: Browser, server: AiohttpServer, api: DeskApi) -> None:
@@ -251,6 +282,11 @@ async def test_zoom_sdk_version_pins_the_cdn_url(
 async def _serve_simulated_sdk(route: Route) -> None:
     """Plays Zoom's CDN build: the stand-in SDK, not saying it is one (nothing joins unless the test says so)."""
     body = (TOKEN_STATIC / "zoom-sim.js").read_text() + "\nwindow.ZoomCobrowseSDK.simulated = false;\n"
+    await route.fulfill(body=body, content_type="application/javascript")
+
+
+async def _silence_end(route: Route) -> None:
+    body = (TOKEN_STATIC / "zoom-sim.js").read_text() + SILENT_END
     await route.fulfill(body=body, content_type="application/javascript")
 
 
