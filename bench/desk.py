@@ -11,10 +11,11 @@ from typing import Any
 
 import aiohttp
 
+from notification_service.settings import Settings as NotifySettings
 from shared.accounts import AccountStore, Role
 from shared.messaging import STREAM
 
-NOTIFY_CONSUMER = "notification"  # the notification service's durable consumer (NOTIFY_CONSUMER_NAME's default)
+NOTIFY_CONSUMER = NotifySettings.model_fields["consumer_name"].default  # the durable consumer the services share
 
 __all__ = ["close_agents", "connect", "open_agents", "open_loop", "percentile", "until_caught_up", "until_offered"]
 
