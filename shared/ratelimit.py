@@ -8,10 +8,10 @@ A request whose outcome should not count (a PIN guess that hit a live PIN) gives
 The budgets of one **subject** (an IP, an account id) share a slot: the subject is the hash tag of their keys, so
 several limits of one subject (an account's agent tokens and its PIN guesses) are reserved in one script, all or
 nothing. Budgets of different subjects (an account's and its client IP's) live in different slots, so ``reserve``
-takes them one subject after another, in the order given: when a later subject's budget is full, the slots already
-taken are given back before ``RateLimited`` is raised, with the ``Retry-After`` of the full budget. No budget ever
-counts more than its limit at any moment, so "at most ``limit`` got through" holds exactly, on one Redis and on a
-cluster alike; a request refused at a later subject only held the earlier slots for that round trip.
+runs one script per subject, all at once (one shared round trip): when a subject's budget is full, the slots the
+others took are given back before ``RateLimited`` is raised, with the longest ``Retry-After`` of the full budgets.
+No budget ever counts more than its limit at any moment, so "at most ``limit`` got through" holds exactly, on one
+Redis and on a cluster alike; a request refused at one subject only held the others' slots for that round trip.
 
 Failure model: a Redis error propagates unchanged (the edge answers 503). A slot taken by a process that dies
 (or meets a Redis error) before it could finish or give it back stays taken until its window ends, which errs on the
@@ -23,15 +23,20 @@ Keys: ``rl:{<subject>}:<name>`` (a counter, expiring at the end of the window th
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from .batching import Batcher
 from .errors import RateLimited
 from .redis_conn import RedisClient
 from .scripts import Keyspace, ScriptRunner
 
 __all__ = ["SUBJECTS", "RateLimit", "Released", "Reservation", "Reserved", "Slot", "reserve"]
+
+HITS_MAX = 1000
+"""Most hits answered by one round of grants."""
 
 SUBJECTS = Keyspace("rl:", "{}", counter="{}")
 """One slot per subject: ``rl:{<subject>}`` is the base, ``rl:{<subject>}:<limit name>`` each counter."""
@@ -149,9 +154,8 @@ class RateLimit:
         self.reserve_script = self.runner.script("reserve", _RESERVE, Reserved, keyspace=SUBJECTS)
         self.release_script = self.runner.script("release", _RELEASE, Released, keyspace=SUBJECTS)
         self._grant_script = self.runner.script("grant", _GRANT, Granted, keyspace=SUBJECTS)
-        self._hits: dict[str, list[asyncio.Future[int]]] = {}
-        """Hits of a subject waiting for its next grant; a subject is here while its grant is in flight."""
-        self._granting: set[asyncio.Task[None]] = set()
+        self._hits: Batcher[str, int] = Batcher(self._grant, max_batch=HITS_MAX)
+        """Hits of any subject waiting for the next grant (``batching.py``)."""
 
     def slot(self, subject: str) -> Slot:
         """This limit's budget for ``subject``, to reserve together with others."""
@@ -167,44 +171,31 @@ class RateLimit:
         slots (the customer-token limit runs thousands of times a second, often for one address behind a proxy):
         the first of them get what is left of the budget, in arrival order, the others ``RateLimited``.
         """
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        waiting = self._hits.get(subject)
-        if waiting is not None:
-            waiting.append(future)
-        else:
-            self._hits[subject] = [future]
-            task = asyncio.create_task(self._grant(subject))
-            self._granting.add(task)
-            task.add_done_callback(self._granting.discard)
-        return await future
+        return await self._hits.submit(subject)
 
-    async def _grant(self, subject: str) -> None:
-        batch: list[asyncio.Future[int]] = []
-        try:
-            while batch := self._hits[subject]:
-                self._hits[subject] = []
-                try:
-                    grant = await self._grant_script(
-                        SUBJECTS.base(subject), self.name, self.limit, self.window_ms, len(batch)
-                    )
-                except Exception as exc:  # a Redis error: every hit of the batch answers 503
-                    for future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                first = grant.count - grant.granted + 1
-                for i, future in enumerate(batch):
-                    if future.done():
-                        continue  # its caller went away; its slot stays taken, on the side of the limit
-                    if i < grant.granted:
-                        future.set_result(first + i)
-                    else:
-                        future.set_exception(RateLimited(retry_after=-(-grant.ttl_ms // 1000)))
-        finally:
-            # Only a cancelled grant (the service stopping) leaves hits unanswered: they are cancelled too.
-            for future in [*batch, *self._hits.pop(subject)]:
-                if not future.done():
-                    future.cancel()
+    async def _grant(self, subjects: list[str]) -> list[int | BaseException]:
+        """One grant per subject for its hits (one round trip for all): the first of them get what is left of its
+        budget, in arrival order, the others ``RateLimited``; a Redis error fails only that subject's hits."""
+        asked = Counter(subjects)
+        script = self._grant_script
+        calls = [script(SUBJECTS.base(s), self.name, self.limit, self.window_ms, n) for s, n in asked.items()]
+        # Mostly one subject (one address behind a proxy): awaited as it is, since gather would wrap it in a task.
+        grants: list[Granted | BaseException]
+        grants = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls, return_exceptions=True)
+        by_subject = dict(zip(asked, grants, strict=True))
+        seen: Counter[str] = Counter()
+        answers: list[int | BaseException] = []
+        for subject in subjects:
+            grant = by_subject[subject]
+            if isinstance(grant, BaseException):
+                answers.append(grant)
+                continue
+            i, seen[subject] = seen[subject], seen[subject] + 1
+            if i < grant.granted:
+                answers.append(grant.count - grant.granted + 1 + i)
+            else:
+                answers.append(RateLimited(retry_after=-(-grant.ttl_ms // 1000)))
+        return answers
 
     async def count(self, subject: str) -> int:
         """Slots taken by ``subject`` in the current window."""
@@ -248,17 +239,27 @@ class Reservation:
 async def reserve(*slots: Slot) -> Reservation:
     """Take one slot of every budget in ``slots``, or none; ``RateLimited`` if any is full.
 
-    The budgets of one subject are taken in one script; subjects one after another in the order of ``slots``
-    (see the module docstring). Every slot's limit must use the same Redis.
+    The budgets of one subject are taken in one script; the subjects at once (see the module docstring). Every
+    slot's limit must use the same Redis.
     """
+    groups = list(_by_subject(slots).values())
+    replies = await asyncio.gather(*map(_reserve_subject, groups), return_exceptions=True)
     taken: dict[Slot, int] = {}
-    for subject, group in _by_subject(slots).items():
-        args: list[str | int] = []
-        for slot in group:
-            args += [slot.limit.name, slot.limit.limit, slot.limit.window_ms]
-        reply = await group[0].limit.reserve_script(SUBJECTS.base(subject), *args)
-        if not reply.granted:
-            await Reservation(tuple(taken), ()).release()
-            raise RateLimited(retry_after=-(-reply.retry_after_ms // 1000))
-        taken.update(zip(group, reply.counts, strict=True))
+    for group, reply in zip(groups, replies, strict=True):
+        if isinstance(reply, Reserved) and reply.granted:
+            taken.update(zip(group, reply.counts, strict=True))
+    if len(taken) < len(slots):
+        await Reservation(tuple(taken), ()).release()
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        wait_ms = max(r.retry_after_ms for r in replies if isinstance(r, Reserved) and not r.granted)
+        raise RateLimited(retry_after=-(-wait_ms // 1000))
     return Reservation(slots, tuple(taken[slot] for slot in slots))
+
+
+async def _reserve_subject(group: list[Slot]) -> Reserved:
+    args: list[str | int] = []
+    for slot in group:
+        args += [slot.limit.name, slot.limit.limit, slot.limit.window_ms]
+    return await group[0].limit.reserve_script(SUBJECTS.base(group[0].subject), *args)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from shared.errors import RateLimited
-from shared.ratelimit import RateLimit, reserve
+from shared.ratelimit import SUBJECTS, RateLimit, reserve
 from shared.redis_conn import RedisClient, redis_client
 from shared.scripts import ScriptRunner
 
@@ -20,6 +21,17 @@ async def _client(redis_url: str) -> RedisClient:
     client = redis_client(redis_url, mode=os.environ.get("REDIS_MODE", "standalone"))
     await client.ping()  # a cluster client loads its slot map before concurrent use
     return client
+
+
+def down_for(subject: str, script: Any) -> Any:
+    """``script``, failing as a lost connection in ``subject``'s slot."""
+
+    async def call(base: str, *args: object) -> object:
+        if base == SUBJECTS.base(subject):
+            raise ConnectionError(f"the node of {subject} is down")
+        return await script(base, *args)
+
+    return call
 
 
 async def test_limit_holds_across_two_clients_of_the_same_redis(redis_url: str) -> None:
@@ -77,7 +89,7 @@ async def test_budgets_of_one_subject_share_a_slot_and_are_taken_all_or_none(red
     assert (await per_key.count("a"), await tries.count("a")) == (1, 1)
 
 
-async def test_a_full_budget_of_a_later_subject_gives_the_earlier_slots_back(redis: RedisClient) -> None:
+async def test_a_full_budget_of_one_subject_gives_the_others_slots_back(redis: RedisClient) -> None:
     per_key = RateLimit(redis, "key", limit=5, window_s=60)
     per_ip = RateLimit(redis, "ip", limit=1, window_s=30)
     assert (await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))).counts == (1, 1)
@@ -85,6 +97,29 @@ async def test_a_full_budget_of_a_later_subject_gives_the_earlier_slots_back(red
         await reserve(per_key.slot("b"), per_ip.slot("1.2.3.4"))
     assert 1 <= exc_info.value.retry_after <= 30
     assert (await per_key.count("a"), await per_key.count("b"), await per_ip.count("1.2.3.4")) == (1, 0, 1)
+
+
+async def test_the_subjects_of_a_reservation_share_one_round_trip_and_an_error_gives_the_others_back(
+    redis: RedisClient,
+) -> None:
+    runner = ScriptRunner(redis)
+    per_key = RateLimit(runner, "key", limit=5, window_s=60)
+    per_ip = RateLimit(runner, "ip", limit=5, window_s=60)
+    trips = 0
+    execute = runner._execute
+
+    async def counted(batch: list) -> list:  # type: ignore[type-arg]
+        nonlocal trips
+        trips += 1
+        return await execute(batch)
+
+    runner._batcher._send = counted  # type: ignore[assignment]
+    assert (await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))).counts == (1, 1)
+    assert trips == 1  # both subjects at once, not one after the other
+    per_ip.reserve_script = down_for("1.2.3.4", per_ip.reserve_script)  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await reserve(per_key.slot("b"), per_ip.slot("1.2.3.4"))
+    assert await per_key.count("b") == 0
 
 
 async def test_concurrent_reservations_across_subjects_never_pass_a_budget(redis: RedisClient) -> None:
@@ -122,3 +157,11 @@ async def test_redis_errors_reach_every_caller() -> None:
     results = await asyncio.gather(limit.hit("a"), limit.hit("b"), return_exceptions=True)
     assert all(isinstance(r, Exception) and not isinstance(r, RateLimited) for r in results)
     await broken.aclose()
+
+
+async def test_a_redis_error_for_one_subject_fails_only_that_subjects_hits(redis: RedisClient) -> None:
+    limit = RateLimit(redis, "t", limit=5, window_s=60)
+    limit._grant_script = down_for("b", limit._grant_script)  # type: ignore[method-assign]
+    results = await asyncio.gather(limit.hit("a"), limit.hit("b"), limit.hit("a"), return_exceptions=True)
+    assert results[0] == 1 and results[2] == 2
+    assert isinstance(results[1], ConnectionError)
