@@ -46,6 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ACCOUNTS_REVOKED",
+    "REGISTRY_CREATE_MANY",
+    "REGISTRY_RESOLVE_MANY",
     "REGISTRY_OUTBOX_WRITTEN",
     "AccountRevoked",
     "AgentEvent",
@@ -80,9 +82,11 @@ AGENT_EVENTS = "cobrowse.agent.>"
 
 REGISTRY_SERVICE = "session-registry"
 REGISTRY_CREATE = "registry.sessions.create"
+REGISTRY_CREATE_MANY = "registry.sessions.create_many"
 REGISTRY_GET = "registry.sessions.get"
 REGISTRY_END = "registry.sessions.end"
 REGISTRY_RESOLVE_PIN = "registry.pins.resolve"
+REGISTRY_RESOLVE_MANY = "registry.pins.resolve_many"
 
 TOKEN_SERVICE = "token"
 TOKEN_AGENT_ISSUE = "token.agent.issue"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client as NatsClient
@@ -28,7 +28,7 @@ from .errors import CobrowseError, RemoteError, Unavailable, ValidationFailed
 from .messaging import Message
 from .outages import outage_of
 
-__all__ = ["call", "endpoint", "stop_service"]
+__all__ = ["Handlers", "call", "endpoint", "error_reply", "stop_service"]
 
 log = structlog.get_logger()
 
@@ -47,7 +47,7 @@ def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 def endpoint(
     request_model: type[Req], handler: Callable[[Req], Awaitable[Message]]
-) -> Callable[[Request], Awaitable[None]]:
+) -> Callable[[Request], Coroutine[Any, Any, None]]:
     """Wrap a typed handler as a ``nats.micro`` handler."""
 
     async def handle(req: Request) -> None:
@@ -56,23 +56,29 @@ def endpoint(
             try:
                 payload = request_model.model_validate_json(req.data)
                 reply = await handler(payload)
-            except ValidationError as exc:
-                await _respond_error(req, ValidationFailed(validation_errors(exc)))
-            except CobrowseError as exc:
-                log.info("rpc_rejected", code=exc.code, status=exc.status)
-                await _respond_error(req, exc)
             except Exception as exc:
-                dependency = outage_of(exc)
-                if dependency is None:
-                    log.exception("rpc_failed")
-                    await _respond_error(req, CobrowseError())
-                else:
-                    log.warning("rpc_unavailable", dependency=dependency, error=type(exc).__name__)
-                    await _respond_error(req, Unavailable(f"{dependency} unavailable, retry"))
+                await _respond_error(req, error_reply(exc))
             else:
                 await req.respond(reply.encode())
 
     return handle
+
+
+def error_reply(exc: Exception) -> CobrowseError:
+    """What the caller gets for ``exc``, raised by a handler (logged here): our own error as it is, a bad payload as
+    ``validation_failed``, an outage as ``unavailable``, anything else as a generic 500 (with a traceback in the log).
+    """
+    if isinstance(exc, ValidationError):
+        return ValidationFailed(validation_errors(exc))
+    if isinstance(exc, CobrowseError):
+        log.info("rpc_rejected", code=exc.code, status=exc.status)
+        return exc
+    dependency = outage_of(exc)
+    if dependency is None:
+        log.error("rpc_failed", exc_info=exc)
+        return CobrowseError()
+    log.warning("rpc_unavailable", dependency=dependency, error=type(exc).__name__)
+    return Unavailable(f"{dependency} unavailable, retry")
 
 
 async def _respond_error(req: Request, exc: CobrowseError) -> None:
@@ -119,6 +125,44 @@ async def call(
             message = code
         raise RemoteError(status, code, message)
     return reply_model.model_validate_json(msg.data)
+
+
+class Handlers:
+    """The requests a service is handling: each in its own task, at most ``max_in_flight`` at once.
+
+    A NATS subscription runs its callback one message at a time, so a handler awaiting Redis would hold every request
+    behind it, and concurrent requests could never share a round trip (``batching.py``). Past ``max_in_flight`` the
+    subscription waits for a slot (its pending messages queue in nats-py, within the subscription's limits).
+    ``stop`` stops the service, then waits up to ``stop_wait_s`` for the requests in flight to be answered.
+    """
+
+    def __init__(self, *, max_in_flight: int = 256, stop_wait_s: float = 5.0) -> None:
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop_wait_s = stop_wait_s
+
+    def endpoint(
+        self, request_model: type[Req], handler: Callable[[Req], Awaitable[Message]]
+    ) -> Callable[[Request], Awaitable[None]]:
+        """``endpoint(request_model, handler)``, each request in a task of its own."""
+        handle = endpoint(request_model, handler)
+
+        async def spawn(req: Request) -> None:
+            await self._slots.acquire()
+            task = asyncio.create_task(handle(req))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+        return spawn
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def stop(self, service: Service) -> None:
+        await stop_service(service)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self._stop_wait_s)
 
 
 async def stop_service(service: Service) -> None:

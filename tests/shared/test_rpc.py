@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats
@@ -9,7 +10,7 @@ from nats.micro import add_service
 
 from shared.errors import Conflict, RemoteError, Unavailable
 from shared.messaging import SessionRef, SessionState, SessionView
-from shared.rpc import call, endpoint
+from shared.rpc import Handlers, call, endpoint
 
 
 async def test_typed_call_reply_and_error_translation(nc: nats.aio.client.Client) -> None:
@@ -86,3 +87,65 @@ async def test_timeout_retried_only_when_idempotent(nc: nats.aio.client.Client) 
     calls = 0
     view = await call(nc, "flaky.get", SessionRef(session_id="s1"), SessionView, timeout_s=0.3, idempotent=True)
     assert view.session_id == "s1" and calls == 2
+
+
+class FakeRequest:
+    """What ``endpoint`` reads of a ``nats.micro`` request, and the answer it got."""
+
+    def __init__(self, session_id: str) -> None:
+        self.subject = "test.fake"
+        self.headers = None
+        self.data = SessionRef(session_id=session_id).encode()
+        self.answer: bytes | None = None
+
+    async def respond(self, data: bytes) -> None:
+        self.answer = data
+
+
+class FakeService:
+    async def stop(self) -> None:
+        pass
+
+
+async def test_handlers_answer_a_request_while_another_is_held_up(nc: nats.aio.client.Client) -> None:
+    release = asyncio.Event()
+
+    async def get(ref: SessionRef) -> SessionView:
+        if ref.session_id == "slow":
+            await release.wait()
+        return SessionView(session_id=ref.session_id, state=SessionState.WAITING, created_at=1, updated_at=2)
+
+    handlers = Handlers()
+    service = await add_service(nc, name="test-handlers", version="0.0.1")
+    await service.add_endpoint(name="get", subject="test.handlers", handler=handlers.endpoint(SessionRef, get))
+    slow = asyncio.create_task(call(nc, "test.handlers", SessionRef(session_id="slow"), SessionView, timeout_s=5))
+    # One message at a time (a plain subscription callback) would hold this one behind the slow one until it timed out.
+    fast = await call(nc, "test.handlers", SessionRef(session_id="fast"), SessionView, timeout_s=5)
+    assert fast.session_id == "fast" and not slow.done()
+    release.set()
+    assert (await slow).session_id == "slow"
+    await handlers.stop(service)
+
+
+async def test_handlers_keep_to_their_bound_and_stop_waits_for_the_requests_in_flight() -> None:
+    release = asyncio.Event()
+    started: asyncio.Queue[str] = asyncio.Queue()
+
+    async def get(ref: SessionRef) -> SessionView:
+        started.put_nowait(ref.session_id)
+        await release.wait()
+        return SessionView(session_id=ref.session_id, state=SessionState.WAITING, created_at=1, updated_at=2)
+
+    handlers = Handlers(max_in_flight=2)
+    handle = handlers.endpoint(SessionRef, get)
+    requests = [FakeRequest(f"s{i}") for i in range(3)]
+    spawns = [asyncio.create_task(handle(req)) for req in requests]  # type: ignore[arg-type]
+    assert {await started.get(), await started.get()} == {"s0", "s1"}
+    await asyncio.sleep(0)  # one loop turn: a free slot would have let the third one start by now
+    assert started.empty() and not spawns[2].done()
+    stopping = asyncio.create_task(handlers.stop(FakeService()))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # one loop turn: stop is now waiting for the two in flight
+    assert not stopping.done()
+    release.set()
+    await asyncio.gather(stopping, *spawns)
+    assert [req.answer is not None for req in requests[:2]] == [True, True]

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from shared.accounts import AccountStore, Role
 from shared.errors import CobrowseError, Conflict, NotFound
 from shared.messaging import (
-    REGISTRY_CREATE,
-    REGISTRY_RESOLVE_PIN,
+    REGISTRY_CREATE_MANY,
+    REGISTRY_RESOLVE_MANY,
     REGISTRY_SERVICE,
     CreatedSession,
     CreateSession,
@@ -27,6 +27,7 @@ from shared.messaging import (
     SessionView,
 )
 from shared.rpc import endpoint
+from shared.rpc_many import Many, serve_many
 from tests.conftest import TEST_SDK_KEY, TEST_SDK_SECRET
 from token_service.app import create_app
 from token_service.settings import Settings
@@ -89,10 +90,13 @@ class FakeRegistry:
 
     sessions: dict[str, SessionView] = field(default_factory=dict)
     created: list[CreateSession] = field(default_factory=list)
+    batches: dict[str, list[int]] = field(default_factory=dict)
+    """The number of calls in each ``*_many`` request, by endpoint (``create``, ``resolve``)."""
     resolved: list[ResolvePin] = field(default_factory=list)
     not_ready: set[str] = field(default_factory=set)
     full: set[str] = field(default_factory=set)
     create_error: CobrowseError | None = None
+    taken_pins: set[str] = field(default_factory=set)
 
     def add_session(self, pin: str, session_id: str = "s-1") -> SessionView:
         now = time.time()
@@ -103,6 +107,8 @@ class FakeRegistry:
     async def create(self, request: CreateSession) -> CreatedSession:
         if self.create_error is not None:
             raise self.create_error
+        if request.custom_pin in self.taken_pins:
+            raise Conflict("this PIN is in use by another live session", code="pin_taken")
         self.created.append(request)
         now = time.time()
         view = SessionView(
@@ -132,7 +138,20 @@ class FakeRegistry:
 async def _registry(nc: nats.aio.client.Client) -> AsyncIterator[FakeRegistry]:
     fake = FakeRegistry()
     service = await add_service(nc, name=REGISTRY_SERVICE, version="0.0.0")
-    await service.add_endpoint(name="create", subject=REGISTRY_CREATE, handler=endpoint(CreateSession, fake.create))
-    await service.add_endpoint(name="resolve", subject=REGISTRY_RESOLVE_PIN, handler=endpoint(ResolvePin, fake.resolve))
+
+    def counted(name: str, handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Many[Any]], Awaitable[Any]]:
+        many = serve_many(handler)
+
+        async def handle(batch: Many[Any]) -> Any:
+            fake.batches.setdefault(name, []).append(len(batch.items))
+            return await many(batch)
+
+        return handle
+
+    for name, subject, handle in [
+        ("create-many", REGISTRY_CREATE_MANY, endpoint(Many[CreateSession], counted("create", fake.create))),
+        ("resolve-many", REGISTRY_RESOLVE_MANY, endpoint(Many[ResolvePin], counted("resolve", fake.resolve))),
+    ]:
+        await service.add_endpoint(name=name, subject=subject, handler=handle)
     yield fake
     await service.stop()

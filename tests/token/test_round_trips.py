@@ -40,3 +40,20 @@ async def test_a_burst_of_starts_and_connects_shares_redis_round_trips(
     statuses: list[Any] = await asyncio.gather(*(start() for _ in range(50)), *(connect() for _ in range(50)))
     assert statuses == [200] * 100
     assert await _service_connections(redis) <= 8
+    for name in ("create", "resolve"):  # and NATS requests to the registry
+        assert sum(registry.batches[name]) == 50 and len(registry.batches[name]) < 50
+
+
+async def test_concurrent_starts_share_registry_requests_and_a_refused_one_fails_alone(
+    make_client: MakeClient, registry: FakeRegistry
+) -> None:
+    client = await make_client(starts_per_window=1000, allow_byop=True)
+    registry.taken_pins.add("TAKEN1")
+
+    async def start(body: dict[str, str]) -> int:
+        return int((await client.post("/api/customer/start", json=body)).status)
+
+    statuses = await asyncio.gather(*(start({}) for _ in range(50)), start({"customPin": "TAKEN1"}))
+    assert statuses == [200] * 50 + [409]
+    assert sum(registry.batches["create"]) == 51 and len(registry.batches["create"]) < 51
+    assert len({c.customer_id for c in registry.created}) == 50

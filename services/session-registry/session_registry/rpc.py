@@ -1,4 +1,8 @@
-"""The ``session-registry`` nats.micro service: create, get and end sessions, resolve PINs for agents."""
+"""The ``session-registry`` nats.micro service: create, get and end sessions, resolve PINs for agents.
+
+``create_many`` and ``resolve_many`` take the calls the token service gathered while its last request was in flight
+(``shared.rpc_many``): one NATS request and shared Redis round trips for all of them, each answered on its own.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,10 @@ from shared.errors import CobrowseError, Conflict, NotFound, ValidationFailed
 from shared.keys import JETSTREAM, NATS
 from shared.messaging import (
     REGISTRY_CREATE,
+    REGISTRY_CREATE_MANY,
     REGISTRY_END,
     REGISTRY_GET,
+    REGISTRY_RESOLVE_MANY,
     REGISTRY_RESOLVE_PIN,
     REGISTRY_SERVICE,
     CreatedSession,
@@ -24,7 +30,8 @@ from shared.messaging import (
     SessionRef,
     SessionView,
 )
-from shared.rpc import endpoint, stop_service
+from shared.rpc import Handlers
+from shared.rpc_many import Many, serve_many
 from shared.session_tokens import sign_session_token
 
 from .archive import read_archive
@@ -103,14 +110,20 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
             raise error_class(message, code=code)
         return result.session
 
+    handlers = Handlers()
     service = await add_service(
         app[NATS], name=REGISTRY_SERVICE, version="1.0.0", description="cobrowse session registry"
     )
-    await service.add_endpoint(name="create", subject=REGISTRY_CREATE, handler=endpoint(CreateSession, create))
-    await service.add_endpoint(name="get", subject=REGISTRY_GET, handler=endpoint(SessionRef, get))
-    await service.add_endpoint(name="end", subject=REGISTRY_END, handler=endpoint(EndSession, end))
-    await service.add_endpoint(name="resolve", subject=REGISTRY_RESOLVE_PIN, handler=endpoint(ResolvePin, resolve))
+    for name, subject, handle in [
+        ("create", REGISTRY_CREATE, handlers.endpoint(CreateSession, create)),
+        ("create-many", REGISTRY_CREATE_MANY, handlers.endpoint(Many[CreateSession], serve_many(create))),
+        ("get", REGISTRY_GET, handlers.endpoint(SessionRef, get)),
+        ("end", REGISTRY_END, handlers.endpoint(EndSession, end)),
+        ("resolve", REGISTRY_RESOLVE_PIN, handlers.endpoint(ResolvePin, resolve)),
+        ("resolve-many", REGISTRY_RESOLVE_MANY, handlers.endpoint(Many[ResolvePin], serve_many(resolve))),
+    ]:
+        await service.add_endpoint(name=name, subject=subject, handler=handle)
     # The server knows our subscriptions once this returns, so a request sent after start-up finds a responder.
     await app[NATS].flush()
     yield
-    await stop_service(service)
+    await handlers.stop(service)

@@ -14,11 +14,12 @@ from urllib.parse import urlencode
 
 import structlog
 from nats.aio.client import Client as NatsClient
+from structlog.contextvars import get_contextvars
 
 from shared.accounts import Account, AccountStore, Role
 from shared.errors import Forbidden, RemoteError
-from shared.messaging import REGISTRY_RESOLVE_PIN, AgentToken, IssueAgentToken, ResolvePin, SessionView
-from shared.rpc import call
+from shared.messaging import REGISTRY_RESOLVE_MANY, AgentToken, IssueAgentToken, ResolvePin, SessionView
+from shared.rpc_many import ManyCaller
 
 from .limits import Limits
 from .metrics import TOKENS_ISSUED, counts_refusals
@@ -45,7 +46,9 @@ class AgentTokens:
         self._signer = signer
         self._limits = limits
         self._accounts = accounts
-        self._nc = nc
+        self._pins: ManyCaller[ResolvePin, SessionView] = ManyCaller(
+            nc, REGISTRY_RESOLVE_MANY, SessionView, timeout_s=settings.registry_timeout_s
+        )
 
     def sign(
         self, account: Account, *, user_name: str | None = None, expires_in_s: int | None = None
@@ -77,9 +80,7 @@ class AgentTokens:
         reservation = await limits.reserve_guess(account.id, client_ip)
         request = ResolvePin(pin=pin, agent_id=account.id, client_ip=client_ip)
         try:
-            session = await call(
-                self._nc, REGISTRY_RESOLVE_PIN, request, SessionView, timeout_s=self._settings.registry_timeout_s
-            )
+            session = await self._pins.call(request, request_id=get_contextvars().get("request_id"))
         except RemoteError as exc:
             if exc.code in LIVE_PIN_CODES:
                 await limits.return_guess(reservation)

@@ -11,14 +11,16 @@ from aiohttp import web
 
 from shared.accounts import AccountStore
 from shared.keys import NATS, REDIS
+from shared.messaging import REGISTRY_CREATE_MANY, CreatedSession
 from shared.nats_conn import nats_context
 from shared.redis_conn import redis_context
+from shared.rpc_many import ManyCaller
 from shared.scripts import ScriptRunner
 from shared.web import setup_edge
 
 from .agents import AgentTokens
 from .http import setup_routes
-from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
+from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SESSIONS, SETTINGS, SIGNER, TOKEN_REQUEST
 from .limits import Limits
 from .rpc import rpc_context
 from .schemas import token_request_model
@@ -39,6 +41,14 @@ async def _collaborators(app: web.Application) -> AsyncIterator[None]:
     app[ACCOUNTS] = AccountStore(redis, runner=runner)
     app[LIMITS] = Limits.create(runner, settings)
     app[AGENT_TOKENS] = AgentTokens(settings, app[SIGNER], app[LIMITS], app[ACCOUNTS], app[NATS])
+    # A create with an idempotency key may be retried after a timeout: it answers the session the first one made.
+    app[SESSIONS] = ManyCaller(
+        app[NATS],
+        REGISTRY_CREATE_MANY,
+        CreatedSession,
+        timeout_s=settings.registry_timeout_s,
+        idempotent=lambda create: create.idempotency_key is not None,
+    )
     yield
 
 

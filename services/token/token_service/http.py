@@ -13,13 +13,11 @@ from aiohttp import web
 from structlog.contextvars import get_contextvars
 
 from shared.errors import Forbidden, ValidationFailed
-from shared.keys import NATS
-from shared.messaging import REGISTRY_CREATE, CreatedSession, CreateSession
-from shared.rpc import call
+from shared.messaging import CreateSession
 from shared.web import client_ip, read_json, static_file
 
 from .agents import AGENT_ROLES
-from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SETTINGS, SIGNER, TOKEN_REQUEST
+from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SESSIONS, SETTINGS, SIGNER, TOKEN_REQUEST
 from .metrics import CUSTOMER_TOKENS, TOKENS_ISSUED, counts_refusals
 from .schemas import AgentConnect, CustomerStart, TokenRequest
 from .settings import Settings
@@ -146,16 +144,7 @@ async def customer_start(request: web.Request) -> web.Response:
         custom_pin=custom_pin,
         idempotency_key=idempotency_key,
     )
-    request_id = get_contextvars().get("request_id")
-    created = await call(
-        app[NATS],
-        REGISTRY_CREATE,
-        create,
-        CreatedSession,
-        timeout_s=settings.registry_timeout_s,
-        request_id=request_id,
-        idempotent=idempotency_key is not None,  # a create with a key may be retried after a timeout: same session
-    )
+    created = await app[SESSIONS].call(create, request_id=get_contextvars().get("request_id"))
     session = created.session
     sdk_token, _ = app[SIGNER].sign(
         RoleType.CUSTOMER,

@@ -12,7 +12,7 @@ from nats.micro import add_service
 
 from shared.keys import NATS
 from shared.messaging import TOKEN_AGENT_ISSUE, TOKEN_SERVICE, IssueAgentToken
-from shared.rpc import endpoint, stop_service
+from shared.rpc import Handlers
 
 from . import __version__
 from .keys import AGENT_TOKENS
@@ -21,9 +21,12 @@ __all__ = ["rpc_context"]
 
 
 async def rpc_context(app: web.Application) -> AsyncIterator[None]:
+    handlers = Handlers()
     service = await add_service(app[NATS], name=TOKEN_SERVICE, version=__version__, description="Zoom Cobrowse tokens")
     await service.add_endpoint(
-        name="agent-issue", subject=TOKEN_AGENT_ISSUE, handler=endpoint(IssueAgentToken, app[AGENT_TOKENS].issue)
+        name="agent-issue",
+        subject=TOKEN_AGENT_ISSUE,
+        handler=handlers.endpoint(IssueAgentToken, app[AGENT_TOKENS].issue),
     )
     yield
-    await stop_service(service)
+    await handlers.stop(service)
