@@ -6,8 +6,9 @@ only signs one.
 
 - burst: 2,000 starts sent at once (one client connection each); every answer must be 2xx (a 429/503 with
   ``Retry-After`` is counted apart, as backpressure, not as an error); p99 of the answers.
-- throughput: the same wrk load on both routes in alternating rounds; the best round of each; the ratio is the
-  figure (goal >= 0.3), the absolute rates move with the machine.
+- throughput: the same wrk load on each route in alternating rounds (customer token, start, and an agent's connect
+  to one live PIN); the best round of each; the ratios to the customer token are the figures (goal >= 0.3), the
+  absolute rates move with the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import time
 from collections import Counter
 
 import aiohttp
+from redis.asyncio import Redis
+
+from shared.accounts import AccountStore, Role
 
 from .desk import percentile
 from .harness import BenchEnv, Result, at_least, at_most
@@ -32,6 +36,9 @@ TOKEN = json.dumps({"role": 1, "userId": "bench-user-0001", "userName": "Bench C
 UNLIMITED = {
     "TOKEN_CUSTOMER_TOKENS_PER_WINDOW": str(10**12),
     "TOKEN_STARTS_PER_WINDOW": str(10**12),
+    "TOKEN_AGENT_TOKENS_PER_WINDOW": str(10**12),
+    "TOKEN_PIN_FAILURES_PER_AGENT": str(10**12),
+    "TOKEN_PIN_FAILURES_PER_IP": str(10**12),
     "TOKEN_RATE_WINDOW_S": "3600",
     "SESSION_TOKEN_SECRET": "bench-session-secret-0123456789",
 }
@@ -72,21 +79,41 @@ async def _burst(url: str) -> tuple[list[float], int, int]:
     return latencies, refused, failed
 
 
+async def _agent_connect(token: str, registry: str, redis_url: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of an agent connect to a live PIN: an agent key, and a session that reported its PIN."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    _, key = await AccountStore(redis).create("Bench Agent", Role.AGENT)
+    await redis.aclose()
+    pin = "424242"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(token + "/api/customer/start", data=START, headers=HEADERS) as response:
+            started = await response.json()
+        event = {"id": "pin-1", "name": "pincode_updated", "ts": int(time.time() * 1000), "seq": 1}
+        event["payload"] = {"pinCode": pin}
+        beacon = {"session_id": started["session_id"], "token": started["session_token"], "event": event}
+        async with http.post(registry + "/beacons", json=beacon) as response:
+            response.raise_for_status()
+    return json.dumps({"pin": pin}).encode(), {**HEADERS, "Authorization": f"Bearer {key}"}
+
+
 async def run(env: BenchEnv) -> list[Result]:
-    await env.start_service("session_registry", UNLIMITED)
+    registry = await env.start_service("session_registry", UNLIMITED)
     token = await env.start_service("token_service", UNLIMITED)
     latencies, refused, failed = await _burst(token)
+    connect, connect_headers = await _agent_connect(token, registry, env.redis_url)
 
-    async def load(path: str, body: bytes, duration_s: float | None = None) -> float:
-        result = await env.wrk(token + path, body=body, headers=HEADERS, connections=16, duration_s=duration_s)
+    async def load(path: str, body: bytes, duration_s: float | None = None, headers: dict[str, str] = HEADERS) -> float:
+        result = await env.wrk(token + path, body=body, headers=headers, connections=16, duration_s=duration_s)
         return result.rps if not result.errors else 0.0
 
     await load("/", TOKEN, 1)  # warm-up
     await load("/api/customer/start", START, 1)
-    tokens, starts = [], []
+    await load("/api/agent/connect", connect, 1, connect_headers)
+    tokens, starts, connects = [], [], []
     for _ in range(1 if env.quick else ROUNDS):
         tokens.append(await load("/", TOKEN))
         starts.append(await load("/api/customer/start", START))
+        connects.append(await load("/api/agent/connect", connect, headers=connect_headers))
     return [
         at_most(f"{BURST} concurrent starts: errors (not 2xx, not 429/503 with Retry-After)", failed, 1),
         Result(f"{BURST} concurrent starts: refused with Retry-After", refused),
@@ -95,4 +122,6 @@ async def run(env: BenchEnv) -> list[Result]:
         Result("customer tokens/s (POST /)", max(tokens), "req/s"),
         Result("customer starts/s (POST /api/customer/start)", max(starts), "req/s"),
         at_least("starts/s / customer tokens/s", max(starts) / max(tokens), TARGET_RATIO),
+        Result("agent connects/s (POST /api/agent/connect, a live PIN)", max(connects), "req/s"),
+        at_least("agent connects/s / customer tokens/s", max(connects) / max(tokens), TARGET_RATIO),
     ]
