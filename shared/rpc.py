@@ -136,7 +136,13 @@ class Handlers:
     ``stop`` stops the service, then waits up to ``stop_wait_s`` for the requests in flight to be answered.
     """
 
-    def __init__(self, *, max_in_flight: int = 256, stop_wait_s: float = 5.0) -> None:
+    @classmethod
+    def for_redis_pool(cls, pool_size: int) -> Handlers:
+        """At most half the Redis pool in flight: a request holds at most one connection at a time, and the other
+        half is left to scripts and loops (a cluster pool refuses a connection past its size instead of waiting)."""
+        return cls(max_in_flight=max(1, pool_size // 2))
+
+    def __init__(self, *, max_in_flight: int, stop_wait_s: float = 5.0) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop_wait_s = stop_wait_s

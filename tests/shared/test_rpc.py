@@ -115,7 +115,7 @@ async def test_handlers_answer_a_request_while_another_is_held_up(nc: nats.aio.c
             await release.wait()
         return SessionView(session_id=ref.session_id, state=SessionState.WAITING, created_at=1, updated_at=2)
 
-    handlers = Handlers()
+    handlers = Handlers(max_in_flight=8)
     service = await add_service(nc, name="test-handlers", version="0.0.1")
     await service.add_endpoint(name="get", subject="test.handlers", handler=handlers.endpoint(SessionRef, get))
     slow = asyncio.create_task(call(nc, "test.handlers", SessionRef(session_id="slow"), SessionView, timeout_s=5))

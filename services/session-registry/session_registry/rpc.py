@@ -110,7 +110,7 @@ async def rpc_context(app: web.Application) -> AsyncIterator[None]:
             raise error_class(message, code=code)
         return result.session
 
-    handlers = Handlers()
+    handlers = Handlers.for_redis_pool(settings.redis_pool_size)
     service = await add_service(
         app[NATS], name=REGISTRY_SERVICE, version="1.0.0", description="cobrowse session registry"
     )

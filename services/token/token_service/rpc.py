@@ -15,13 +15,13 @@ from shared.messaging import TOKEN_AGENT_ISSUE, TOKEN_SERVICE, IssueAgentToken
 from shared.rpc import Handlers
 
 from . import __version__
-from .keys import AGENT_TOKENS
+from .keys import AGENT_TOKENS, SETTINGS
 
 __all__ = ["rpc_context"]
 
 
 async def rpc_context(app: web.Application) -> AsyncIterator[None]:
-    handlers = Handlers()
+    handlers = Handlers.for_redis_pool(app[SETTINGS].redis_pool_size)
     service = await add_service(app[NATS], name=TOKEN_SERVICE, version=__version__, description="Zoom Cobrowse tokens")
     await service.add_endpoint(
         name="agent-issue",
