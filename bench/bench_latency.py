@@ -12,7 +12,6 @@ since a tail that shows in one run of five is a defect, not noise. Per-run figur
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import json
 import statistics
@@ -29,7 +28,7 @@ from shared.accounts import AccountStore
 from shared.messaging import REGISTRY_CREATE, REGISTRY_END, CreatedSession, CreateSession, EndSession, SessionView
 from shared.rpc import call
 
-from .desk import open_agents, open_loop, percentile, until_caught_up, until_offered
+from .desk import clocks_running, open_agents, open_loop, percentile, until_caught_up, until_offered
 from .harness import BenchEnv, Result, at_most
 
 RATE_PER_S = 200
@@ -99,14 +98,9 @@ async def _one_run(
         answered[c.session.session_id] = time.perf_counter()
         started[c.session.session_id] = t0
 
-    # The load generator's own full collections (45-56 ms with a few thousand sessions' objects about) would show as
-    # the desk's latency: none while the clocks run.
-    gc.disable()
-    try:
+    with clocks_running():
         await open_loop(total, RATE_PER_S, one)
         await until_offered(done, readers, nc, sockets)
-    finally:
-        gc.enable()
     await sub.unsubscribe()
     # Served customers leave: left waiting (they send no heartbeats), the run's sessions would time out together
     # 90 s later, in the middle of a later run.

@@ -40,7 +40,7 @@ from shared.messaging import (
     session_subject,
 )
 
-from .desk import close_agents, connect, open_agents, open_loop, percentile, until_offered
+from .desk import clocks_running, close_agents, connect, open_agents, open_loop, percentile, until_offered
 from .harness import BenchEnv, Result, at_most
 
 SCALE_AGENTS = (10, 1000)
@@ -134,8 +134,9 @@ async def _offers(
         session_id = await trigger(i)
         sent[session_id] = started
 
-    await open_loop(total, rate_per_s, one)
-    await until_offered(done, readers, nc, sockets)
+    with clocks_running():
+        await open_loop(total, rate_per_s, one)
+        await until_offered(done, readers, nc, sockets)
     return [(arrived[s] - sent[s]) * 1000 for s in sent if s in arrived]
 
 
