@@ -93,3 +93,18 @@ async def test_a_batch_of_no_calls_or_too_many_is_refused_whole(nc, client, coun
     payload = json.dumps({"items": [{"request": {"customer_id": "c"}}] * count}).encode()
     reply = await nc.request(REGISTRY_CREATE_MANY, payload, timeout=5)
     assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "400"
+
+
+async def test_a_full_batch_of_keyed_creates_on_two_replicas_each_gets_its_session(nc, start_registry) -> None:
+    """64 keys per request, twice over: each key's claim is a script (bounded, shared round trips), not a command per
+    create that could take a connection each (a cluster pool refuses past its size)."""
+    await start_registry()
+    await start_registry()
+    caller = creates(nc)
+    requests = [CreateSession(customer_id=f"c{i}", idempotency_key=f"burst-{i % 128}") for i in range(256)]
+    created = await asyncio.gather(*(caller.call(r) for r in requests))
+    by_key: dict[str, set[str]] = {}
+    for request, answer in zip(requests, created, strict=True):
+        by_key.setdefault(str(request.idempotency_key), set()).add(answer.session.session_id)
+    assert len(by_key) == 128 and all(len(ids) == 1 for ids in by_key.values())
+    assert len({next(iter(ids)) for ids in by_key.values()}) == 128

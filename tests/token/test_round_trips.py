@@ -1,10 +1,12 @@
-"""Redis round trips under a burst: concurrent requests share them (``shared.scripts.ScriptRunner``).
+"""Round trips under a burst: concurrent requests share them, to Redis (``shared.scripts.ScriptRunner``) and to the
+registry over NATS (``shared.rpc_many.ManyCaller``).
 
 Standalone only: on a cluster the calls of a round trip go out concurrently, each on a connection of its own.
 
 A customer start needs one rate-limit reservation; an agent connect an authentication, a reservation and (for a
 live PIN) a release. Sent one by one, a burst of 100 requests would hold up to 100 Redis connections at once;
-shared, a handful. Counting the service's connections is how the test sees round trips being shared.
+shared, a handful. Counting the service's connections is how the test sees round trips being shared; the stand-in
+registry counts the calls in each NATS request.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ __all__ = [
     "ApplyResult",
     "CreateResult",
     "FireResult",
+    "IdemClaimResult",
     "PinClaimResult",
     "PinLookupResult",
     "PinMissResult",
@@ -135,6 +136,18 @@ class ResolveResult(BaseModel):
     @classmethod
     def decode(cls, raw: dict[str, Any]) -> Self:
         return cls.model_validate(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class IdemClaimResult:
+    """``idem_claim.lua``: the session id an idempotency key names, ``fresh`` when this call claimed the key."""
+
+    session_id: str
+    fresh: bool
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(str(raw["session_id"]), bool(raw["fresh"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ What spans slots goes in steps, each atomic in its own slot, ordered so a crash 
 
 - PINs (``pins.py``): claim in the PIN's bucket slot → the partition script adopts it or reports a conflict →
   release what it gave up. A crash leaves at most a PIN reserved until its TTL.
-- Create with an idempotency key: ``SET NX`` of the key to a new session id (or read the id a concurrent or
-  earlier create put there) → claim the custom PIN for that id → ``create.lua``, which creates the session only if
-  it is not there yet. Concurrent starts with one key therefore name one session id and create it once; a crash
-  after the key leaves an id the next retry creates.
+- Create with an idempotency key: ``idem_claim.lua`` claims the key for a new session id (or reads the id a
+  concurrent or earlier create put there) → claim the custom PIN for that id → ``create.lua``, which creates the
+  session only if it is not there yet. Concurrent starts with one key therefore name one session id and create it
+  once; a crash after the key leaves an id the next retry creates.
 - PIN lookup: the bucket step (owner, hot?) → the partition step (view, retire) → for a miss, the bucket step that
   counts it and, once the bucket is hot, lists its PINs → each retired in its partition.
 - Zoom's session id → ours: ``reg:{zoom:<id>}:sid``, a plain key written once a webhook is correlated.
@@ -40,6 +40,7 @@ from .replies import (
     ApplyResult,
     CreateResult,
     FireResult,
+    IdemClaimResult,
     PinRelease,
     ResolveResult,
     RetireResult,
@@ -102,6 +103,9 @@ class SessionStore:
         self._resolve = script("resolve", ResolveResult)
         self._retire = script("retire", RetireResult)
         self._views = script("views", ViewsResult)
+        self._idem_claim = load_script(
+            self.runner, "idem_claim", IdemClaimResult, keyspace=self.keys.idem, constants=constants
+        )
         self.pins = PinIndex(self.runner, self.keys, constants)
 
     def _wrote(self, partition: int) -> None:
@@ -133,14 +137,8 @@ class SessionStore:
 
     async def _idempotency_claim(self, key: str, session_id: str) -> tuple[str, bool]:
         """The session id ``key`` names: ``session_id`` if this call claimed the key (``True``), else the known one."""
-        redis_key = self.keys.idem_key(key)
-        while True:
-            if await self.redis.set(redis_key, session_id, nx=True, px=self._ttl_ms):
-                return session_id, True
-            known = cast(str | None, await self.redis.get(redis_key))
-            if known is not None:
-                return known, False
-            # expired between the two commands: claim again
+        claim = await self._idem_claim(self.keys.idem.base(key), session_id)
+        return claim.session_id, claim.fresh
 
     async def apply(self, session_id: str, source: str, events: list[Event]) -> ApplyResult:
         """Apply ``events`` to the session in one atomic step; ``NotFound`` if there is no such session."""
