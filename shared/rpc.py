@@ -164,6 +164,9 @@ class Handlers:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The handler's own errors are answered in ``endpoint``: this is the answer itself failing (NATS gone).
+            log.warning("rpc_reply_failed", error=repr(exc))
 
     async def stop(self, service: Service) -> None:
         await stop_service(service)

@@ -30,7 +30,7 @@ async def test_the_first_call_goes_at_once_and_the_calls_made_meanwhile_go_toget
     first = asyncio.create_task(batcher.submit(1))
     await recorder.sent.wait()  # the first is in flight on its own
     rest = [asyncio.create_task(batcher.submit(i)) for i in range(2, 12)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the ten calls are now waiting behind the first, not sent
     assert recorder.batches == [[1]]
     recorder.release.set()
     assert [await first, *[await t for t in rest]] == [i * 2 for i in range(1, 12)]

@@ -7,6 +7,7 @@ import nats
 import pytest
 from nats.errors import NoRespondersError
 from nats.micro import add_service
+from structlog.testing import capture_logs
 
 from shared.errors import Conflict, RemoteError, Unavailable
 from shared.messaging import SessionRef, SessionState, SessionView
@@ -149,3 +150,18 @@ async def test_handlers_keep_to_their_bound_and_stop_waits_for_the_requests_in_f
     release.set()
     await asyncio.gather(stopping, *spawns)
     assert [req.answer is not None for req in requests[:2]] == [True, True]
+
+
+async def test_an_answer_that_cannot_be_sent_is_logged_not_left_unretrieved() -> None:
+    async def get(ref: SessionRef) -> SessionView:
+        return SessionView(session_id=ref.session_id, state=SessionState.WAITING, created_at=1, updated_at=2)
+
+    class GoneRequest(FakeRequest):
+        async def respond(self, data: bytes) -> None:
+            raise ConnectionError("nats is gone")
+
+    handlers = Handlers(max_in_flight=1)
+    with capture_logs() as logs:
+        await handlers.endpoint(SessionRef, get)(GoneRequest("s1"))  # type: ignore[arg-type]
+        await handlers.stop(FakeService())  # type: ignore[arg-type]
+    assert [e["error"] for e in logs if e["event"] == "rpc_reply_failed"] == ["ConnectionError('nats is gone')"]
