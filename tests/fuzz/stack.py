@@ -30,6 +30,7 @@ import nats
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
@@ -57,6 +58,20 @@ OPENAPI = {name: PACKAGES[name] / "openapi.json" for name in SERVICES}
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 """Generated cases per route (and per WebSocket property); ``FUZZ_EXAMPLES=10000 pytest tests/fuzz`` digs deeper."""
+
+SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),  # NaN and ±Infinity: Python's json writes them and reads them back
+    st.text(max_size=80),
+)
+JSON = st.recursive(
+    SCALAR,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+"""Any JSON document, NaN and Infinity included."""
 
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -124,6 +139,7 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     """Staff API keys by role: ``agent``, ``supervisor``, ``admin``, ``disabled`` (a disabled agent)."""
+    nats_url: str = ""
     session_id: str = ""
     session_token: str = ""
     other_session_token: str = ""
@@ -252,7 +268,7 @@ def serve(redis_url: str, nats_url: str) -> Iterator[Stack]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fuzz-stack", daemon=True)
     thread.start()
-    stack = Stack(loop)
+    stack = Stack(loop, nats_url=nats_url)
     servers = stack.run(_start(stack, create_apps(redis_url, nats_url)))
     try:
         stack.run(_credentials(stack, redis_url, nats_url))

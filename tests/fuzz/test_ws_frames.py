@@ -21,26 +21,13 @@ from aiohttp import ClientSession, ClientWebSocketResponse, WSMessage, WSMsgType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.stack import FUZZ, Stack
+from tests.fuzz.stack import FUZZ, JSON, Stack
 
 FRAME_TIMEOUT_S = 5.0
 CLOSE_UNAUTHORIZED = 4401
 
 Message = tuple[str, Any]
 """``("text", str)`` or ``("binary", bytes)``."""
-
-SCALAR = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(),  # NaN and ±Infinity: Python's json writes them and reads them back
-    st.text(max_size=80),
-)
-JSON = st.recursive(
-    SCALAR,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=10,
-)
 
 
 def _frames(stack: Stack) -> st.SearchStrategy[Message]:
