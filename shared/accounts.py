@@ -13,11 +13,17 @@ Every account lives in one Redis slot (the hash tag ``{all}``), so each change (
 atomic script, on one Redis and on a Redis Cluster alike, and an authentication is one script call. One slot is
 enough: staff accounts number in the thousands at most, and every call is a few O(1) commands on small keys.
 
+An account's request that must also take rate-limit budgets (an agent's PIN lookup: its agent tokens, its PIN
+guesses and its client IP's) is *admitted* (``admit``): one script finds the account and takes a slot of every budget,
+all or none, so an authentication costs no extra round trip for its limits. Those budgets (``ratelimit.Budget``) are
+counted beside the accounts, in their slot, for that reason.
+
 Keys (``ACCOUNTS``)::
 
-    acct:{all}:<id>              hash  id, name, role, disabled, created_at, key_digest
-    acct:{all}:key:<digest>      str   account id
-    acct:{all}:ids               set   every account id
+    acct:{all}:<id>                  hash  id, name, role, disabled, created_at, key_digest
+    acct:{all}:key:<digest>          str   account id
+    acct:{all}:ids                   set   every account id
+    acct:{all}:rl:<subject>:<name>   str   a budget's counter: subject an account id or a client IP (window TTL)
 
 Accounts written by versions before the hash tag (``acct:<id>``, ``acct:key:<digest>``, ``acct:ids``) are copied
 into these keys by ``cobrowse-accounts migrate`` (``AccountStore.migrate_legacy``), once, on the old single Redis.
@@ -39,14 +45,16 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from pydantic import BaseModel, ConfigDict
 
-from .errors import Forbidden, NotFound, Unauthorized
+from .errors import Forbidden, NotFound, RateLimited, Unauthorized
 from .messaging import ACCOUNTS_REVOKED, AccountRevoked, RevocationReason
+from .ratelimit import BUDGETS_LUA, Budget
 from .redis_conn import RedisClient
 from .scripts import Keyspace, Script, ScriptRunner
 
 __all__ = [
     "ACCOUNTS",
     "Account",
+    "Admission",
     "AccountResult",
     "AccountStore",
     "ListResult",
@@ -62,8 +70,12 @@ KEY_SHAPE = re.compile(r"cbk_[A-Za-z0-9_-]{1,128}")
 """What an API key can look like (``token_urlsafe`` output); anything else is refused before any lookup, so a
 header holding a non-ASCII or undecodable byte (which aiohttp keeps as a surrogate) is a 401, never a 500."""
 
-ACCOUNTS = Keyspace("acct:", "all", account="{}", index="key:{}", ids="ids")
-"""Every account key, in one slot (account ids are 16 hex digits, so they never read as ``ids`` or ``key:...``)."""
+ACCOUNTS = Keyspace("acct:", "all", account="{}", index="key:{}", ids="ids", budget="rl:{}:{}")
+"""Every account key, in one slot (account ids are 16 hex digits, so they never read as ``ids``, ``key:...`` or
+``rl:...``)."""
+
+ACCOUNT_SUBJECT = "*"
+"""In the admit script's arguments, a budget counted for the account found (not for a client IP)."""
 
 _LIBRARY = """
 local function account(id)
@@ -86,11 +98,30 @@ redis.call('SADD', K_IDS, id)
 return { account = account(id) }
 """
 
-# ARGV: key digest.
-_AUTHENTICATE = """
-local id = redis.call('GET', k_index(ARGV[1]))
-if not id then return {} end
-return { account = account(id) }
+# ARGV: how the account is named ('key': by its API key's digest; 'id': by its id) and that name, then four per
+# budget: its subject (ACCOUNT_SUBJECT or a client IP), name, limit, window (ms). An enabled account takes a slot of
+# every budget, or none (ratelimit.BUDGETS_LUA); a disabled one takes nothing.
+_ADMIT = """
+local id = ARGV[2]
+if ARGV[1] == 'key' then id = redis.call('GET', k_index(ARGV[2])) end
+local fields = id and account(id)
+if not fields then return {} end
+if fields.disabled == '1' then return { account = fields } end
+local budgets = {}
+for i = 3, #ARGV, 4 do
+  local subject = ARGV[i] == '*' and id or ARGV[i]
+  budgets[#budgets + 1] = { k_budget(subject, ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) }
+end
+local reply = take(budgets)
+reply.account = fields
+return reply
+"""
+
+# ARGV: two per budget: its subject (an account id or a client IP), its name.
+_GIVE_BACK = """
+local keys = {}
+for i = 1, #ARGV, 2 do keys[#keys + 1] = k_budget(ARGV[i], ARGV[i + 1]) end
+return { released = give_back(keys) }
 """
 
 # ARGV: id, disabled ('0'/'1').
@@ -185,6 +216,54 @@ class AccountResult:
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """The admit script's answer: the account (``None`` if none), and whether it got a slot of every budget."""
+
+    account: Account | None
+    granted: bool
+    retry_after_ms: int
+    """When refused: until the fullest budget's window ends."""
+    counts: tuple[int, ...]
+    """Each budget's count including this request, in the order asked (empty when refused or disabled)."""
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        fields = raw.get("account")
+        return cls(
+            account=_from_hash(fields) if fields else None,
+            granted=bool(raw.get("granted")),
+            retry_after_ms=int(raw.get("retry_after_ms", 0)),
+            counts=tuple(int(n) for n in raw.get("counts") or ()),  # an empty Lua table arrives as {}
+        )
+
+
+@dataclass(frozen=True)
+class GivenBack:
+    """The give_back script's answer: how many counters still existed and gave a slot back."""
+
+    released: int
+
+    @classmethod
+    def decode(cls, raw: dict[str, Any]) -> Self:
+        return cls(released=int(raw["released"]))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An enabled account, admitted with one slot of each of ``budgets`` (see ``AccountStore.admit``)."""
+
+    account: Account
+    ip: str
+    """The client IP its per-IP budgets were counted for (empty: none were)."""
+    budgets: tuple[Budget, ...]
+    counts: tuple[int, ...]
+    """Each budget's count including this request, in the order of ``budgets``."""
+
+    def subject(self, budget: Budget) -> str:
+        return self.ip if budget.per_ip else self.account.id
+
+
+@dataclass(frozen=True)
 class ListResult:
     """The ``list`` script's answer: every account."""
 
@@ -208,8 +287,10 @@ class AccountStore:
         def script(name: str, body: str) -> Script[AccountResult]:
             return runner.script(name, body, AccountResult, keyspace=ACCOUNTS, library=_LIBRARY)
 
+        library = _LIBRARY + BUDGETS_LUA
+        self._admit = runner.script("admit", _ADMIT, Admitted, keyspace=ACCOUNTS, library=library)
+        self._give_back = runner.script("give_back", _GIVE_BACK, GivenBack, keyspace=ACCOUNTS, library=library)
         self._create = script("create_account", _CREATE)
-        self._authenticate = script("authenticate", _AUTHENTICATE)
         self._set_disabled = script("set_disabled", _SET_DISABLED)
         self._rotate = script("rotate", _ROTATE)
         self._list = runner.script("list_accounts", _LIST, ListResult, keyspace=ACCOUNTS, library=_LIBRARY)
@@ -283,21 +364,56 @@ class AccountStore:
 
     async def authenticate(self, api_key: str | None) -> Account:
         """The enabled account owning ``api_key``; ``Unauthorized`` if unknown, ``Forbidden`` if disabled."""
-        if not api_key:
-            raise Unauthorized()
-        if not KEY_SHAPE.fullmatch(api_key):
-            raise Unauthorized("unknown API key", code="invalid_api_key")
-        result = await self._authenticate(self._base, _digest(api_key))
-        if result.account is None:
-            raise Unauthorized("unknown API key", code="invalid_api_key")
-        if result.account.disabled:
-            raise Forbidden("account is disabled", code="account_disabled")
-        return result.account
+        return (await self.admit(api_key, ip="")).account
 
     async def authenticate_request(self, request: web.Request, *roles: Role) -> Account:
         """Authenticate the request's bearer key and require one of ``roles``."""
         account = await self.authenticate(bearer_key(request))
         return account.require(*roles) if roles else account
+
+    async def admit(self, api_key: str | None, *budgets: Budget, ip: str) -> Admission:
+        """The enabled account owning ``api_key``, with a slot of each of ``budgets`` taken in the same step (per-IP
+        budgets for ``ip``; skipped when it is empty), or none of them: ``Unauthorized`` if the key is unknown,
+        ``Forbidden`` if the account is disabled, ``RateLimited`` if a budget is full."""
+        if not api_key:
+            raise Unauthorized()
+        if not KEY_SHAPE.fullmatch(api_key):
+            raise Unauthorized("unknown API key", code="invalid_api_key")
+        return await self._admitted(
+            "key", _digest(api_key), budgets, ip, Unauthorized("unknown API key", code="invalid_api_key")
+        )
+
+    async def admit_id(self, account_id: str, *budgets: Budget, ip: str) -> Admission:
+        """``admit`` for an account another service authenticated (``NotFound`` if there is no such account)."""
+        return await self._admitted(
+            "id", account_id, budgets, ip, NotFound(f"no account {account_id}", code="account_not_found")
+        )
+
+    async def give_back(self, admission: Admission, *budgets: Budget) -> None:
+        """Give back the slot ``admission`` took of each of ``budgets`` (a PIN lookup whose PIN was live)."""
+        args = [item for b in budgets if b in admission.budgets for item in (admission.subject(b), b.name)]
+        if args:
+            await self._give_back(self._base, *args)
+
+    async def budget_used(self, budget: Budget, subject: str) -> int:
+        """Slots of ``budget`` taken by ``subject`` (an account id, or a client IP) in the current window."""
+        return int(await self._redis.get(ACCOUNTS.key(self._base, "budget", subject, budget.name)) or 0)
+
+    async def _admitted(
+        self, how: str, name: str, budgets: tuple[Budget, ...], ip: str, missing: Exception
+    ) -> Admission:
+        budgets = tuple(b for b in budgets if ip or not b.per_ip)
+        args: list[str | int] = [how, name]
+        for b in budgets:
+            args += [ip if b.per_ip else ACCOUNT_SUBJECT, b.name, b.limit, b.window_s * 1000]
+        result = await self._admit(self._base, *args)
+        if result.account is None:
+            raise missing
+        if result.account.disabled:
+            raise Forbidden("account is disabled", code="account_disabled")
+        if not result.granted:
+            raise RateLimited(retry_after=-(-result.retry_after_ms // 1000))
+        return Admission(account=result.account, ip=ip, budgets=budgets, counts=result.counts)
 
 
 def _found(result: AccountResult, account_id: str) -> Account:

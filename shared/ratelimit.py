@@ -2,29 +2,30 @@
 
 Every limit is a **reservation**: a request takes its slot atomically *before* the work it guards, in a Lua script,
 so N concurrent requests cost N slots and never more than ``limit`` of them get through, whatever the interleaving.
-A request whose outcome should not count (a PIN guess that hit a live PIN) gives its slots back with
-``Reservation.release``.
 
-The budgets of one **subject** (an IP, an account id) share a slot: the subject is the hash tag of their keys, so
-several limits of one subject (an account's agent tokens and its PIN guesses) are reserved in one script, all or
-nothing. Budgets of different subjects (an account's and its client IP's) live in different slots, so ``reserve``
-runs one script per subject, all at once (one shared round trip): when a subject's budget is full, the slots the
-others took are given back before ``RateLimited`` is raised, with the longest ``Retry-After`` of the full budgets.
+Two kinds:
+
+- :class:`RateLimit`, per subject (a client IP): ``hit`` takes one slot of the subject's budget. Its counters are
+  ``rl:{<subject>}:<name>``, one slot per subject. The hits that arrive while a round trip is in flight go out as one
+  grant per subject (``batching.py``).
+- :class:`Budget`, reserved together with an authentication (``accounts.AccountStore.admit``): the budgets an
+  account's request needs (its agent tokens, its PIN guesses, its client IP's PIN guesses) live beside the accounts,
+  in their one slot, so that finding the account and taking every budget is one script, all or none, and a request
+  whose outcome should not count (a PIN guess that hit a live PIN) gives its slots back in one more. ``BUDGETS_LUA``
+  is that reservation logic, written once.
+
 No budget ever counts more than its limit at any moment, so "at most ``limit`` got through" holds exactly, on one
-Redis and on a cluster alike; a request refused at one subject only held the others' slots for that round trip.
+Redis and on a cluster alike.
 
 Failure model: a Redis error propagates unchanged (the edge answers 503). A slot taken by a process that dies
 (or meets a Redis error) before it could finish or give it back stays taken until its window ends, which errs on the
-side of the limit. A release that arrives after its window rolled over gives nothing back (the counter is gone).
-
-Keys: ``rl:{<subject>}:<name>`` (a counter, expiring at the end of the window that created it).
+side of the limit. A slot given back after its window rolled over gives nothing back (the counter is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -33,7 +34,7 @@ from .errors import RateLimited
 from .redis_conn import RedisClient
 from .scripts import Keyspace, ScriptRunner
 
-__all__ = ["SUBJECTS", "RateLimit", "Released", "Reservation", "Reserved", "Slot", "reserve"]
+__all__ = ["BUDGETS_LUA", "SUBJECTS", "Budget", "RateLimit"]
 
 HITS_MAX = 1000
 """Most hits answered by one round of grants."""
@@ -41,59 +42,53 @@ HITS_MAX = 1000
 SUBJECTS = Keyspace("rl:", "{}", counter="{}")
 """One slot per subject: ``rl:{<subject>}`` is the base, ``rl:{<subject>}:<limit name>`` each counter."""
 
-# ARGV: name, limit, window (ms) of each budget of the subject. All of them take a slot, or none.
-_RESERVE = """
-local refused, wait, counts = false, 0, {}
-for i = 1, #ARGV, 3 do
-  local key = k_counter(ARGV[i])
-  local n = tonumber(redis.call('GET', key) or '0') + 1
-  counts[#counts + 1] = n
-  if n > tonumber(ARGV[i + 1]) then
-    refused = true
-    local ttl = redis.call('PTTL', key)
-    if ttl <= 0 then ttl = tonumber(ARGV[i + 2]) end
-    if ttl > wait then wait = ttl end
+BUDGETS_LUA = """
+-- Takes one slot of every budget ({key, limit, window ms}), or none: the reply of a reservation.
+local function take(budgets)
+  local refused, wait, counts = false, 0, {}
+  for _, b in ipairs(budgets) do
+    local n = tonumber(redis.call('GET', b[1]) or '0') + 1
+    counts[#counts + 1] = n
+    if n > b[2] then
+      refused = true
+      local ttl = redis.call('PTTL', b[1])
+      if ttl <= 0 then ttl = b[3] end
+      if ttl > wait then wait = ttl end
+    end
   end
+  if refused then return { granted = false, retry_after_ms = wait } end
+  for _, b in ipairs(budgets) do
+    redis.call('INCR', b[1])
+    if redis.call('PTTL', b[1]) < 0 then redis.call('PEXPIRE', b[1], b[3]) end
+  end
+  return { granted = true, retry_after_ms = 0, counts = counts }
 end
-if refused then return { granted = false, retry_after_ms = wait } end
-for i = 1, #ARGV, 3 do
-  local key = k_counter(ARGV[i])
-  redis.call('INCR', key)
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, ARGV[i + 2]) end
-end
-return { granted = true, retry_after_ms = 0, counts = counts }
-"""
 
-# ARGV: names of the subject's budgets to give one slot back to; a counter whose window ended is left alone.
-_RELEASE = """
-local released = 0
-for _, name in ipairs(ARGV) do
-  local key = k_counter(name)
-  if redis.call('EXISTS', key) == 1 then
-    released = released + 1
-    if redis.call('DECR', key) < 0 then redis.call('SET', key, 0, 'KEEPTTL') end
+-- Gives one slot back to each counter; a counter whose window ended is left alone. How many gave one back.
+local function give_back(keys)
+  local released = 0
+  for _, key in ipairs(keys) do
+    if redis.call('EXISTS', key) == 1 then
+      released = released + 1
+      if redis.call('DECR', key) < 0 then redis.call('SET', key, 0, 'KEEPTTL') end
+    end
   end
+  return released
 end
-return { released = released }
 """
+"""The reservation logic of :class:`Budget`\\ s: ``take(budgets)``, all or none, and ``give_back(keys)``."""
 
 
 @dataclass(frozen=True)
-class Reserved:
-    """The reserve script's answer for one subject."""
+class Budget:
+    """At most ``limit`` slots per ``window_s`` seconds for each account (or, ``per_ip``, each client IP), reserved
+    in the same step as the authentication that finds the account (see the module docstring)."""
 
-    granted: bool
-    retry_after_ms: int
-    counts: tuple[int, ...]
-    """Each budget's count including this reservation, in the order asked (empty when refused)."""
-
-    @classmethod
-    def decode(cls, raw: dict[str, Any]) -> Self:
-        return cls(
-            granted=bool(raw["granted"]),
-            retry_after_ms=int(raw["retry_after_ms"]),
-            counts=tuple(int(n) for n in raw.get("counts") or ()),  # an empty Lua table arrives as {}
-        )
+    name: str
+    limit: int
+    window_s: int
+    per_ip: bool = False
+    """Counted per client IP, across every account behind it, instead of per account."""
 
 
 # ARGV: name, limit, window (ms) of one budget, and the slots asked for at once. Grants what is left of the budget,
@@ -126,17 +121,6 @@ class Granted:
         return cls(granted=int(raw["granted"]), count=int(raw["count"]), ttl_ms=int(raw["ttl_ms"]))
 
 
-@dataclass(frozen=True)
-class Released:
-    """The release script's answer: how many counters still existed and gave a slot back."""
-
-    released: int
-
-    @classmethod
-    def decode(cls, raw: dict[str, Any]) -> Self:
-        return cls(released=int(raw["released"]))
-
-
 class RateLimit:
     """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id).
 
@@ -151,15 +135,9 @@ class RateLimit:
         self.limit = limit
         self.window_s = window_s
         self.window_ms = window_s * 1000
-        self.reserve_script = self.runner.script("reserve", _RESERVE, Reserved, keyspace=SUBJECTS)
-        self.release_script = self.runner.script("release", _RELEASE, Released, keyspace=SUBJECTS)
         self._grant_script = self.runner.script("grant", _GRANT, Granted, keyspace=SUBJECTS)
         self._hits: Batcher[str, int] = Batcher(self._grant, max_batch=HITS_MAX)
         """Hits of any subject waiting for the next grant (``batching.py``)."""
-
-    def slot(self, subject: str) -> Slot:
-        """This limit's budget for ``subject``, to reserve together with others."""
-        return Slot(self, subject)
 
     def key(self, subject: str) -> str:
         return SUBJECTS.key(SUBJECTS.base(subject), "counter", self.name)
@@ -203,63 +181,3 @@ class RateLimit:
 
     async def reset(self, subject: str) -> None:
         await self.redis.delete(self.key(subject))
-
-
-@dataclass(frozen=True)
-class Slot:
-    limit: RateLimit
-    subject: str
-
-
-def _by_subject(slots: Sequence[Slot]) -> dict[str, list[Slot]]:
-    groups: dict[str, list[Slot]] = {}
-    for slot in slots:
-        groups.setdefault(slot.subject, []).append(slot)
-    return groups
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Slots taken by one request; ``counts`` lines up with the slots reserved."""
-
-    slots: tuple[Slot, ...]
-    counts: tuple[int, ...]
-
-    async def release(self, *limits: RateLimit) -> None:
-        """Give back this reservation's slots of ``limits`` (all of them when none are named)."""
-        slots = [s for s in self.slots if not limits or s.limit in limits]
-        await asyncio.gather(
-            *(
-                group[0].limit.release_script(SUBJECTS.base(subject), *(s.limit.name for s in group))
-                for subject, group in _by_subject(slots).items()
-            )
-        )
-
-
-async def reserve(*slots: Slot) -> Reservation:
-    """Take one slot of every budget in ``slots``, or none; ``RateLimited`` if any is full.
-
-    The budgets of one subject are taken in one script; the subjects at once (see the module docstring). Every
-    slot's limit must use the same Redis.
-    """
-    groups = list(_by_subject(slots).values())
-    replies = await asyncio.gather(*map(_reserve_subject, groups), return_exceptions=True)
-    taken: dict[Slot, int] = {}
-    for group, reply in zip(groups, replies, strict=True):
-        if isinstance(reply, Reserved) and reply.granted:
-            taken.update(zip(group, reply.counts, strict=True))
-    if len(taken) < len(slots):
-        await Reservation(tuple(taken), ()).release()
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        wait_ms = max(r.retry_after_ms for r in replies if isinstance(r, Reserved) and not r.granted)
-        raise RateLimited(retry_after=-(-wait_ms // 1000))
-    return Reservation(slots, tuple(taken[slot] for slot in slots))
-
-
-async def _reserve_subject(group: list[Slot]) -> Reserved:
-    args: list[str | int] = []
-    for slot in group:
-        args += [slot.limit.name, slot.limit.limit, slot.limit.window_ms]
-    return await group[0].limit.reserve_script(SUBJECTS.base(group[0].subject), *args)

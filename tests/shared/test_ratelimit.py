@@ -1,4 +1,6 @@
-"""Rate-limit reservations (shared/ratelimit.py) on a single Redis and, with ``--topology=cluster``, a Redis Cluster."""
+"""Per-subject rate limits (shared/ratelimit.py) on a single Redis and, with ``--topology=cluster``, a Redis Cluster.
+
+Budgets taken with an authentication (``AccountStore.admit``) are tested in test_admission.py."""
 
 from __future__ import annotations
 
@@ -7,10 +9,9 @@ import os
 from typing import Any
 
 import pytest
-from redis.crc import key_slot
 
 from shared.errors import RateLimited
-from shared.ratelimit import SUBJECTS, RateLimit, reserve
+from shared.ratelimit import SUBJECTS, RateLimit
 from shared.redis_conn import RedisClient, redis_client
 from shared.scripts import ScriptRunner
 
@@ -76,79 +77,6 @@ async def test_concurrent_hits_of_one_subject_are_granted_together_in_arrival_or
     assert results[100] == 1
     assert calls <= 4  # 101 hits, a handful of script calls: one per subject and round trip
     assert await limit.count("ip") == 60
-
-
-async def test_budgets_of_one_subject_share_a_slot_and_are_taken_all_or_none(redis: RedisClient) -> None:
-    per_key = RateLimit(redis, "key", limit=5, window_s=60)
-    tries = RateLimit(redis, "tries", limit=1, window_s=30)
-    assert key_slot(per_key.key("a").encode()) == key_slot(tries.key("a").encode())
-    assert (await reserve(per_key.slot("a"), tries.slot("a"))).counts == (1, 1)
-    with pytest.raises(RateLimited) as exc_info:
-        await reserve(per_key.slot("a"), tries.slot("a"))
-    assert 1 <= exc_info.value.retry_after <= 30
-    assert (await per_key.count("a"), await tries.count("a")) == (1, 1)
-
-
-async def test_a_full_budget_of_one_subject_gives_the_others_slots_back(redis: RedisClient) -> None:
-    per_key = RateLimit(redis, "key", limit=5, window_s=60)
-    per_ip = RateLimit(redis, "ip", limit=1, window_s=30)
-    assert (await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))).counts == (1, 1)
-    with pytest.raises(RateLimited) as exc_info:
-        await reserve(per_key.slot("b"), per_ip.slot("1.2.3.4"))
-    assert 1 <= exc_info.value.retry_after <= 30
-    assert (await per_key.count("a"), await per_key.count("b"), await per_ip.count("1.2.3.4")) == (1, 0, 1)
-
-
-async def test_the_subjects_of_a_reservation_share_one_round_trip_and_an_error_gives_the_others_back(
-    redis: RedisClient,
-) -> None:
-    runner = ScriptRunner(redis)
-    per_key = RateLimit(runner, "key", limit=5, window_s=60)
-    per_ip = RateLimit(runner, "ip", limit=5, window_s=60)
-    trips = 0
-    execute = runner._execute
-
-    async def counted(batch: list) -> list:  # type: ignore[type-arg]
-        nonlocal trips
-        trips += 1
-        return await execute(batch)
-
-    runner._batcher._send = counted  # type: ignore[assignment]
-    assert (await reserve(per_key.slot("a"), per_ip.slot("1.2.3.4"))).counts == (1, 1)
-    assert trips == 1  # both subjects at once, not one after the other
-    per_ip.reserve_script = down_for("1.2.3.4", per_ip.reserve_script)  # type: ignore[method-assign]
-    with pytest.raises(ConnectionError):
-        await reserve(per_key.slot("b"), per_ip.slot("1.2.3.4"))
-    assert await per_key.count("b") == 0
-
-
-async def test_concurrent_reservations_across_subjects_never_pass_a_budget(redis: RedisClient) -> None:
-    """10 keys behind one IP, 20 tries each: the IP's 30 bound what gets through, each key's 10 bound its share."""
-    runner = ScriptRunner(redis)  # one per client, as in a service: a cluster pool refuses past its size, not waits
-    per_key = RateLimit(runner, "key", limit=10, window_s=60)
-    per_ip = RateLimit(runner, "ip", limit=30, window_s=60)
-    results = await asyncio.gather(
-        *(reserve(per_key.slot(f"k{i % 10}"), per_ip.slot("ip")) for i in range(200)), return_exceptions=True
-    )
-    refused = [r for r in results if isinstance(r, BaseException)]
-    assert len(refused) == 170 and all(isinstance(r, RateLimited) for r in refused)
-    assert await per_ip.count("ip") == 30
-    assert sum([await per_key.count(f"k{i}") for i in range(10)]) == 30  # the refused gave theirs back
-
-
-async def test_release_gives_slots_back_and_never_below_zero(redis: RedisClient) -> None:
-    per_key = RateLimit(redis, "key", limit=1, window_s=60)
-    per_ip = RateLimit(redis, "ip", limit=1, window_s=60)
-    reservation = await reserve(per_key.slot("a"), per_ip.slot("ip"))
-    assert reservation.counts == (1, 1)
-    await reservation.release(per_ip)
-    assert (await per_key.count("a"), await per_ip.count("ip")) == (1, 0)
-    await reservation.release()
-    await reservation.release()
-    assert (await per_key.count("a"), await per_ip.count("ip")) == (0, 0)
-    await per_key.reset("a")
-    await reservation.release()  # the window is gone: nothing to give back, nothing created
-    assert await redis.exists("rl:{a}:key") == 0
 
 
 async def test_redis_errors_reach_every_caller() -> None:

@@ -1,4 +1,4 @@
-"""The token service's limits: the PIN-guess reservation across the account's and the IP's slots, and the odds."""
+"""The token service's limits: a PIN lookup's budgets, taken with the agent's authentication, and the odds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from shared.accounts import AccountStore, Role
 from shared.errors import RateLimited
 from shared.redis_conn import RedisClient
 from shared.scripts import ScriptRunner
@@ -19,14 +20,16 @@ async def test_a_guess_refused_for_its_ip_keeps_nothing_of_the_account(
     redis: RedisClient, make_settings: Callable[..., Settings]
 ) -> None:
     limits = Limits.create(ScriptRunner(redis), make_settings(pin_failures_per_ip=1, pin_failures_per_agent=5))
-    first = await limits.reserve_guess("acct-a", "1.2.3.4")
+    accounts = AccountStore(redis)
+    (ann, ann_key), (bob, bob_key) = [await accounts.create(name, Role.AGENT) for name in ("Ann", "Bob")]
+    first = await accounts.admit(ann_key, *limits.pin_lookup, ip="1.2.3.4")
     assert first.counts == (1, 1, 1)
     with pytest.raises(RateLimited):
-        await limits.reserve_guess("acct-b", "1.2.3.4")
-    assert (await limits.agent_tokens.count("acct-b"), await limits.pin_guesses_agent.count("acct-b")) == (0, 0)
-    await limits.return_guess(first)  # a live PIN: the guesses come back, the agent-token attempt stays
-    assert await limits.pin_guesses_ip.count("1.2.3.4") == 0
-    assert (await limits.agent_tokens.count("acct-a"), await limits.pin_guesses_agent.count("acct-a")) == (1, 0)
+        await accounts.admit(bob_key, *limits.pin_lookup, ip="1.2.3.4")
+    assert [await accounts.budget_used(b, bob.id) for b in (limits.agent_tokens, limits.pin_guesses_agent)] == [0, 0]
+    await accounts.give_back(first, *limits.guesses)  # a live PIN: the guesses come back, the attempt stays
+    assert await accounts.budget_used(limits.pin_guesses_ip, "1.2.3.4") == 0
+    assert [await accounts.budget_used(b, ann.id) for b in (limits.agent_tokens, limits.pin_guesses_agent)] == [1, 0]
 
 
 async def test_customer_tokens_share_the_runner_and_stop_at_the_limit(

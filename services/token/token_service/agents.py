@@ -2,10 +2,11 @@
 
 Who may hold an agent token: enabled accounts with role agent, supervisor or admin (supervisors and admins
 join sessions to help or audit). PIN guessing is bounded per account and per client IP: every lookup takes a slot
-in both budgets atomically *before* it reaches the registry (``Limits.reserve_guess``), so N parallel guesses cost N
-slots; a lookup that finds a live PIN (or one that is not ready yet, or whose session is full of agents) gives its
-slots back, so agents who type live PINs are never slowed down. A lookup whose answer is unknown (timeout, registry
-unavailable) keeps its slots: it may have reached the registry.
+in both budgets atomically *before* it reaches the registry, in the same script that authenticates the agent
+(``AccountStore.admit`` with ``Limits.pin_lookup``), so N parallel guesses cost N slots; a lookup that finds a live
+PIN (or one that is not ready yet, or whose session is full of agents) gives its slots back, so agents who type live
+PINs are never slowed down. A lookup whose answer is unknown (timeout, registry unavailable) keeps its slots: it may
+have reached the registry.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from structlog.contextvars import get_contextvars
 
-from shared.accounts import Account, AccountStore, Role
-from shared.errors import Forbidden, RemoteError
+from shared.accounts import Account, AccountStore, Admission, Role
+from shared.errors import RemoteError
 from shared.messaging import REGISTRY_RESOLVE_MANY, AgentToken, IssueAgentToken, ResolvePin, SessionView
 from shared.rpc_many import ManyCaller
 
@@ -64,28 +65,32 @@ class AgentTokens:
         TOKENS_ISSUED.labels("agent").inc()
         return token, exp
 
+    async def admit(self, api_key: str | None, client_ip: str) -> Admission:
+        """The agent owning ``api_key``, with its PIN lookup's slots taken (see the module docstring)."""
+        admission = await self._accounts.admit(api_key, *self._limits.pin_lookup, ip=client_ip)
+        admission.account.require(*AGENT_ROLES)  # every role passes today; a refusal would keep its slots
+        return admission
+
     async def for_pin(
         self,
-        account: Account,
+        admission: Admission,
         pin: str,
-        client_ip: str,
         *,
         user_name: str | None = None,
         expires_in_s: int | None = None,
     ) -> AgentToken:
-        """Resolve ``pin`` to a live session through the registry and sign a token for ``account``."""
-        account.require(*AGENT_ROLES)
+        """Resolve ``pin`` to a live session through the registry and sign a token for the admitted account."""
+        account = admission.account
         pin = pin.upper()  # BYOP PINs are case-insensitive; Zoom upper-cases them
-        limits = self._limits
-        reservation = await limits.reserve_guess(account.id, client_ip)
-        request = ResolvePin(pin=pin, agent_id=account.id, client_ip=client_ip)
+        guesses = self._limits.guesses
+        request = ResolvePin(pin=pin, agent_id=account.id, client_ip=admission.ip)
         try:
             session = await self._pins.call(request, request_id=get_contextvars().get("request_id"))
         except RemoteError as exc:
             if exc.code in LIVE_PIN_CODES:
-                await limits.return_guess(reservation)
+                await self._accounts.give_back(admission, *guesses)
             raise
-        await limits.return_guess(reservation)
+        await self._accounts.give_back(admission, *guesses)
         token, exp = self.sign(account, user_name=user_name, expires_in_s=expires_in_s)
         log.info("agent_token_issued", account_id=account.id, session_id=session.session_id)
         return AgentToken(
@@ -95,10 +100,9 @@ class AgentTokens:
     @counts_refusals
     async def issue(self, request: IssueAgentToken) -> AgentToken:
         """The ``token.agent.issue`` handler: the caller (notification) names the account, not its key."""
-        account = await self._accounts.get(request.account_id)
-        if account.disabled:
-            raise Forbidden("account is disabled", code="account_disabled")
-        return await self.for_pin(account, request.pin, request.client_ip)
+        admission = await self._accounts.admit_id(request.account_id, *self._limits.pin_lookup, ip=request.client_ip)
+        admission.account.require(*AGENT_ROLES)
+        return await self.for_pin(admission, request.pin)
 
     def _desk_url(self, pin: str, token: str) -> str:
         if self._settings.zoom_simulated:

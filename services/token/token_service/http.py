@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 from structlog.contextvars import get_contextvars
 
+from shared.accounts import bearer_key
 from shared.errors import Forbidden, ValidationFailed
 from shared.messaging import CreateSession
 from shared.web import client_ip, read_json, static_file
@@ -92,19 +93,22 @@ async def _agent_token(request: web.Request, body: TokenRequest) -> web.Response
     """Role 2 on Zoom's sample API: only for a live PIN, with the same checks as ``/api/agent/connect``."""
     app = request.app
     settings = app[SETTINGS]
-    account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
-    if body.pin is None and not settings.allow_unbound_agent_tokens:
+    if body.pin is not None:
+        agent_tokens = app[AGENT_TOKENS]
+        admission = await agent_tokens.admit(bearer_key(request), _ip(request, settings))
+        issued = await agent_tokens.for_pin(
+            admission, body.pin, user_name=body.user_name, expires_in_s=body.expiration_s
+        )
+        return _token_answer(issued.token)
+    if not settings.allow_unbound_agent_tokens:
+        await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)  # who asks is told first, as elsewhere
         raise Forbidden(
             "an agent token is only issued for a live session: send its `pin` (or use /api/agent/connect)",
             code="agent_token_requires_pin",
         )
-    if body.pin is not None:
-        issued = await app[AGENT_TOKENS].for_pin(
-            account, body.pin, _ip(request, settings), user_name=body.user_name, expires_in_s=body.expiration_s
-        )
-        return _token_answer(issued.token)
     # Migration mode (TOKEN_ALLOW_UNBOUND_AGENT_TOKENS): the sample's behaviour, bound to no session.
-    await app[LIMITS].agent_tokens.hit(account.id)
+    admission = await app[ACCOUNTS].admit(bearer_key(request), app[LIMITS].agent_tokens, ip="")
+    account = admission.account.require(*AGENT_ROLES)
     user_name = body.user_name or account.name[: settings.user_name_max_length]
     expires_in = body.expiration_s or settings.default_expiry_s
     token, _ = app[SIGNER].sign(RoleType.AGENT, account.id, user_name, expires_in, byop=body.enable_byop)
@@ -172,9 +176,11 @@ async def customer_start(request: web.Request) -> web.Response:
 async def agent_connect(request: web.Request) -> web.Response:
     """An authenticated agent trades a live PIN for an agent token and the desk URL."""
     app = request.app
-    account = await app[ACCOUNTS].authenticate_request(request, *AGENT_ROLES)
     body = await read_json(request, AgentConnect)
-    issued = await app[AGENT_TOKENS].for_pin(account, body.pin, _ip(request, app[SETTINGS]))
+    agent_tokens = app[AGENT_TOKENS]
+    issued = await agent_tokens.for_pin(
+        await agent_tokens.admit(bearer_key(request), _ip(request, app[SETTINGS])), body.pin
+    )
     return web.Response(text=issued.model_dump_json(), content_type="application/json")
 
 

@@ -1,20 +1,22 @@
 """The token service's rate limits, all kept in Redis so they hold across replicas (``shared.ratelimit``).
 
 Every limit is a reservation taken before the work it guards: N concurrent requests cost N slots and at most
-``limit`` get through. A PIN lookup reserves its agent-token slot and its per-account guess slot in one script (both
-in the account's slot), then its per-IP guess slot (the IP's slot; if that budget is full, the account's slots are
-given back), and gives the guess slots back when the PIN was live, so agents typing live PINs are never slowed while
-a burst of wrong guesses reaches the registry at most ``limit`` times per account and per IP.
+``limit`` get through. A PIN lookup's agent-token slot, per-account guess slot and per-IP guess slot are budgets
+(``shared.ratelimit.Budget``) taken in the very script that authenticates the agent's key
+(``AccountStore.admit``), all or none; the guess slots are given back (one more script) when the PIN was live, so
+agents typing live PINs are never slowed while a burst of wrong guesses reaches the registry at most ``limit`` times
+per account and per IP.
 
-Customer tokens are the hot path (thousands per second): their reservations go through the service's one
-``ScriptRunner``, so the hits that arrive while a Redis round trip is in flight share the next one.
+Customer tokens and starts (``RateLimit``, per client IP) are the hot path (thousands per second): their hits go
+through the service's one ``ScriptRunner``, so the hits that arrive while a Redis round trip is in flight share the
+next one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.ratelimit import RateLimit, Reservation, reserve
+from shared.ratelimit import Budget, RateLimit
 from shared.scripts import ScriptRunner
 
 from .settings import Settings
@@ -26,13 +28,13 @@ __all__ = ["Limits", "guess_probability"]
 class Limits:
     customer_tokens: RateLimit
     """Per client IP."""
-    agent_tokens: RateLimit
-    """Agent-token requests per account (every attempt, live PIN or not)."""
     starts: RateLimit
     """``/api/customer/start`` per client IP."""
-    pin_guesses_agent: RateLimit
+    agent_tokens: Budget
+    """Agent-token requests per account (every attempt, live PIN or not)."""
+    pin_guesses_agent: Budget
     """PIN lookups per account that missed (or are in flight); a lookup that finds a live PIN gives its slot back."""
-    pin_guesses_ip: RateLimit
+    pin_guesses_ip: Budget
     """The same per client IP, across every account behind it."""
 
     @classmethod
@@ -45,22 +47,22 @@ class Limits:
 
         return cls(
             customer_tokens=limit("customer", s.customer_tokens_per_window, s.rate_window_s),
-            agent_tokens=limit("agent", s.agent_tokens_per_window, s.rate_window_s),
             starts=limit("start", s.starts_per_window, s.rate_window_s),
-            pin_guesses_agent=limit("pin:agent", s.pin_failures_per_agent, s.pin_window_s),
-            pin_guesses_ip=limit("pin:ip", s.pin_failures_per_ip, s.pin_window_s),
+            agent_tokens=Budget("token:agent", s.agent_tokens_per_window, s.rate_window_s),
+            pin_guesses_agent=Budget("token:pin:agent", s.pin_failures_per_agent, s.pin_window_s),
+            pin_guesses_ip=Budget("token:pin:ip", s.pin_failures_per_ip, s.pin_window_s, per_ip=True),
         )
 
-    async def reserve_guess(self, account_id: str, client_ip: str) -> Reservation:
-        """One agent-token attempt and one PIN guess for the account, then one for its IP; all taken or none."""
-        slots = [self.agent_tokens.slot(account_id), self.pin_guesses_agent.slot(account_id)]
-        if client_ip:
-            slots.append(self.pin_guesses_ip.slot(client_ip))
-        return await reserve(*slots)
+    @property
+    def pin_lookup(self) -> tuple[Budget, ...]:
+        """What a PIN lookup takes when its agent is admitted: an agent-token attempt and a guess, per account and
+        per IP."""
+        return (self.agent_tokens, self.pin_guesses_agent, self.pin_guesses_ip)
 
-    async def return_guess(self, reservation: Reservation) -> None:
-        """Give back the guess slots of a lookup that found a live PIN (the agent-token slot stays taken)."""
-        await reservation.release(self.pin_guesses_agent, self.pin_guesses_ip)
+    @property
+    def guesses(self) -> tuple[Budget, ...]:
+        """What a lookup that found a live PIN gives back (the agent-token attempt stays taken)."""
+        return (self.pin_guesses_agent, self.pin_guesses_ip)
 
 
 def guess_probability(
