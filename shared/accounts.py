@@ -74,7 +74,7 @@ ACCOUNTS = Keyspace("acct:", "all", account="{}", index="key:{}", ids="ids", bud
 """Every account key, in one slot (account ids are 16 hex digits, so they never read as ``ids``, ``key:...`` or
 ``rl:...``)."""
 
-ACCOUNT_SUBJECT = "*"
+ACCOUNT_SUBJECT = "-"
 """In the admit script's arguments, a budget counted for the account found (not for a client IP)."""
 
 _LIBRARY = """
@@ -109,7 +109,7 @@ if not fields then return {} end
 if fields.disabled == '1' then return { account = fields } end
 local budgets = {}
 for i = 3, #ARGV, 4 do
-  local subject = ARGV[i] == '*' and id or ARGV[i]
+  local subject = ARGV[i] == C.ACCOUNT_SUBJECT and id or ARGV[i]
   budgets[#budgets + 1] = { k_budget(subject, ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) }
 end
 local reply = take(budgets)
@@ -287,8 +287,8 @@ class AccountStore:
         def script(name: str, body: str) -> Script[AccountResult]:
             return runner.script(name, body, AccountResult, keyspace=ACCOUNTS, library=_LIBRARY)
 
-        library = _LIBRARY + BUDGETS_LUA
-        self._admit = runner.script("admit", _ADMIT, Admitted, keyspace=ACCOUNTS, library=library)
+        library, constants = _LIBRARY + BUDGETS_LUA, {"ACCOUNT_SUBJECT": ACCOUNT_SUBJECT}
+        self._admit = runner.script("admit", _ADMIT, Admitted, keyspace=ACCOUNTS, constants=constants, library=library)
         self._give_back = runner.script("give_back", _GIVE_BACK, GivenBack, keyspace=ACCOUNTS, library=library)
         self._create = script("create_account", _CREATE)
         self._set_disabled = script("set_disabled", _SET_DISABLED)

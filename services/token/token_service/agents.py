@@ -66,10 +66,8 @@ class AgentTokens:
         return token, exp
 
     async def admit(self, api_key: str | None, client_ip: str) -> Admission:
-        """The agent owning ``api_key``, with its PIN lookup's slots taken (see the module docstring)."""
-        admission = await self._accounts.admit(api_key, *self._limits.pin_lookup, ip=client_ip)
-        admission.account.require(*AGENT_ROLES)  # every role passes today; a refusal would keep its slots
-        return admission
+        """The account owning ``api_key``, with its PIN lookup's slots taken (see the module docstring)."""
+        return await self._accounts.admit(api_key, *self._limits.pin_lookup, ip=client_ip)
 
     async def for_pin(
         self,
@@ -80,7 +78,7 @@ class AgentTokens:
         expires_in_s: int | None = None,
     ) -> AgentToken:
         """Resolve ``pin`` to a live session through the registry and sign a token for the admitted account."""
-        account = admission.account
+        account = admission.account.require(*AGENT_ROLES)  # with admins, every role: no admitted slot is kept here
         pin = pin.upper()  # BYOP PINs are case-insensitive; Zoom upper-cases them
         guesses = self._limits.guesses
         request = ResolvePin(pin=pin, agent_id=account.id, client_ip=admission.ip)
@@ -101,7 +99,6 @@ class AgentTokens:
     async def issue(self, request: IssueAgentToken) -> AgentToken:
         """The ``token.agent.issue`` handler: the caller (notification) names the account, not its key."""
         admission = await self._accounts.admit_id(request.account_id, *self._limits.pin_lookup, ip=request.client_ip)
-        admission.account.require(*AGENT_ROLES)
         return await self.for_pin(admission, request.pin)
 
     def _desk_url(self, pin: str, token: str) -> str:
