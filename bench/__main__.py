@@ -28,14 +28,18 @@ async def _run(
     if unknown:
         raise SystemExit(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(sorted(suites))}")
     redis_server = start_redis(work_dir / "redis")
-    nats_server = start_nats(work_dir / "nats")
     rows: list[tuple[str, Result]] = []
     failed: list[str] = []
     try:
         for name in names or sorted(suites):
+            # Every suite starts from nothing: an empty Redis and a new NATS server with no stream, so that none
+            # measures against the previous suite's stream (tens of MB after the customer suite) or while its files
+            # are written back; they are deleted when the suite ends.
             redis = Redis.from_url(redis_server.url)
             await redis.flushdb()
             await redis.aclose()
+            nats_dir = work_dir / f"nats-{name}"
+            nats_server = start_nats(nats_dir)
             env = BenchEnv(redis_server.url, nats_server.url, work_dir, duration_s, quick)
             print(f"running {name} ...", file=sys.stderr, flush=True)
             try:
@@ -46,8 +50,10 @@ async def _run(
             except Exception:
                 traceback.print_exc()
                 failed.append(name)
+            finally:
+                nats_server.stop()
+                shutil.rmtree(nats_dir, ignore_errors=True)
     finally:
-        nats_server.stop()
         redis_server.stop()
     return rows, failed
 
