@@ -122,7 +122,7 @@ class Granted:
 
 
 class RateLimit:
-    """At most ``limit`` slots per ``window_s`` seconds for each subject (an IP, an account id).
+    """At most ``limit`` slots per ``window_s`` seconds for each subject (a client IP).
 
     ``redis`` is a client, or a ``ScriptRunner`` shared with the service's other scripts (concurrent calls then
     share round trips).

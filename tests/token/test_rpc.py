@@ -12,7 +12,7 @@ from shared.errors import RemoteError
 from shared.messaging import TOKEN_AGENT_ISSUE, AgentToken, IssueAgentToken
 from shared.rpc import call
 
-from .conftest import FakeRegistry, decode
+from .conftest import FakeRegistry, MakeClient, decode
 
 pytestmark = pytest.mark.cluster
 
@@ -53,6 +53,31 @@ async def test_refusals_keep_their_status_and_code(
     with pytest.raises(RemoteError) as exc_info:
         await call(nc, TOKEN_AGENT_ISSUE, request, AgentToken)
     assert (exc_info.value.status, exc_info.value.code) == (status, code)
+
+
+async def test_guesses_through_a_claim_and_through_connect_share_the_accounts_budget(
+    make_client: MakeClient, registry: FakeRegistry, accounts: AccountStore, nc: nats.aio.client.Client
+) -> None:
+    client = await make_client(pin_failures_per_agent=2)
+    registry.add_session("123456")
+    account, key = await accounts.create("Ann", Role.AGENT)
+
+    async def issue(pin: str) -> AgentToken:
+        return await call(nc, TOKEN_AGENT_ISSUE, IssueAgentToken(account_id=account.id, pin=pin), AgentToken)
+
+    for _ in range(3):
+        await issue("123456")  # a live PIN gives its guess back
+    for _ in range(2):
+        with pytest.raises(RemoteError) as missed:
+            await issue("000000")
+        assert missed.value.code == "pin_not_found"
+    with pytest.raises(RemoteError) as refused:
+        await issue("123456")  # both guesses spent: refused before the registry is asked
+    assert (refused.value.status, refused.value.code) == (429, "rate_limited")
+    connect = await client.post(
+        "/api/agent/connect", json={"pin": "123456"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert connect.status == 429
 
 
 async def test_malformed_request_is_a_validation_error(client: Any, nc: nats.aio.client.Client) -> None:

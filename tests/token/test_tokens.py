@@ -240,6 +240,17 @@ async def test_unbound_agent_tokens_only_in_migration_mode_and_loudly(
     assert warnings == ["unbound_agent_tokens_allowed", "unbound_agent_token_issued"]
 
 
+async def test_unbound_agent_tokens_are_rate_limited_per_account(
+    make_client: MakeClient, accounts: AccountStore
+) -> None:
+    client = await make_client(allow_unbound_agent_tokens=True, agent_tokens_per_window=1)
+    keys = [(await accounts.create(name, Role.AGENT))[1] for name in ("A", "B")]
+    assert (await client.post("/", json={"role": 2}, headers=_auth(keys[0]))).status == 200
+    limited = await client.post("/", json={"role": 2}, headers=_auth(keys[0]))
+    assert limited.status == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert (await client.post("/", json={"role": 2}, headers=_auth(keys[1]))).status == 200
+
+
 async def test_customer_tokens_are_rate_limited_per_ip(make_client: MakeClient) -> None:
     client = await make_client(customer_tokens_per_window=2, trusted_proxies="127.0.0.1/32")
     for _ in range(2):
