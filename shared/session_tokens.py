@@ -7,6 +7,7 @@ so any service holding the secret verifies it without a Redis lookup, and it is 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -15,9 +16,17 @@ from .errors import Forbidden
 __all__ = ["sign_session_token", "verify_session_token"]
 
 
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """An HMAC already keyed with ``secret``, to be copied: a copy skips the key schedule and OpenSSL's algorithm
+    lookup, which ``hmac.digest`` repeats on every call (a beacon's token is checked on every request)."""
+    return hmac.new(secret, digestmod=hashlib.sha256)
+
+
 def _signature(secret: bytes, session_id: str) -> str:
-    digest = hmac.digest(secret, f"session:{session_id}".encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    mac = _keyed(secret).copy()
+    mac.update(f"session:{session_id}".encode())
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def sign_session_token(secret: bytes, session_id: str) -> str:

@@ -99,7 +99,7 @@ def _outcome(parse, raw: bytes):
         beacon = parse(raw)
     except CobrowseError as exc:
         return type(exc), exc.status, exc.code
-    return beacon.batch.session_id, beacon.batch.token, beacon.events, beacon.rejected
+    return beacon.session_id, beacon.token, beacon.events, beacon.rejected
 
 
 @settings(max_examples=200, deadline=None)
@@ -117,7 +117,7 @@ def test_the_fast_path_answers_exactly_as_the_event_by_event_path(events, extra,
     fast = beacons._all_good(raw, 12)
     full = _outcome(lambda r: beacons._event_by_event(r, 12), raw)
     if fast is not None:
-        assert (fast.batch.session_id, fast.batch.token, fast.events, fast.rejected) == full
+        assert (fast.session_id, fast.token, fast.events, fast.rejected) == full
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import Forbidden
 from shared.session_tokens import sign_session_token, verify_session_token
@@ -25,3 +31,13 @@ def test_malformed_tokens_are_forbidden(token: str | None) -> None:
 def test_token_signed_with_another_secret_is_forbidden() -> None:
     with pytest.raises(Forbidden):
         verify_session_token(SECRET, sign_session_token(b"other", "abc123"))
+
+
+@given(secret=st.binary(min_size=1, max_size=200), session_id=st.text(min_size=1, max_size=64))
+def test_the_signature_is_hmac_sha256_of_the_session_id(secret: bytes, session_id: str) -> None:
+    # The keyed HMAC is made once per secret and copied per call: it must stay the plain HMAC-SHA256 (keys longer
+    # than SHA-256's block included), so tokens issued before the change, or by another replica, still verify.
+    digest = hmac.digest(secret, f"session:{session_id}".encode(), hashlib.sha256)
+    signature = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert sign_session_token(secret, session_id) == f"v1.{session_id}.{signature}"
+    assert sign_session_token(b"other" + secret, session_id) != f"v1.{session_id}.{signature}"

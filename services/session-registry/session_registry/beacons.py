@@ -110,7 +110,9 @@ def _all_finite(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ParsedBeacon:
-    batch: BeaconBatch
+    session_id: str
+    token: str
+    """The session token, not yet verified."""
     events: list[Event]
     """The good events, normalised for ``apply.lua``, in the order sent."""
     rejected: list[dict[str, Any]]
@@ -196,8 +198,7 @@ def _all_good(raw: bytes, max_events: int) -> ParsedBeacon | None:
         events.append(_normalise(index, event, errors))
     if errors:
         return None
-    batch = BeaconBatch.model_construct(session_id=body.session_id, token=body.token)  # validated just now
-    return ParsedBeacon(batch=batch, events=events, rejected=[])
+    return ParsedBeacon(session_id=body.session_id, token=body.token, events=events, rejected=[])
 
 
 def _event_by_event(raw: bytes, max_events: int) -> ParsedBeacon:
@@ -219,4 +220,4 @@ def _event_by_event(raw: bytes, max_events: int) -> ParsedBeacon:
     if not events:
         unknown = all(e["reason"].startswith("unknown event") for e in all_errors)
         raise (UnknownEvent if unknown else ValidationFailed)(all_errors)
-    return ParsedBeacon(batch=batch, events=events, rejected=rejected)
+    return ParsedBeacon(session_id=batch.session_id, token=batch.token, events=events, rejected=rejected)

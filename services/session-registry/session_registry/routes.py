@@ -60,9 +60,8 @@ async def post_beacon(request: web.Request) -> web.Response:
         raise UnsupportedMediaType("send the beacon as text/plain or application/json")
     settings = request.app[SETTINGS]
     beacon = parse_beacon(await request.read(), max_events=settings.max_batch_events)
-    batch = beacon.batch
-    verify_session_token(settings.session_token_secret.get_secret_value().encode(), batch.token, batch.session_id)
-    result = await request.app[STORE].apply(batch.session_id, "beacon", beacon.events)
+    verify_session_token(settings.session_token_secret.get_secret_value().encode(), beacon.token, beacon.session_id)
+    result = await request.app[STORE].apply(beacon.session_id, "beacon", beacon.events)
     return web.json_response({**result.to_dict(), "rejected": beacon.rejected}, status=202)
 
 
