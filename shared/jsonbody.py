@@ -10,6 +10,10 @@ float that is not finite):
 
 The depth check costs nothing for small documents: a document with no more opening brackets than ``max_depth``
 cannot be deeper, so only larger ones are walked (iteratively, after parsing).
+
+``dumps`` writes our own documents (HTTP answers, the JSON arguments of Lua scripts) with orjson, a fifth of the
+standard library's time on a beacon's small objects; the rare value orjson refuses (a lone surrogate, which JSON
+and ``parse_json`` allow in a string; an integer past 64 bits) goes the standard library's way instead.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from .errors import BadRequest
 
-__all__ = ["MAX_DEPTH", "parse_json"]
+__all__ = ["MAX_DEPTH", "dumps", "parse_json"]
 
 MAX_DEPTH = 32
 
@@ -69,3 +75,11 @@ def parse_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     if opening > max_depth and _too_deep(doc, max_depth):
         raise BadRequest(f"JSON nests deeper than {max_depth} levels", code="json_too_deep")
     return doc
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` as compact JSON (see the module docstring)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -18,6 +18,7 @@ from aiohttp import web
 from shared.accounts import Role
 from shared.errors import NotFound
 from shared.session_tokens import verify_session_token
+from shared.web import json_response
 
 from .dashboard import SSE_HEADERS, Client, Filters
 from .keys import ACCOUNTS, CLAIMS, FANOUT, INTAKE, SETTINGS, STORE
@@ -64,7 +65,7 @@ async def status_of(app: web.Application, session_id: str) -> dict[str, Any]:
 
 
 async def request_status(request: web.Request) -> web.Response:
-    return web.json_response(await status_of(request.app, _session_id(request)))
+    return json_response(await status_of(request.app, _session_id(request)))
 
 
 async def request_events(request: web.Request) -> web.StreamResponse:
@@ -125,11 +126,11 @@ async def _changed(
 async def cancel_request(request: web.Request) -> web.Response:
     session_id = _session_id(request)
     await request.app[INTAKE].cancel(session_id)
-    return web.json_response(await status_of(request.app, session_id))
+    return json_response(await status_of(request.app, session_id))
 
 
 async def claim_request(request: web.Request) -> web.Response:
     account = await request.app[ACCOUNTS].authenticate_request(request, Role.AGENT)
     frame = await request.app[CLAIMS].claim(account.id, request.match_info["session_id"])
     frame.pop("type")
-    return web.json_response(frame)
+    return json_response(frame)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from shared.accounts import Role
+from shared.web import json_response
 
 from .keys import ACCOUNTS, SETTINGS, STORE
 from .replies import QueueCounts
@@ -81,4 +82,4 @@ async def stats_handler(request: web.Request) -> web.Response:
             "wait_mean_s": round(statistics.fmean(waits), 3) if waits else None,
         }
     since = f"00:00 {request.app[SETTINGS].stats_timezone}"
-    return web.json_response({"at": time.time(), "day": store.today(), "since": since, "queues": queues})
+    return json_response({"at": time.time(), "day": store.today(), "since": since, "queues": queues})

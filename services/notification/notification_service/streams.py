@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from shared.accounts import Account, Role, bearer_key
 from shared.errors import CobrowseError, Forbidden, NotFound, Unauthorized
+from shared.web import json_response
 
 from .connections import Conn, Kind, credential_digest
 from .dashboard import SSE_HEADERS, Filters, Send, parse_last_id, stream_to
@@ -94,7 +95,7 @@ async def issue_ticket(request: web.Request) -> web.Response:
     ttl = request.app[SETTINGS].ticket_ttl_s
     # The ticket carries the digest of the key that bought it: its streams count against that key's caps.
     ticket = await request.app[STORE].issue_ticket(f"{account.id} {credential_digest(bearer_key(request) or '')}", ttl)
-    return web.json_response({"ticket": ticket, "expires_in_s": ttl}, status=201)
+    return json_response({"ticket": ticket, "expires_in_s": ttl}, status=201)
 
 
 async def _resume_point(request: web.Request) -> tuple[int | None, Filters]:

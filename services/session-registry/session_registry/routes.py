@@ -15,7 +15,7 @@ from shared.keys import JETSTREAM
 from shared.messaging import SessionState, SessionView
 from shared.rpc import validation_errors
 from shared.session_tokens import verify_session_token
-from shared.web import read_json, static_file
+from shared.web import json_response, read_json, static_file
 
 from .archive import read_archive
 from .beacons import parse_beacon, parse_body
@@ -62,7 +62,7 @@ async def post_beacon(request: web.Request) -> web.Response:
     beacon = parse_beacon(await request.read(), max_events=settings.max_batch_events)
     verify_session_token(settings.session_token_secret.get_secret_value().encode(), beacon.token, beacon.session_id)
     result = await request.app[STORE].apply(beacon.session_id, "beacon", beacon.events)
-    return web.json_response({**result.to_dict(), "rejected": beacon.rejected}, status=202)
+    return json_response({**result.to_dict(), "rejected": beacon.rejected}, status=202)
 
 
 async def post_zoom_webhook(request: web.Request) -> web.Response:
@@ -85,23 +85,23 @@ async def post_zoom_webhook(request: web.Request) -> web.Response:
         plain = body.payload.get("plainToken")
         if not isinstance(plain, str) or not plain:
             raise ValidationFailed.one("payload.plainToken", "required")
-        return web.json_response(url_validation_reply(secret, plain))
+        return json_response(url_validation_reply(secret, plain))
     zoom_event = parse_zoom_event(body, raw)
     if zoom_event is None:
         log.info("webhook_ignored", zoom_event=body.event[:64])
-        return web.json_response({"status": "ignored"})
+        return json_response({"status": "ignored"})
     store = request.app[STORE]
     session_id = await store.correlate_zoom(zoom_event.zoom_session_id, zoom_event.pin, zoom_event.user_session_id)
     if session_id is None and zoom_event.zoom_session_id and CORRELATOR in request.app:
         # Zoom wants its answer within 3 s: the REST lookup runs in the background, the webhook is kept until then.
         await request.app[CORRELATOR].hold(zoom_event.zoom_session_id, zoom_event.events)
-        return web.json_response({"status": "pending"})
+        return json_response({"status": "pending"})
     if session_id is None:
         # Answer 200 all the same: Zoom retries failed deliveries, and a retry cannot correlate any better.
         log.info("webhook_uncorrelated", zoom_event=body.event)
-        return web.json_response({"status": "uncorrelated"})
+        return json_response({"status": "uncorrelated"})
     result = await store.apply(session_id, "webhook", zoom_event.events)
-    return web.json_response({"status": "applied", "session_id": session_id, **result.to_dict()})
+    return json_response({"status": "applied", "session_id": session_id, **result.to_dict()})
 
 
 class ListQuery(BaseModel):
@@ -124,7 +124,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         raise ValidationFailed(validation_errors(exc)) from exc
     sessions = await request.app[STORE].list(state=query.state, queue=query.queue, since=query.since, limit=query.limit)
     pins = _sees_pins(account)
-    return web.json_response({"sessions": [_session_json(s, pins) for s in sessions]})
+    return json_response({"sessions": [_session_json(s, pins) for s in sessions]})
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -143,7 +143,7 @@ async def get_session(request: web.Request) -> web.Response:
             raise NotFound(f"no session {session_id}", code="session_not_found")
         session, history = archived.session, archived.history
     pins = _sees_pins(account)
-    return web.json_response({"session": _session_json(session, pins), "history": _history_json(history, pins)})
+    return json_response({"session": _session_json(session, pins), "history": _history_json(history, pins)})
 
 
 async def end_session(request: web.Request) -> web.Response:
@@ -152,7 +152,7 @@ async def end_session(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     session = await request.app[STORE].end(session_id, body.reason, by=account.id)
     log.info("session_ended_by_staff", session_id=session_id, account_id=account.id, reason=body.reason)
-    return web.json_response({"session": session.model_dump(mode="json")})
+    return json_response({"session": session.model_dump(mode="json")})
 
 
 async def _beacons_from_any_origin(request: web.Request, response: web.StreamResponse) -> None:

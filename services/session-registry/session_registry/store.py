@@ -28,6 +28,7 @@ import uuid
 from typing import Any, cast
 
 from shared.errors import Conflict, NotFound
+from shared.jsonbody import dumps
 from shared.messaging import CreateSession, SessionView
 from shared.redis_conn import RedisClient
 from shared.scripts import ScriptRunner
@@ -131,7 +132,7 @@ class SessionStore:
             "client_ip": request.client_ip,
         }
         partition = self.keys.partition_of(session_id)
-        result = await self._create(self._bases[partition], session_id, json.dumps(fields), custom)
+        result = await self._create(self._bases[partition], session_id, dumps(fields), custom)
         self._wrote(partition)
         return result.session
 
@@ -147,9 +148,9 @@ class SessionStore:
             if event["name"] == "pincode_updated":
                 stamp, pin = (event["ts"], event["seq"]), event["pin"]
                 stamps[pin] = max(stamp, stamps.get(pin, stamp))
-        claims = json.dumps(await self.pins.claim(session_id, stamps)) if stamps else ""
+        claims = dumps(await self.pins.claim(session_id, stamps)) if stamps else ""
         partition = self.keys.partition_of(session_id)
-        result = await self._apply(self._bases[partition], session_id, source, json.dumps(events), claims)
+        result = await self._apply(self._bases[partition], session_id, source, dumps(events), claims)
         self._wrote(partition)
         if not result.state:
             if stamps:  # claimed for a session that is not there: give them back

@@ -15,7 +15,7 @@ from structlog.contextvars import get_contextvars
 from shared.accounts import bearer_key
 from shared.errors import Forbidden, ValidationFailed
 from shared.messaging import CreateSession
-from shared.web import client_ip, read_json, static_file
+from shared.web import client_ip, json_response, read_json, static_file
 
 from .agents import AGENT_ROLES
 from .keys import ACCOUNTS, AGENT_TOKENS, LIMITS, SESSIONS, SETTINGS, SIGNER, TOKEN_REQUEST
@@ -159,7 +159,7 @@ async def customer_start(request: web.Request) -> web.Response:
     )
     CUSTOMER_TOKENS.inc()
     log.info("customer_session_started", session_id=session.session_id, queue=session.queue)
-    return web.json_response(
+    return json_response(
         {
             "session_id": session.session_id,
             "session_token": created.beacon_token,
@@ -191,7 +191,7 @@ async def config(request: web.Request) -> web.Response:
         "registry": settings.public_registry_url,
         "notification": settings.public_notify_url,
     }
-    return web.json_response({"zoom": _zoom_config(settings), "urls": urls})
+    return json_response({"zoom": _zoom_config(settings), "urls": urls})
 
 
 def setup_routes(app: web.Application) -> None:
