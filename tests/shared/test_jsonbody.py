@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import BadRequest
-from shared.jsonbody import MAX_DEPTH, parse_json
+from shared.jsonbody import MAX_DEPTH, dumps, parse_json
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,26 @@ def test_any_bytes_parse_or_bad_request(raw: bytes) -> None:
         parse_json(raw)
     except BadRequest:
         pass
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.text(st.sampled_from(["a", "\u00e9", "\ud800", "\udfff"])),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_dumps_writes_the_document_the_standard_library_writes(value: object) -> None:
+    # Lone surrogates (which JSON allows in a string) and integers past 64 bits, which orjson refuses, included.
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("value", [{"name": "\ud800"}, [2**70], {"reason": "x\udfff", "n": -(2**64)}])
+def test_dumps_falls_back_for_what_orjson_refuses(value: object) -> None:
+    assert json.loads(dumps(value)) == value
