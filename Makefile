@@ -60,6 +60,7 @@ demo: install
 
 bench: install
 	@command -v wrk >/dev/null || apt-get install -y wrk || echo "bench needs wrk: apt-get install -y wrk"
+	@command -v valgrind >/dev/null || apt-get install -y valgrind || echo "the scale suite's instruction counts need valgrind"
 	$(BIN)/python -m bench
 
 all: lint typecheck test
