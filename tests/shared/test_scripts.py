@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Self
 
 import pytest
 
-from shared.redis_conn import RedisClient
+from devstack.servers import start_redis
+from shared.redis_conn import RedisClient, close_redis, redis_client
 from shared.scripts import Keyspace, ScriptError, ScriptRunner
 
 pytestmark = pytest.mark.cluster
@@ -78,3 +80,20 @@ async def test_a_flushed_script_is_loaded_again(redis: RedisClient) -> None:
     await redis.script_flush()
     results = await asyncio.gather(*(script(COUNTERS.base(i), "a", 1) for i in range(10)))
     assert sorted(r.value for r in results) == [1] * 9 + [2]
+
+
+async def test_a_runner_reconnects_after_its_redis_restarts(tmp_path: Path) -> None:
+    # A runner keeps one connection for its round trips: a restart breaks it, and the next call reconnects (and
+    # loads the script again, which the new server does not know).
+    server = start_redis(tmp_path / "redis")
+    client = redis_client(server.url, mode="standalone")
+    try:
+        script = _incr(ScriptRunner(client))
+        assert (await script(COUNTERS.base(1), "a", 1)).value == 1
+        server.stop()
+        server = start_redis(tmp_path / "redis", server.port)
+        results = await asyncio.gather(*(script(COUNTERS.base(1), "a", 1) for _ in range(5)))
+        assert sorted(r.value for r in results) == [1, 2, 3, 4, 5]  # the new server started empty
+    finally:
+        await close_redis(client)
+        server.stop()

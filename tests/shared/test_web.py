@@ -107,6 +107,24 @@ async def test_a_bug_is_a_generic_500_logged_with_its_request_id(aiohttp_client,
     LOG_LINES[:] = [line for line in LOG_LINES if "cbk_must_not_leak" not in line]
 
 
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+async def test_the_access_line_carries_the_request_and_follows_the_log_level(
+    aiohttp_client, tmp_path: Path, level: str
+) -> None:
+    # The edge skips the call when its level is off (it cost ~2 % of a beacon even for a dropped line).
+    client: TestClient = await aiohttp_client(_app(tmp_path, log_level=level))
+    mark = len(LOG_LINES)
+    response = await client.post("/echo", json={"name": "a", "count": 1}, headers={"X-Request-ID": "req-access"})
+    assert response.status == 200
+    lines = [json.loads(line) for line in LOG_LINES[mark:] if '"http_request"' in line]
+    if level == "WARNING":
+        assert lines == []
+        return
+    [line] = lines
+    assert (line["request_id"], line["method"], line["path"], line["status"]) == ("req-access", "POST", "/echo", 200)
+    assert line["duration_ms"] >= 0
+
+
 async def test_cors_allows_only_configured_origins(aiohttp_client, tmp_path: Path) -> None:
     client: TestClient = await aiohttp_client(_app(tmp_path))
     preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-a"}
