@@ -6,20 +6,23 @@ float that is not finite):
 - nesting deeper than ``max_depth`` is refused (a deeply nested document made the C parser recurse ~1,000 levels
   and raise ``RecursionError``, which became a 500);
 - ``NaN``, ``Infinity`` and numbers that overflow to infinity (``1e400``) are refused: no timestamp, count or
-  score of ours may be non-finite, and comparisons with NaN are always false (a NaN timestamp skipped an age check).
+  score of ours may be non-finite, and comparisons with NaN are always false (a NaN timestamp skipped an age check);
+- a string with a lone surrogate escape (``"\\ud800"``, which JSON's grammar allows) is refused, as pydantic's
+  parser refuses it: it is no text, no UTF-8 encoder takes it, and Redis's Lua JSON decoder failed on it (a 500).
 
 The depth check costs nothing for small documents: a document with no more opening brackets than ``max_depth``
 cannot be deeper, so only larger ones are walked (iteratively, after parsing).
 
 ``dumps`` writes our own documents (HTTP answers, the JSON arguments of Lua scripts) with orjson, a fifth of the
-standard library's time on a beacon's small objects; the rare value orjson refuses (a lone surrogate, which JSON
-and ``parse_json`` allow in a string; an integer past 64 bits) goes the standard library's way instead.
+standard library's time on a beacon's small objects; the rare value orjson refuses (an integer past 64 bits, which
+``parse_json`` lets through; a lone surrogate from anywhere else) goes the standard library's way instead.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import orjson
@@ -43,6 +46,16 @@ def _finite(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_not_finite, parse_float=_finite)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""An escape that may decode to a surrogate (a pair decodes to one character, which is fine)."""
+
+
+def _lone_surrogate(doc: Any) -> bool:
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _too_deep(doc: Any, max_depth: int) -> bool:
@@ -71,6 +84,8 @@ def parse_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise BadRequest(
             "body is not valid JSON (or nests too deep, or has a non-finite number)", code="malformed_json"
         ) from exc
+    if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(doc):
+        raise BadRequest("body has a string with a lone surrogate (\\ud800-\\udfff)", code="malformed_json")
     opening = text.count("[") + text.count("{")
     if opening > max_depth and _too_deep(doc, max_depth):
         raise BadRequest(f"JSON nests deeper than {max_depth} levels", code="json_too_deep")

@@ -312,3 +312,15 @@ async def test_any_site_may_read_beacon_answers_errors_included(client, new_sess
     assert ok.headers["Access-Control-Allow-Origin"] == bad.headers["Access-Control-Allow-Origin"] == "*"
     staff = await client.get("/sessions", headers=origin)
     assert "Access-Control-Allow-Origin" not in staff.headers
+
+
+@pytest.mark.cluster
+async def test_a_lone_surrogate_in_an_event_is_a_bad_request_not_a_500(client, new_session, redis) -> None:
+    # The escape passed the event-by-event parse, then Redis's Lua JSON decoder failed on it: a 500 for any page.
+    session = await new_session()
+    events = [ev("pincode_updated", {"pinCode": "333333"}), ev("unknown_sdk_event", {"original_name": "x\ud800"})]
+    body = json.dumps({"session_id": session.id, "token": session.token, "events": [*events, ev("agent_teleported")]})
+    response = await client.post("/beacons", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "malformed_json"
+    assert await state(redis, session.id) == SessionState.CREATED.value

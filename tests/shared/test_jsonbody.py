@@ -72,3 +72,17 @@ def test_dumps_writes_the_document_the_standard_library_writes(value: object) ->
 @pytest.mark.parametrize("value", [{"name": "\ud800"}, [2**70], {"reason": "x\udfff", "n": -(2**64)}])
 def test_dumps_falls_back_for_what_orjson_refuses(value: object) -> None:
     assert json.loads(dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"a": "x\\ud800"}', b'["\\uDFFF"]', b'{"\\udbff": 1}', b'{"a": ["ok", "\\ud83d tail"]}']
+)
+def test_a_lone_surrogate_is_a_bad_request(raw: bytes) -> None:
+    # JSON's grammar allows the escape, but it is no text: Redis's Lua decoder failed on it (a 500 for a beacon).
+    with pytest.raises(BadRequest):
+        parse_json(raw)
+
+
+@pytest.mark.parametrize("raw", [b'["\\ud83d\\ude00"]', b'["\\\\ud800"]', b'["\\u00e9"]'])
+def test_a_surrogate_pair_and_a_mere_backslash_u_are_fine(raw: bytes) -> None:
+    assert parse_json(raw) == json.loads(raw)
