@@ -57,7 +57,7 @@ _JSON = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text()
-    | st.text(st.sampled_from(["a", "\u00e9", "\ud800", "\udfff"])),
+    | st.text(st.sampled_from(["a", "\u00e9", "\ud800", "\udbff", "\udc00", "\udfff"])),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
@@ -86,3 +86,25 @@ def test_a_lone_surrogate_is_a_bad_request(raw: bytes) -> None:
 @pytest.mark.parametrize("raw", [b'["\\ud83d\\ude00"]', b'["\\\\ud800"]', b'["\\u00e9"]'])
 def test_a_surrogate_pair_and_a_mere_backslash_u_are_fine(raw: bytes) -> None:
     assert parse_json(raw) == json.loads(raw)
+
+
+def _holds_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, list):
+        return any(map(_holds_surrogate, value))
+    if isinstance(value, dict):
+        return any(_holds_surrogate(key) or _holds_surrogate(item) for key, item in value.items())
+    return False
+
+
+@given(_JSON)
+def test_refused_exactly_when_a_string_holds_a_lone_surrogate(value: object) -> None:
+    # The standard library's reader joins an escaped pair into one character and keeps a lone half as it is.
+    raw = json.dumps(value).encode()
+    expected = json.loads(raw)
+    if _holds_surrogate(expected):
+        with pytest.raises(BadRequest):
+            parse_json(raw)
+    else:
+        assert parse_json(raw) == expected
