@@ -20,7 +20,17 @@ from devstack.servers import free_port
 
 from .load import LoadResult, run_wrk
 
-__all__ = ["BenchEnv", "Result", "Suite", "at_least", "at_most", "discover", "format_table"]
+__all__ = [
+    "BenchEnv",
+    "Result",
+    "Suite",
+    "at_least",
+    "at_most",
+    "discover",
+    "format_table",
+    "other_programs_cpu_s",
+    "processes",
+]
 
 Suite = Callable[["BenchEnv"], Awaitable[list["Result"]]]
 
@@ -152,6 +162,39 @@ class BenchEnv:
             cpu_us = (self.cpu_seconds(server) - cpu_before) / result.requests * 1e6
             result = dataclasses.replace(result, server_cpu_us=cpu_us)
         return result
+
+
+Processes = dict[int, tuple[int, int]]
+"""Each live process: its parent and its CPU ticks, its own and those of its children it has reaped."""
+
+
+def processes() -> Processes:
+    found: Processes = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            found[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    return found
+
+
+def other_programs_cpu_s(before: Processes, after: Processes) -> float:
+    """CPU seconds that processes other than this one and its descendants (the services, Redis, NATS and wrk a
+    suite started) took between two readings of ``processes()``.
+
+    A program that started and exited in between is counted through its parent's reaped children: on this machine
+    RabbitMQ starts a short-lived Erlang VM every 60 s (its epmd check, ~0.1 s of CPU within a few hundred ms),
+    which is enough to delay every process on two cores for that long.
+    """
+    ours, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        ours.add(pid)
+        todo += [child for child, (parent, _) in after.items() if parent == pid]
+    ticks = sum(cpu - before.get(pid, (0, 0))[1] for pid, (_, cpu) in after.items() if pid not in ours)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
