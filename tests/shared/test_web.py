@@ -169,14 +169,19 @@ def _redis_app(redis_url: str, tmp_path: Path, nats_url: str | None = None, **ov
     return app
 
 
-async def test_a_burst_past_the_redis_pool_waits_for_a_connection(aiohttp_client, redis_url, tmp_path) -> None:
-    app = _redis_app(redis_url, tmp_path, redis_pool_size=4, redis_pool_timeout_s=10, redis_socket_timeout_s=10)
-    client: TestClient = await aiohttp_client(app)
-    responses = await asyncio.gather(*(client.get("/get") for _ in range(300)))
-    assert {r.status for r in responses} == {200}
-    other = Redis.from_url(redis_url)
-    assert len(await other.client_list()) - 1 <= 4  # the app's connections, not counting this one
-    await other.aclose()
+async def test_a_burst_past_the_redis_pool_waits_for_a_connection(aiohttp_client, tmp_path) -> None:
+    # A server of its own: the count of its clients must not include connections other tests are still closing.
+    redis = start_redis(tmp_path / "redis")
+    try:
+        app = _redis_app(redis.url, tmp_path, redis_pool_size=4, redis_pool_timeout_s=10, redis_socket_timeout_s=10)
+        client: TestClient = await aiohttp_client(app)
+        responses = await asyncio.gather(*(client.get("/get") for _ in range(300)))
+        assert {r.status for r in responses} == {200}
+        other = Redis.from_url(redis.url)
+        assert len(await other.client_list()) - 1 <= 4  # the app's connections, not counting this one
+        await other.aclose()
+    finally:
+        redis.stop()
 
 
 async def test_no_free_redis_connection_in_time_is_a_503_with_retry_after(aiohttp_client, redis_url, tmp_path) -> None:
